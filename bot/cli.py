@@ -1,0 +1,182 @@
+"""The ``bot`` command: loads settings once at the edge and passes them down."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+
+from bot.config import Settings, config_path, load_settings
+from bot.errors import BotError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML file (default: $BOT_CONFIG, else ./config.toml)"),
+]
+EXAMPLE = "config.example.toml"
+
+
+def _fail(exc: BotError) -> typer.Exit:
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _settings(path: Path | None, *, check_files: bool = True) -> Settings:
+    try:
+        return load_settings(path, check_files=check_files)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+
+
+def _example_text() -> str:
+    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (base / EXAMPLE).is_file():
+            return (base / EXAMPLE).read_text(encoding="utf-8")
+    raise _fail(ConfigError(EXAMPLE, "not found next to the package or here"))
+
+
+@app.command()
+def init(
+    config: ConfigOpt = None,
+    public_url: Annotated[str | None, typer.Option(help="base URL of links")] = None,
+) -> None:
+    """Write config.toml from the example with a fresh secret key and WeChat token."""
+    path = config_path(config)
+    if path.exists():
+        typer.echo(f"{path} exists; leaving it alone")
+        raise typer.Exit(0)
+    text = _example_text()
+    text = re.sub(r'(?m)^token = ".*"', f'token = "{secrets.token_hex(16)}"', text, count=1)
+    key = secrets.token_urlsafe(32)
+    text = re.sub(r"(?m)^secret_keys = \[.*\]", f'secret_keys = ["{key}"]', text, count=1)
+    if public_url:
+        text = re.sub(r'(?m)^public_url = ".*"', f'public_url = "{public_url}"', text, count=1)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    typer.echo(f"wrote {path} with a fresh secret key and WeChat token")
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="overrides server.host")] = None,
+    port: Annotated[int | None, typer.Option(help="overrides server.port")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Run the bot under uvicorn."""
+    from bot.app import create_app
+    from bot.logs import setup_logging
+
+    settings = _settings(config)
+    setup_logging(settings.log)
+    bind_host = host or settings.server.host
+    bind_port = port or settings.server.port
+    common = {"host": bind_host, "port": bind_port, "log_config": None, "server_header": False}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    # Worker processes rebuild the same settings from the same file.
+    os.environ["BOT_CONFIG"] = str(config_path(config).resolve())
+    uvicorn.run(
+        "bot.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+@app.command()
+def check(config: ConfigOpt = None) -> None:
+    """Validate the configuration and list keyword → file."""
+    settings = _settings(config)
+    mode = "safe/compatible (AES)" if settings.wechat.encoding_aes_key else "plaintext"
+    typer.echo(f"config ok: {config_path(config)}")
+    typer.echo(f"webhook: {settings.server.public_url}{settings.wechat.path} ({mode})")
+    typer.echo(
+        f"links: valid {settings.links.ttl_seconds}s, {len(settings.links.secret_keys)} key(s)"
+    )
+    width = max([len(k.match) for k in settings.keywords] + [7])
+    typer.echo(f"{'keyword':<{width}}  {'size':>12}  file")
+    for keyword in settings.keywords:
+        size = (settings.files.dir / keyword.file).stat().st_size
+        typer.echo(f"{keyword.match:<{width}}  {size:>12,}  {keyword.file}")
+
+
+@app.command()
+def link(
+    keyword: str,
+    config: ConfigOpt = None,
+    user: Annotated[str, typer.Option(help="openid to log as the requester")] = "cli",
+) -> None:
+    """Print a fresh download URL for a keyword."""
+    from bot.links import LinkSigner
+    from bot.routing import normalize
+
+    settings = _settings(config)
+    match = [k for k in settings.keywords if normalize(k.match) == normalize(keyword)]
+    if not match:
+        raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
+    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds)
+    token, issued = signer.issue(match[0].file)
+    typer.echo(f"{settings.server.public_url}/d/{token}")
+    typer.echo(
+        f"link {issued.link_id} for {user}, expires {issued.expires_at.isoformat()}", err=True
+    )
+
+
+@app.command()
+def simulate(
+    text: Annotated[str, typer.Argument(help="message text (ignored with --event)")] = "",
+    config: ConfigOpt = None,
+    event: Annotated[str | None, typer.Option(help="send an event instead, e.g. subscribe")] = None,
+    user: Annotated[str, typer.Option(help="FromUserName (follower openid)")] = "o_simulated_user",
+    url: Annotated[str | None, typer.Option(help="webhook URL (default from config)")] = None,
+) -> None:
+    """Send a message to a running bot exactly as WeChat would, and print the reply."""
+    from bot.wechat import Codec, build_message_xml, parse_message
+
+    settings = _settings(config, check_files=False)
+    wechat = settings.wechat
+    codec = Codec(wechat.token, wechat.app_id, wechat.encoding_aes_key)
+    now = int(time.time())
+    xml = build_message_xml(
+        to_user=wechat.app_id,
+        from_user=user,
+        create_time=now,
+        msg_type="event" if event else "text",
+        content="" if event else text,
+        event=event or "",
+        msg_id=None if event else str(secrets.randbits(62)),
+    )
+    params, body = codec.build_request(
+        xml, timestamp=str(now), nonce=secrets.token_hex(5), encrypt=codec.encrypted
+    )
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host  # noqa: S104
+    target = url or f"http://{host}:{settings.server.port}{wechat.path}"
+    try:
+        response = httpx.post(target, params=params, content=body, timeout=10)
+    except httpx.HTTPError as exc:
+        typer.secho(f"error: cannot reach {target}: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    if response.status_code != 200:
+        typer.secho(f"error: HTTP {response.status_code}: {response.text}", err=True, fg="red")
+        raise typer.Exit(1)
+    if response.content in (b"success", b""):
+        typer.echo("(no reply: success)")
+        return
+    reply = parse_message(codec.read_reply(response.content))
+    typer.echo(reply.content)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

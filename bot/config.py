@@ -1,0 +1,220 @@
+"""Typed settings: a TOML file plus ``BOT_<SECTION>__<KEY>`` environment overrides."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config.toml")
+DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}"
+DEFAULT_WELCOME = "感谢关注！发送下面的关键词获取文件：\n{keywords}"
+DEFAULT_HELP = "没有找到这个关键词。可以发送：\n{keywords}"
+PLACEHOLDERS = {"", "change-me", "changeme", "change_me", "placeholder", "secret", "token", "xxx"}
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://files.example.com")
+        return value.rstrip("/")
+
+
+class WeChatSettings(_Section):
+    token: str = ""
+    app_id: str = ""
+    encoding_aes_key: str = ""
+    path: str = "/wechat"
+
+    @field_validator("path")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith("/") or value.startswith("/d/"):
+            raise ValueError("must start with '/' and not with '/d/', e.g. /wechat")
+        return value
+
+
+class LinksSettings(_Section):
+    secret_keys: list[str] = Field(default_factory=list)
+    ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
+
+
+class FilesSettings(_Section):
+    dir: Path = Path("files")
+
+
+class KeywordSettings(_Section):
+    match: str = Field(min_length=1)
+    file: str = Field(min_length=1)
+    reply: str = DEFAULT_REPLY
+
+
+class RepliesSettings(_Section):
+    welcome: str = DEFAULT_WELCOME
+    help: str = DEFAULT_HELP
+
+
+class LogSettings(_Section):
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    file: Path | None = None
+    json_lines: bool = Field(default=False, alias="json")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """Everything the bot needs, built once by the CLI and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)
+    links: LinksSettings = Field(default_factory=LinksSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
+    keywords: list[KeywordSettings] = Field(default_factory=list)
+    replies: RepliesSettings = Field(default_factory=RepliesSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; environment variables override it.
+        return env_settings, init_settings
+
+
+def config_path(explicit: Path | None = None) -> Path:
+    """``--config PATH``, else ``$BOT_CONFIG``, else ``./config.toml``."""
+    if explicit is not None:
+        return explicit
+    return Path(os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: Path | None = None, *, check_files: bool = True) -> Settings:
+    """Read, validate and resolve the configuration; ConfigError names the key and the fix."""
+    path = config_path(path)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax") from None
+    elif not any(k.upper().startswith("BOT_") for k in os.environ):
+        raise ConfigError(str(path), "file not found", "run `bot init` to write one")
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})"[:300]) from None
+    base = path.resolve().parent
+    if not settings.files.dir.is_absolute():
+        settings.files.dir = base / settings.files.dir
+    if settings.log.file is not None and not settings.log.file.is_absolute():
+        settings.log.file = base / settings.log.file
+    _check_secrets(settings)
+    _check_templates(settings)
+    if check_files:
+        _check_files(settings)
+    return settings
+
+
+def _check_secrets(settings: Settings) -> None:
+    token = settings.wechat.token
+    if token.lower() in PLACEHOLDERS or not _TOKEN_RE.match(token):
+        raise ConfigError(
+            "wechat.token",
+            "is empty, a placeholder, or not 3-32 letters/digits",
+            "run `bot init`, or copy the Token from the 公众号 admin page (基本配置 → 服务器配置)",
+        )
+    if not settings.wechat.app_id:
+        raise ConfigError(
+            "wechat.app_id", "is empty", "copy the AppID (wx…) from the 公众号 admin page"
+        )
+    aes = settings.wechat.encoding_aes_key
+    if aes and not re.fullmatch(r"[A-Za-z0-9]{43}", aes):
+        raise ConfigError(
+            "wechat.encoding_aes_key",
+            "must be exactly 43 letters/digits",
+            "copy the EncodingAESKey from the admin page, or leave it empty for plaintext mode",
+        )
+    keys = settings.links.secret_keys
+    if not keys:
+        raise ConfigError("links.secret_keys", "is empty", "run `bot init` to generate a key")
+    for key in keys:
+        if key.lower() in PLACEHOLDERS or "change" in key.lower() or len(key) < 16:
+            raise ConfigError(
+                "links.secret_keys",
+                "holds an empty, short (<16 chars) or placeholder key",
+                'generate one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`',
+            )
+
+
+def _check_templates(settings: Settings) -> None:
+    link = {"url": "u", "filename": "f", "minutes": 10}
+    checks = [(f"keywords[{i}].reply", k.reply, link) for i, k in enumerate(settings.keywords)]
+    checks += [
+        ("replies.welcome", settings.replies.welcome, {"keywords": "k"}),
+        ("replies.help", settings.replies.help, {"keywords": "k"}),
+    ]
+    for key, template, names in checks:
+        try:
+            template.format(**names)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                key,
+                f"template has an unknown or broken placeholder ({exc})",
+                f"use only {', '.join('{' + n + '}' for n in names)}; "
+                "write {{ and }} for literal braces",
+            ) from None
+
+
+def _check_files(settings: Settings) -> None:
+    root = settings.files.dir
+    if not root.is_dir():
+        raise ConfigError("files.dir", f"{root} is not a directory", "create it or fix the path")
+    seen: set[str] = set()
+    for i, keyword in enumerate(settings.keywords):
+        folded = keyword.match.strip().casefold()
+        if folded in seen:
+            raise ConfigError(f"keywords[{i}].match", f"{keyword.match!r} is listed twice")
+        seen.add(folded)
+        target = (root / keyword.file).resolve()
+        if not target.is_relative_to(root.resolve()) or not target.is_file():
+            raise ConfigError(
+                f"keywords[{i}].file",
+                f"{keyword.file!r} is not a file inside {root}",
+                "put the file in files.dir or fix the name",
+            )

@@ -1,0 +1,65 @@
+"""One small exception tree; HTTP status codes are chosen only in ``bot.web.errors``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class BotError(Exception):
+    """Base of every error the bot raises on purpose."""
+
+
+class ConfigError(BotError):
+    """A configuration value is missing or wrong; names the key and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str = "") -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"config '{key}': {problem}" + (f" — {fix}" if fix else ""))
+
+
+class WeChatError(BotError):
+    """A webhook request could not be accepted."""
+
+    code: int = 0
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        self.reason = reason
+        if code is not None:
+            self.code = code
+        super().__init__(f"{reason} ({self.code})" if self.code else reason)
+
+
+class SignatureError(WeChatError):
+    """Signature, msg_signature or timestamp did not hold (-40001)."""
+
+    code = -40001
+
+
+class MessageError(WeChatError):
+    """The body is not a WeChat message: not XML, no MsgType, broken ciphertext (-4000x)."""
+
+    code = -40002
+
+
+class LinkError(BotError):
+    """A download token cannot be honoured."""
+
+
+class LinkInvalid(LinkError):
+    """Tampered, garbage or foreign token."""
+
+
+class LinkExpired(LinkError):
+    """A genuine token past its lifetime."""
+
+    def __init__(self, link_id: str, file_key: str, expired_at: datetime) -> None:
+        self.link_id, self.file_key, self.expired_at = link_id, file_key, expired_at
+        super().__init__(f"link {link_id} expired at {expired_at.isoformat()}")
+
+
+class FileMissing(BotError):
+    """A catalogue key whose file is not (or no longer) on disk."""
+
+    def __init__(self, file_key: str) -> None:
+        self.file_key = file_key
+        super().__init__(f"file {file_key!r} is missing")

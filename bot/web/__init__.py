@@ -1,0 +1,1 @@
+"""The HTTP edge: routes, pages, and the one place where status codes are chosen."""

@@ -1,0 +1,43 @@
+"""The services a route needs, built once in ``create_app`` and reached through a dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.links import Clock, LinkSigner
+from bot.replies import Responder
+from bot.web.pages import Pages
+from bot.wechat import Codec
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything built from Settings at start-up."""
+
+    settings: Settings
+    clock: Clock
+    codec: Codec
+    signer: LinkSigner
+    catalog: Catalog
+    responder: Responder
+    pages: Pages
+    keyword_for_file: dict[str, str]
+
+
+def get_services(request: Request) -> Services:
+    """The app's services (set by ``create_app``)."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (uvicorn applies --forwarded-allow-ips for proxies)."""
+    return request.client.host if request.client else "-"

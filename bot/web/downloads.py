@@ -1,0 +1,100 @@
+"""``GET``/``HEAD /d/{token}``: verify the link, then stream the file from disk."""
+
+from __future__ import annotations
+
+import mimetypes
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from loguru import logger
+from starlette.types import Message, Receive, Scope, Send
+
+from bot.web.deps import ServicesDep, client_ip
+
+router = APIRouter()
+
+DOWNLOAD_HEADERS = {
+    "Cache-Control": "private, no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+
+Finished = Callable[[int, int, bool], None]
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266 ``attachment`` with an ASCII ``filename`` fallback and a UTF-8 ``filename*``."""
+    name = "".join(c for c in filename if unicodedata.category(c)[0] != "C")
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = "".join("_" if c in '"\\;' else c for c in ascii_name).strip()
+    stem, dot, ext = ascii_name.rpartition(".")
+    if not dot:
+        stem, ext = ascii_name, ""
+    if not stem.strip(" ._"):
+        ascii_name = "download" + (f".{ext}" if ext else "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+class TrackedFileResponse(FileResponse):
+    """A FileResponse that reports its status, bytes sent and completion when it ends."""
+
+    def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_finish = on_finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, sent, complete = 0, 0, False
+
+        async def tap(message: Message) -> None:
+            nonlocal status, sent, complete
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                complete = complete or not message.get("more_body", False)
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, tap)
+        finally:
+            self._on_finish(status, sent, complete)
+
+
+@router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+async def download(token: str, request: Request, services: ServicesDep) -> FileResponse:
+    """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
+    link = services.signer.verify(token)
+    info = services.catalog.open(link.file_key)
+    ip, agent = client_ip(request), request.headers.get("user-agent", "-")
+    range_header = request.headers.get("range", "-")
+
+    def finished(status: int, sent: int, complete: bool) -> None:
+        logger.info(
+            "download id={} file={!r} ip={} ua={!r} range={} status={} bytes={} complete={}",
+            link.link_id,
+            info.key,
+            ip,
+            agent[:200],
+            range_header[:100],
+            status,
+            sent,
+            complete,
+        )
+
+    media_type = mimetypes.guess_type(info.key)[0] or "application/octet-stream"
+    headers = {
+        **DOWNLOAD_HEADERS,
+        "Content-Disposition": content_disposition(info.path.name),
+    }
+    return TrackedFileResponse(
+        info.path,
+        stat_result=info.stat,
+        media_type=media_type,
+        headers=headers,
+        on_finish=finished,
+    )

@@ -1,0 +1,117 @@
+"""Domain errors → HTTP answers: the only place status codes are chosen."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta, timezone
+from typing import cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from loguru import logger
+
+from bot.errors import FileMissing, LinkExpired, LinkInvalid, MessageError, SignatureError
+from bot.web.deps import client_ip, get_services
+
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+CHINA = timezone(timedelta(hours=8))
+
+
+def wants_json(request: Request) -> bool:
+    """True when the client asks for JSON rather than a page."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _page(request: Request, status: int, error: str, page: str, **context: object) -> Response:
+    if wants_json(request):
+        body = {"error": error, **{k: v for k, v in context.items() if isinstance(v, str | int)}}
+        return JSONResponse(body, status_code=status, headers=NO_STORE)
+    html = get_services(request).pages.render(page, **context)
+    return HTMLResponse(html, status_code=status, headers=NO_STORE)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} 秒"
+    if seconds < 3600:
+        return f"{seconds // 60} 分钟"
+    if seconds < 86400:
+        return f"{seconds // 3600} 小时"
+    return f"{seconds // 86400} 天"
+
+
+async def link_expired(request: Request, exc: Exception) -> Response:
+    exc = cast(LinkExpired, exc)
+    services = get_services(request)
+    ago = services.clock() - exc.expired_at.timestamp()
+    logger.warning(
+        "expired link id={} file={!r} expired {}s ago ip={}",
+        exc.link_id,
+        exc.file_key,
+        int(ago),
+        client_ip(request),
+    )
+    keyword = services.keyword_for_file.get(exc.file_key, "")
+    return _page(
+        request,
+        410,
+        "link_expired",
+        "expired",
+        title="下载链接已过期 · Link expired",
+        description=f"请重新发送关键词 {keyword}".strip(),
+        expired_at=exc.expired_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
+        expired_at_utc=exc.expired_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        expires_at=exc.expired_at.isoformat(),
+        ago=_ago(ago),
+        keyword=keyword,
+    )
+
+
+async def link_invalid(request: Request, exc: Exception) -> Response:
+    logger.warning(
+        "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
+    )
+    return _page(
+        request,
+        403,
+        "link_invalid",
+        "invalid",
+        title="链接无效 · Invalid link",
+        description="请重新发送关键词获取链接",
+    )
+
+
+async def file_missing(request: Request, exc: Exception) -> Response:
+    exc = cast(FileMissing, exc)
+    logger.error("file missing file={!r} ip={}", exc.file_key, client_ip(request))
+    return _page(
+        request,
+        404,
+        "file_missing",
+        "missing",
+        title="文件暂时不可用 · File unavailable",
+        description="请稍后重新发送关键词",
+    )
+
+
+async def webhook_refused(request: Request, exc: Exception) -> Response:
+    status = 403 if isinstance(exc, SignatureError) else 400
+    logger.warning("webhook rejected {} ip={}: {}", status, client_ip(request), exc)
+    return PlainTextResponse("forbidden" if status == 403 else "bad request", status, NO_STORE)
+
+
+async def bad_request(request: Request, exc: Exception) -> Response:
+    logger.warning("bad request ip={} path={}: {}", client_ip(request), request.url.path, exc)
+    return PlainTextResponse("bad request", 400, NO_STORE)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every domain-error → response mapping."""
+    app.add_exception_handler(LinkExpired, link_expired)
+    app.add_exception_handler(LinkInvalid, link_invalid)
+    app.add_exception_handler(FileMissing, file_missing)
+    app.add_exception_handler(SignatureError, webhook_refused)
+    app.add_exception_handler(MessageError, webhook_refused)
+    app.add_exception_handler(RequestValidationError, bad_request)

@@ -1,0 +1,50 @@
+"""The WeChat callback: GET verifies the server URL, POST answers messages (a thin adapter)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from bot.web.deps import ServicesDep
+from bot.wechat import text_reply
+
+
+def webhook_router(path: str) -> APIRouter:
+    """Routes for the configured ``wechat.path``."""
+    router = APIRouter()
+
+    @router.get(path, include_in_schema=False)
+    async def verify(request: Request, services: ServicesDep) -> Response:
+        q = request.query_params
+        echostr = services.codec.verify_echo(
+            signature=q.get("signature", ""),
+            timestamp=q.get("timestamp", ""),
+            nonce=q.get("nonce", ""),
+            echostr=q.get("echostr", ""),
+        )
+        return PlainTextResponse(echostr)
+
+    @router.post(path, include_in_schema=False)
+    async def receive(request: Request, services: ServicesDep) -> Response:
+        q = request.query_params
+        message, encrypted = services.codec.open(
+            await request.body(),
+            signature=q.get("signature", ""),
+            timestamp=q.get("timestamp", ""),
+            nonce=q.get("nonce", ""),
+            encrypt_type=q.get("encrypt_type"),
+            msg_signature=q.get("msg_signature"),
+        )
+        text = services.responder.respond(message)
+        if text is None:
+            return PlainTextResponse("success")
+        now = int(services.clock())
+        xml = text_reply(
+            to_user=message.source, from_user=message.target, content=text, create_time=now
+        )
+        sealed = services.codec.seal(
+            xml, encrypted=encrypted, nonce=q.get("nonce", ""), timestamp=str(now)
+        )
+        return Response(sealed, media_type="application/xml")
+
+    return router

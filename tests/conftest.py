@@ -1,0 +1,189 @@
+"""Shared fixtures: a temp files dir, a config, an injectable clock, a real uvicorn server, logs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from loguru import logger
+
+from bot.app import create_app
+from bot.config import Settings, load_settings
+
+TOKEN = "testtoken123"
+APP_ID = "wxb11529c136998cb6"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+SECRET = "test-secret-key-0123456789abcdef"
+DEMO_NAME = "使用说明.txt"
+BIG_NAME = "安装包 v1.bin"
+
+
+class Clock:
+    """A settable clock injected into the app instead of time.time."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
+    """A config.toml in ``tmp`` with test values, sections overridable."""
+    base: dict[str, dict[str, Any]] = {
+        "server": {"public_url": "http://127.0.0.1:8000"},
+        "wechat": {"token": TOKEN, "app_id": APP_ID, "encoding_aes_key": AES_KEY},
+        "links": {"secret_keys": [SECRET], "ttl_seconds": 600},
+        "files": {"dir": "files"},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    lines: list[str] = []
+    for name, values in base.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+    lines += [
+        "[[keywords]]",
+        'match = "芝麻开门"',
+        f'file = "{DEMO_NAME}"',
+        "[[keywords]]",
+        'match = "Big"',
+        f'file = "{BIG_NAME}"',
+        'reply = "大文件 {filename}: {url} ({minutes} 分钟)"',
+    ]
+    path = tmp / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.fixture(autouse=True)
+def _no_bot_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.upper().startswith("BOT_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def files_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / DEMO_NAME).write_text("使用说明：演示文件\n", encoding="utf-8")
+    (folder / BIG_NAME).write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    return folder
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, files_dir: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def settings(config_file: Path) -> Settings:
+    return load_settings(config_file)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@dataclass
+class LogCapture:
+    """Every loguru message logged while the fixture is active."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def messages(self, level: str | None = None) -> list[str]:
+        return [r["message"] for r in self.records if level is None or r["level"].name == level]
+
+    def find(self, needle: str, level: str | None = None) -> list[str]:
+        return [m for m in self.messages(level) if needle in m]
+
+    def wait_for(self, needle: str, level: str | None = None, count: int = 1) -> list[str]:
+        """Lines logged after the response ended (a download's line) need a moment to land."""
+        deadline = time.monotonic() + 5
+        while len(found := self.find(needle, level)) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return found
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    sink_id = logger.add(lambda m: capture.records.append(m.record), level="DEBUG")
+    yield capture
+    logger.remove(sink_id)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    settings: Settings
+    clock: Clock
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kwargs)
+
+
+def start_server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def serve(clock: Clock) -> Iterator[Callable[[Settings], RunningServer]]:
+    """Start a real uvicorn server for given settings (with the injected clock)."""
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def _start(settings: Settings) -> RunningServer:
+        server, thread, url = start_server(create_app(settings, clock=clock))
+        running.append((server, thread))
+        return RunningServer(url, settings, clock)
+
+    yield _start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def server(serve: Callable[[Settings], RunningServer], settings: Settings) -> RunningServer:
+    return serve(settings)

@@ -1,0 +1,89 @@
+"""Signing and verifying download tokens with an injected clock."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from bot.errors import LinkExpired, LinkInvalid
+from bot.links import SALT, LinkSigner
+from tests.conftest import Clock
+
+KEY = "k" * 32
+
+
+def test_fresh_token_verifies_to_its_file() -> None:
+    clock = Clock()
+    signer = LinkSigner([KEY], 600, clock=clock)
+    token, link = signer.issue("使用说明.txt")
+    got = signer.verify(token)
+    assert (got.link_id, got.file_key) == (link.link_id, "使用说明.txt")
+    assert got.expires_at.timestamp() == clock.now + 600
+
+
+def test_still_valid_at_the_last_second_and_expired_after() -> None:
+    clock = Clock()
+    signer = LinkSigner([KEY], 600, clock=clock)
+    token, link = signer.issue("a.txt")
+    clock.advance(600)
+    assert signer.verify(token).link_id == link.link_id
+    clock.advance(1)
+    with pytest.raises(LinkExpired) as info:
+        signer.verify(token)
+    assert info.value.link_id == link.link_id
+    assert info.value.file_key == "a.txt"
+    assert info.value.expired_at == link.expires_at
+
+
+def test_payload_holds_only_link_id_and_file_key() -> None:
+    signer = LinkSigner([KEY], 600, new_id=lambda: "LINKID")
+    token, _ = signer.issue("f.txt")
+    payload = token.split(".")[0]
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert decoded == ["LINKID", "f.txt"]
+
+
+def test_rotation_old_key_verifies_new_key_signs() -> None:
+    clock = Clock()
+    old = LinkSigner(["old-" + KEY], 600, clock=clock)
+    token_old, _ = old.issue("a.txt")
+    rotated = LinkSigner(["old-" + KEY, "new-" + KEY], 600, clock=clock)
+    assert rotated.verify(token_old).file_key == "a.txt"
+    token_new, _ = rotated.issue("a.txt")
+    only_new = LinkSigner(["new-" + KEY], 600, clock=clock)
+    assert only_new.verify(token_new).file_key == "a.txt"
+    with pytest.raises(LinkInvalid):
+        only_new.verify(token_old)
+
+
+def _foreign(payload: object, *, key: str = KEY, salt: str = SALT) -> str:
+    return URLSafeTimedSerializer(key, salt=salt).dumps(payload)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("garbage", id="garbage"),
+        pytest.param("a.b.c", id="three-dots"),
+        pytest.param(_foreign(["id", "a.txt"], key="x" * 32), id="other-key"),
+        pytest.param(_foreign(["id", "a.txt"], salt="other"), id="other-salt"),
+        pytest.param(_foreign({"id": 1}), id="wrong-shape"),
+        pytest.param(_foreign(["id", ""]), id="empty-file-key"),
+        pytest.param(_foreign(["id", 3]), id="non-string-key"),
+    ],
+)
+def test_bad_tokens_are_invalid(token: str) -> None:
+    with pytest.raises(LinkInvalid):
+        LinkSigner([KEY], 600).verify(token)
+
+
+def test_tampered_token_is_invalid() -> None:
+    signer = LinkSigner([KEY], 600)
+    token, _ = signer.issue("a.txt")
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    with pytest.raises(LinkInvalid):
+        signer.verify(flipped)

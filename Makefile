@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the test suite talks to for real (installed with apt-get when missing).
-TEST_DEBS :=
+TEST_DEBS := redis-server nginx-light chromium
 
 .PHONY: run test lint debs clean
 

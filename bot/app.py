@@ -55,6 +55,11 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> FastAPI:
     install_error_handlers(app)
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
     return app
 
 

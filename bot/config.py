@@ -30,6 +30,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
+    metrics: bool = False
 
     @field_validator("public_url")
     @classmethod
@@ -45,6 +46,9 @@ class WeChatSettings(_Section):
     app_id: str = ""
     encoding_aes_key: str = ""
     path: str = "/wechat"
+    max_clock_skew: int = Field(default=300, ge=1)
+    require_encryption: bool = False
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("path")
     @classmethod
@@ -57,21 +61,39 @@ class WeChatSettings(_Section):
 class LinksSettings(_Section):
     secret_keys: list[str] = Field(default_factory=list)
     ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
+    max_downloads: int = Field(default=0, ge=0)
+    landing: Literal["wechat", "always"] = "wechat"
 
 
 class FilesSettings(_Section):
     dir: Path = Path("files")
+    delivery: Literal["direct", "x-accel"] = "direct"
+    x_accel_prefix: str = "/_protected/"
 
 
 class KeywordSettings(_Section):
     match: str = Field(min_length=1)
     file: str = Field(min_length=1)
     reply: str = DEFAULT_REPLY
+    max_downloads: int | None = Field(default=None, ge=0)
 
 
 class RepliesSettings(_Section):
     welcome: str = DEFAULT_WELCOME
     help: str = DEFAULT_HELP
+
+
+class LimitsSettings(_Section):
+    links_per_user_per_hour: int = Field(default=10, ge=0)
+    bad_tokens_per_ip_per_minute: int = Field(default=30, ge=0)
+    max_concurrent_downloads: int = Field(default=64, ge=0)
+    max_concurrent_per_link: int = Field(default=4, ge=0)
+    rate_bytes_per_second: int = Field(default=0, ge=0)
+
+
+class StateSettings(_Section):
+    url: str = "sqlite:///state/bot.db"
+    keep_days: int = Field(default=90, ge=1)
 
 
 class LogSettings(_Section):
@@ -100,6 +122,8 @@ class Settings(BaseSettings):
     files: FilesSettings = Field(default_factory=FilesSettings)
     keywords: list[KeywordSettings] = Field(default_factory=list)
     replies: RepliesSettings = Field(default_factory=RepliesSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

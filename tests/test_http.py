@@ -223,3 +223,9 @@ def test_broken_ciphertext_is_400(server: RunningServer) -> None:
     with server.client() as client:
         response = client.post("/wechat", params=query, content=body)
     assert response.status_code == 400
+
+
+def test_healthz(server: RunningServer) -> None:
+    with server.client() as client:
+        response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})

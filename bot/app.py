@@ -23,11 +23,13 @@ from bot.wechat import Codec
 
 def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
     """Everything derived from settings, prepared once."""
-    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, clock=clock)
-    router = Router(settings.keywords, settings.replies)
     keyword_for_file: dict[str, str] = {}
     for keyword in settings.keywords:
         keyword_for_file.setdefault(keyword.file, keyword.match)
+    signer = LinkSigner(
+        settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
+    )
+    router = Router(settings.keywords, settings.replies)
     return Services(
         settings=settings,
         clock=clock,

@@ -125,7 +125,8 @@ def link(
     match = [k for k in settings.keywords if normalize(k.match) == normalize(keyword)]
     if not match:
         raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
-    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds)
+    files = [k.file for k in settings.keywords]
+    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, files=files)
     token, issued = signer.issue(match[0].file)
     typer.echo(f"{settings.server.public_url}/d/{token}")
     typer.echo(

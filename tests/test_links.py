@@ -96,6 +96,7 @@ def test_bad_tokens_are_invalid(token: str) -> None:
 def test_tampered_token_is_invalid() -> None:
     signer = LinkSigner([KEY], 600, files=FILES)
     token, _ = signer.issue("a.txt")
-    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # A middle character: the last one of a base64 signature carries spare bits.
+    flipped = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
     with pytest.raises(LinkInvalid):
         signer.verify(flipped)

@@ -13,6 +13,7 @@ from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
 from bot.replies import Responder
 from bot.routing import Router
+from bot.throttle import BadTokenLimit
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
@@ -34,13 +35,19 @@ def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
         settings=settings,
         clock=clock,
         codec=Codec(
-            settings.wechat.token, settings.wechat.app_id, settings.wechat.encoding_aes_key
+            settings.wechat.token,
+            settings.wechat.app_id,
+            settings.wechat.encoding_aes_key,
+            clock=clock,
+            max_clock_skew=settings.wechat.max_clock_skew,
+            require_encryption=settings.wechat.require_encryption,
         ),
         signer=signer,
         catalog=Catalog(settings.files.dir, keyword_for_file),
         responder=Responder(router, signer, settings.server.public_url),
         pages=Pages(),
         keyword_for_file=keyword_for_file,
+        bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
     )
 
 

@@ -14,6 +14,7 @@ from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
 from bot.web.deps import ServicesDep, client_ip
+from bot.web.safefile import SafeFileResponse
 
 router = APIRouter()
 
@@ -40,7 +41,7 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-class TrackedFileResponse(FileResponse):
+class TrackedFileResponse(SafeFileResponse):
     """A FileResponse that reports its status, bytes sent and completion when it ends."""
 
     def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
@@ -68,7 +69,8 @@ class TrackedFileResponse(FileResponse):
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 async def download(token: str, request: Request, services: ServicesDep) -> FileResponse:
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
-    link = services.signer.verify(token)
+    with services.bad_tokens.guard(client_ip(request)):
+        link = services.signer.verify(token)
     info = services.catalog.open(link.file_key)
     ip, agent = client_ip(request), request.headers.get("user-agent", "-")
     range_header = request.headers.get("range", "-")
@@ -97,4 +99,5 @@ async def download(token: str, request: Request, services: ServicesDep) -> FileR
         media_type=media_type,
         headers=headers,
         on_finish=finished,
+        file_key=info.key,
     )

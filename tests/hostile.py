@@ -53,7 +53,7 @@ class Hostile:
     url: str
     clock: Clock
     files: Path
-    client: httpx.Client = field(default_factory=httpx.Client)
+    client: httpx.Client
     lines: list[str] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     signatures: set[str] = field(default_factory=set)
@@ -161,24 +161,25 @@ def serve_hostile(tmp: Path) -> Iterator[Hostile]:
         for key in [k for k in os.environ if k.upper().startswith("BOT_")]:
             patch.delenv(key)
         settings = load_settings(config)
-    clock = Clock()
-    state = Hostile("", clock, files)
-    sink = logger.add(state.lines.append, level="DEBUG", format="{level} {message}", diagnose=False)
-    saved = {name: logging.getLogger(name) for name in UVICORN_LOGGERS}
-    before = {name: (log.handlers, log.propagate) for name, log in saved.items()}
-    before_levels = {name: log.level for name, log in saved.items()}
-    for log in saved.values():  # as bot.logs.setup_logging does for `bot serve`
+    loggers = [logging.getLogger(name) for name in UVICORN_LOGGERS]
+    saved = [(log.handlers, log.propagate, log.level) for log in loggers]
+    for log in loggers:  # as bot.logs.setup_logging does for `bot serve`
         log.handlers, log.propagate = [InterceptHandler()], False
         log.setLevel(logging.INFO)
-    server, thread, state.url = start_server(create_app(settings, clock=clock))
-    with httpx.Client(timeout=10) as state.client:
+    clock = Clock()
+    server, thread, url = start_server(create_app(settings, clock=clock))
+    state = Hostile(url, clock, files, httpx.Client(timeout=10))
+    sink = logger.add(state.lines.append, level="DEBUG", format="{level} {message}", diagnose=False)
+    try:
         yield state
-    server.should_exit = True
-    thread.join(10)
-    for name, log in saved.items():
-        log.handlers, log.propagate = before[name]
-        log.setLevel(before_levels[name])
-    logger.remove(sink)
+    finally:
+        state.client.close()
+        server.should_exit = True
+        thread.join(10)
+        logger.remove(sink)
+        for log, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+            log.handlers, log.propagate = handlers, propagate
+            log.setLevel(level)
 
 
 def forge(payload: Any, signed_at: float, *, key: str = SECRET, salt: str = SALT) -> str:

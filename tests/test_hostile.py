@@ -117,10 +117,6 @@ def forged(payload: object, **kwargs: str) -> Send:
     return get(lambda h: "/d/" + forge(payload, h.clock(), **kwargs))
 
 
-def chunks(total: int) -> Callable[[Hostile], bytes]:
-    return lambda h: b"<xml>" + b"x" * total
-
-
 def _gbk(h: Hostile) -> bytes:
     return h.message_xml("芝麻开门").encode("gbk")
 
@@ -343,11 +339,10 @@ def test_hostile_request(
     send: Send,
     status: int | None,
     reason: str,
-    record_property: Callable[[str, object], None],
 ) -> None:
     mark = len(hostile.lines)
     reply = send(hostile)
-    record_property("seconds", round(reply.seconds, 4))
+    print(f"answered {reply.status} in {reply.seconds * 1000:.1f} ms")  # measured, never asserted
     assert reply.status == status, reply.text[:300]
     assert "Traceback" not in reply.text and SECRET not in reply.text
     if reason:
@@ -394,7 +389,7 @@ EDITS = st.lists(EDIT, min_size=1, max_size=4)
 # Only module-scoped fixtures feed these tests; the function-scoped one is conftest's autouse
 # BOT_* environment cleaner, which is harmless to share between examples.
 PROPERTY = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
@@ -414,9 +409,11 @@ def mutate(data: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
     return bytes(out)
 
 
-def assert_no_5xx(reply: Reply) -> None:
+def assert_no_5xx(reply: Reply, hostile: Hostile) -> None:
+    """No 5xx, no traceback, and the next genuine message still gets a working link."""
     assert reply.status is not None and reply.status < 500, reply.text[:300]
     assert "Traceback" not in reply.text
+    hostile.assert_still_serves()
 
 
 @PROPERTY
@@ -424,7 +421,7 @@ def assert_no_5xx(reply: Reply) -> None:
 def test_damaged_plaintext_bodies(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -> None:
     body = mutate(hostile.message_xml().encode(), edits)
     reply = hostile.request("POST", "/wechat", params=hostile.query(), content=body)
-    assert_no_5xx(reply)
+    assert_no_5xx(reply, hostile)
     assert reply.status in (200, 400)
 
 
@@ -435,7 +432,7 @@ def test_damaged_xml_inside_ciphertext(
 ) -> None:
     inner = mutate(hostile.message_xml().encode(), edits)
     reply = aes(raw_cipher(pad(payload(inner))))(hostile)
-    assert_no_5xx(reply)
+    assert_no_5xx(reply, hostile)
     assert reply.status in (200, 400)
 
 
@@ -444,7 +441,7 @@ def test_damaged_xml_inside_ciphertext(
 def test_damaged_ciphertext(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -> None:
     sealed = base64.b64decode(CODEC.encrypt(hostile.message_xml()))
     reply = aes(base64.b64encode(mutate(sealed, edits)).decode())(hostile)
-    assert_no_5xx(reply)
+    assert_no_5xx(reply, hostile)
     assert reply.status in (200, 400)
 
 
@@ -454,7 +451,7 @@ def test_damaged_tokens(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -
     path = hostile.valid_link()
     damaged = mutate(path.removeprefix("/d/").encode(), edits).decode("latin-1")
     reply = hostile.request("GET", "/d/" + quote(damaged, safe=""))
-    assert_no_5xx(reply)
+    assert_no_5xx(reply, hostile)
     assert reply.status in (200, 403, 404, 410)
 
 
@@ -469,10 +466,10 @@ def test_damaged_tokens(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -
 )
 def test_random_queries(hostile: Hostile, query: dict[str, str]) -> None:
     reply = hostile.request("GET", "/wechat", params=query)
-    assert_no_5xx(reply)
+    assert_no_5xx(reply, hostile)
     assert reply.status == 403
     post_reply = hostile.request("POST", "/wechat", params=query, content=hostile.message_xml())
-    assert_no_5xx(post_reply)
+    assert_no_5xx(post_reply, hostile)
     assert post_reply.status == 403
 
 

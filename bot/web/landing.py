@@ -1,4 +1,4 @@
-"""The landing page a valid link shows instead of the file (WeChat's browser, previews, "always")."""
+"""The page a valid link shows instead of the file (WeChat's browser, previews, "always")."""
 
 from __future__ import annotations
 

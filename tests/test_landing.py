@@ -89,6 +89,7 @@ def test_landing_headers_and_content(server: RunningServer, files_dir: Path) -> 
     assert BIG_NAME in text and "3.1 MB" in text and "点右上角" in text
     assert f'data-url="http://127.0.0.1:8000{path}"' in text
     assert "<title>下载「安装包 v1.bin」· Download</title>" in text
+    assert 'og:description" content="3.1 MB · 9 分钟内有效 · valid for 9 min"' in text
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-type"] == "text/html; charset=utf-8"
 

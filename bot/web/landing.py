@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from jinja2.filters import do_filesizeformat
 from loguru import logger
 
 from bot.catalog import FileInfo
@@ -44,11 +45,11 @@ def landing_page(
     )
     seconds_left = max(0, int(link.expires_at.timestamp() - services.clock()))
     minutes = max(1, (seconds_left + 59) // 60)
-    name = info.path.name
+    name, size = info.path.name, do_filesizeformat(info.size)
     html = services.pages.render(
         "landing",
         title=f"下载「{name}」· Download",
-        description=f"{minutes} 分钟内有效 · valid for {minutes} min",
+        description=f"{size} · {minutes} 分钟内有效 · valid for {minutes} min",
         filename=name,
         size=info.size,
         seconds_left=seconds_left,

@@ -23,13 +23,14 @@ def ops_router(*, metrics: bool) -> APIRouter:
 
     @router.get("/healthz")
     async def healthz(services: ServicesDep) -> Response:
-        healthy = False
         try:
             with anyio.fail_after(HEALTH_TIMEOUT):
                 healthy = await services.health()
+            problem = "" if healthy else "the store did not answer"
         except Exception as exc:  # a failing check is an answer (503), not a crash
-            logger.error("health check failed: {}: {}", type(exc).__name__, exc)
-        if not healthy:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            logger.error("health check failed: {}", problem)
             return JSONResponse({"status": "unavailable"}, status_code=503, headers=NO_STORE)
         return JSONResponse({"status": "ok"}, headers=NO_STORE)
 

@@ -25,7 +25,7 @@ TELEGRAM = "TelegramBot (like TwitterBot)"
 
 def link(clock: Clock, file: str = DEMO_NAME) -> str:
     """A fresh /d/ path signed as the server signs (same key, same clock)."""
-    token, _ = LinkSigner([SECRET], 600, clock=clock).issue(file)
+    token, _ = LinkSigner([SECRET], 600, files=[DEMO_NAME, BIG_NAME], clock=clock).issue(file)
     return f"/d/{token}"
 
 

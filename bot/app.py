@@ -11,12 +11,14 @@ from bot.catalog import Catalog
 from bot.config import Settings, load_settings
 from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
+from bot.metrics import Metrics
 from bot.replies import Responder
 from bot.routing import Router
 from bot.throttle import BadTokenLimit
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
+from bot.web.ops import WebhookTimer, ops_router
 from bot.web.pages import Pages
 from bot.web.webhook import webhook_router
 from bot.wechat import Codec
@@ -31,6 +33,7 @@ def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
         settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
     )
     router = Router(settings.keywords, settings.replies)
+    metrics = Metrics()
     return Services(
         settings=settings,
         clock=clock,
@@ -44,10 +47,11 @@ def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
         ),
         signer=signer,
         catalog=Catalog(settings.files.dir, keyword_for_file),
-        responder=Responder(router, signer, settings.server.public_url),
+        responder=Responder(router, signer, settings.server.public_url, metrics=metrics),
         pages=Pages(),
         keyword_for_file=keyword_for_file,
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
+        metrics=metrics,
     )
 
 
@@ -60,15 +64,12 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.services = build_services(settings, clock=clock)
+    services = app.state.services = build_services(settings, clock=clock)
     install_error_handlers(app)
+    app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(ops_router(metrics=settings.server.metrics))
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from loguru import logger
 
 from bot.links import LinkSigner
+from bot.metrics import Metrics
 from bot.routing import Router, SendLink, SendText
 from bot.wechat import Message
 
@@ -12,10 +13,18 @@ from bot.wechat import Message
 class Responder:
     """Turns a parsed message into reply text, or None for ``success``."""
 
-    def __init__(self, router: Router, signer: LinkSigner, public_url: str) -> None:
+    def __init__(
+        self,
+        router: Router,
+        signer: LinkSigner,
+        public_url: str,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._router = router
         self._signer = signer
         self._base = public_url.rstrip("/") + "/d/"
+        self._metrics = metrics or Metrics()
 
     def respond(self, message: Message) -> str | None:
         """Reply text for one message; issues (and logs) a fresh link for a keyword."""
@@ -33,6 +42,7 @@ class Responder:
                 message.source,
                 link.expires_at.isoformat(),
             )
+            self._metrics.links_issued.labels(keyword.match).inc()
             return keyword.reply.format(
                 url=self._base + token,
                 filename=keyword.file,

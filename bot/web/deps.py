@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,10 +11,19 @@ from fastapi import Depends, Request
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.links import Clock, LinkSigner
+from bot.metrics import Metrics
 from bot.replies import Responder
 from bot.throttle import BadTokenLimit
 from bot.web.pages import Pages
 from bot.wechat import Codec
+
+# True when the bot can serve (its store answers); raising or a timeout counts as False.
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+async def always_ok() -> bool:
+    """The health check when nothing outside the process needs to answer."""
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +39,8 @@ class Services:
     pages: Pages
     keyword_for_file: dict[str, str]
     bad_tokens: BadTokenLimit
+    metrics: Metrics = field(default_factory=Metrics)
+    health: HealthCheck = always_ok
 
 
 def get_services(request: Request) -> Services:

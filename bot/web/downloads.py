@@ -9,11 +9,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
 from bot.web.deps import ServicesDep, client_ip
+from bot.web.landing import landing_page
 from bot.web.safefile import SafeFileResponse
 
 router = APIRouter()
@@ -23,6 +24,7 @@ DOWNLOAD_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex",
+    "Vary": "User-Agent",
 }
 
 Finished = Callable[[int, int, bool], None]
@@ -67,11 +69,13 @@ class TrackedFileResponse(SafeFileResponse):
 
 
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
-async def download(token: str, request: Request, services: ServicesDep) -> FileResponse:
+async def download(token: str, request: Request, services: ServicesDep) -> Response:
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
     with services.bad_tokens.guard(client_ip(request)):
         link = services.signer.verify(token)
     info = services.catalog.open(link.file_key)
+    if (page := landing_page(request, services, token, link, info)) is not None:
+        return page
     ip, agent = client_ip(request), request.headers.get("user-agent", "-")
     range_header = request.headers.get("range", "-")
 
@@ -87,6 +91,8 @@ async def download(token: str, request: Request, services: ServicesDep) -> FileR
             sent,
             complete,
         )
+        services.metrics.downloads.labels(str(status)).inc()
+        services.metrics.bytes_sent.inc(sent)
 
     media_type = mimetypes.guess_type(info.key)[0] or "application/octet-stream"
     headers = {

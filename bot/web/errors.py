@@ -59,6 +59,7 @@ async def link_expired(request: Request, exc: Exception) -> Response:
     exc = cast(LinkExpired, exc)
     services = get_services(request)
     ago = services.clock() - exc.expired_at.timestamp()
+    services.metrics.expired.inc()
     logger.warning(
         "expired link id={} file={!r} expired {}s ago ip={}",
         exc.link_id,
@@ -86,6 +87,7 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
     logger.warning(
         "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
     )
+    get_services(request).metrics.bad_tokens.inc()
     return _page(
         request,
         403,

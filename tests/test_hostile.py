@@ -203,6 +203,12 @@ WEBHOOK = [
     ),
     pytest.param(raw("Content-Length: -5"), 400, "Invalid HTTP request", id="negative-length"),
     pytest.param(
+        raw("Content-Length: 10", b"<xml><MsgType>text</MsgType></xml>"),
+        400,
+        "Invalid HTTP request",
+        id="lying-length-under-body",
+    ),
+    pytest.param(
         raw("Content-Length: 70000", b"<xml>"), 413, "declared 70000", id="lying-length-over-limit"
     ),
     pytest.param(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -13,6 +13,11 @@ from bot.links import Clock, LinkSigner
 from bot.replies import Responder
 from bot.web.pages import Pages
 from bot.wechat import Codec
+
+if TYPE_CHECKING:
+    from bot.answers import Answerer
+    from bot.state import Store
+    from bot.web.gate import Gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,9 @@ class Services:
     responder: Responder
     pages: Pages
     keyword_for_file: dict[str, str]
+    store: Store
+    answerer: Answerer
+    gate: Gate
 
 
 def get_services(request: Request) -> Services:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import mimetypes
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
 from bot.web.deps import ServicesDep, client_ip
+from bot.web.gate import Admission
 
 router = APIRouter()
 
@@ -24,7 +26,7 @@ DOWNLOAD_HEADERS = {
     "X-Robots-Tag": "noindex",
 }
 
-Finished = Callable[[int, int, bool], None]
+Finished = Callable[[int, int, bool], Awaitable[None]]
 
 
 def content_disposition(filename: str) -> str:
@@ -46,6 +48,7 @@ class TrackedFileResponse(FileResponse):
     def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_finish = on_finish
+        self.ignore_range = False  # True: send the whole file with 200 whatever Range asks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, complete = 0, 0, False
@@ -59,10 +62,13 @@ class TrackedFileResponse(FileResponse):
                 complete = complete or not message.get("more_body", False)
             await send(message)
 
+        if self.ignore_range:
+            scope = {**scope, "headers": [h for h in scope["headers"] if h[0].lower() != b"range"]}
         try:
             await super().__call__(scope, receive, tap)
         finally:
-            self._on_finish(status, sent, complete)
+            with anyio.CancelScope(shield=True):  # a disconnect must still free the claim
+                await self._on_finish(status, sent, complete)
 
 
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -72,8 +78,9 @@ async def download(token: str, request: Request, services: ServicesDep) -> FileR
     info = services.catalog.open(link.file_key)
     ip, agent = client_ip(request), request.headers.get("user-agent", "-")
     range_header = request.headers.get("range", "-")
+    admission: Admission | None = None
 
-    def finished(status: int, sent: int, complete: bool) -> None:
+    async def finished(status: int, sent: int, complete: bool) -> None:
         logger.info(
             "download id={} file={!r} ip={} ua={!r} range={} status={} bytes={} complete={}",
             link.link_id,
@@ -85,16 +92,21 @@ async def download(token: str, request: Request, services: ServicesDep) -> FileR
             sent,
             complete,
         )
+        if admission is not None:
+            await services.gate.finish(admission, status, sent, complete)
 
     media_type = mimetypes.guess_type(info.key)[0] or "application/octet-stream"
     headers = {
         **DOWNLOAD_HEADERS,
         "Content-Disposition": content_disposition(info.path.name),
     }
-    return TrackedFileResponse(
+    response = TrackedFileResponse(
         info.path,
         stat_result=info.stat,
         media_type=media_type,
         headers=headers,
         on_finish=finished,
     )
+    admission = await services.gate.admit(link, info, request, response)
+    response.ignore_range = admission.whole
+    return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -49,7 +50,7 @@ def free_port() -> int:
 
 
 def write_config(
-    tmp: Path, keywords: list[dict[str, Any]] | None = None, **sections: dict[str, Any]
+    tmp: Path, *, keywords: list[dict[str, Any]] | None = None, **sections: dict[str, Any]
 ) -> Path:
     """A config.toml in ``tmp`` with test values, sections (and the keywords) overridable."""
     base: dict[str, dict[str, Any]] = {
@@ -234,6 +235,16 @@ def redis_url(redis_server: RedisServer) -> str:
         sock.sendall(b"FLUSHALL\r\n")
         assert sock.recv(16).startswith(b"+OK")
     return redis_server.url()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server this test may kill or pause."""
+    server = start_redis()
+    yield server
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGCONT)  # in case the test paused it
+    server.stop()
 
 
 @pytest.fixture

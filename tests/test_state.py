@@ -6,12 +6,13 @@ import asyncio
 import os
 import re
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -34,16 +35,14 @@ from tests.conftest import (
     TOKEN,
     Clock,
     LogCapture,
-    RedisServer,
     RunningServer,
-    start_redis,
     write_config,
 )
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 CODEC = Codec(TOKEN, APP_ID, AES_KEY)
-LIMITED = [
+LIMITED: list[dict[str, Any]] = [
     {"match": "芝麻开门", "file": DEMO_NAME},
     {"match": "Big", "file": BIG_NAME, "max_downloads": 1},
 ]
@@ -89,16 +88,16 @@ def link_id(path: str, clock: Callable[[], float]) -> str:
     return LinkSigner([SECRET], 600, clock=clock).verify(path.removeprefix("/d/")).link_id
 
 
-def parallel(count: int, work: Callable[[], T]) -> list[T]:
-    """Run ``work`` ``count`` times at once (a barrier releases them together)."""
-    barrier = threading.Barrier(count)
+def parallel(works: list[Callable[[], T]]) -> list[T]:
+    """Run every work at once (a barrier releases them together); results in order."""
+    barrier = threading.Barrier(len(works))
 
-    def go() -> T:
+    def go(work: Callable[[], T]) -> T:
         barrier.wait(5)
         return work()
 
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(lambda _: go(), range(count)))
+    with ThreadPoolExecutor(len(works)) as pool:
+        return list(pool.map(go, works))
 
 
 def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], clock: Clock) -> T:
@@ -145,7 +144,7 @@ def start(
 
     def _start(keywords: list[dict[str, Any]] | None = None, **sections: Any) -> RunningServer:
         sections["state"] = {"url": state_url, **sections.get("state", {})}
-        return serve(load_settings(write_config(tmp_path, keywords, **sections)))
+        return serve(load_settings(write_config(tmp_path, keywords=keywords, **sections)))
 
     return _start
 
@@ -199,7 +198,9 @@ def test_same_message_three_times_at_once_gets_one_link(
 ) -> None:
     server = start()
     now = clock()
-    responses = parallel(3, lambda: post(server.url, msg_id="42", timestamp=now, encrypt=encrypt))
+    responses = parallel(
+        [lambda: post(server.url, msg_id="42", timestamp=now, encrypt=encrypt)] * 3
+    )
     texts = {text_of(r) for r in responses}
     assert len(texts) == 1 and "/d/" in next(iter(texts))
     if encrypt:  # each retry sealed afresh, all holding the same link
@@ -280,7 +281,7 @@ def test_one_use_link_with_five_parallel_downloads(
         with server.client(headers={"Accept": "application/json"}) as client:
             return client.get(path)
 
-    results = parallel(5, fetch)
+    results = parallel([fetch] * 5)
     assert sorted(r.status_code for r in results) == [200, 410, 410, 410, 410]
     assert [r.content for r in results if r.status_code == 200] == [original]
     assert {r.json()["error"] for r in results if r.status_code == 410} == {"link_exhausted"}
@@ -425,16 +426,6 @@ def test_stats_and_audit(start: Start, clock: Clock, tmp_path: Path, files_dir: 
 # --- faults -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server this test may kill or pause."""
-    server = start_redis()
-    yield server
-    if server.process.poll() is None:
-        server.process.send_signal(18)  # SIGCONT, in case the test paused it
-    server.stop()
-
-
 FAULTS = [
     pytest.param("redis-killed", id="redis-killed"),
     pytest.param("redis-paused", id="redis-paused"),
@@ -454,14 +445,14 @@ def test_store_down_webhook_answers_unlimited_downloads_limited_503(
 ) -> None:
     redis = request.getfixturevalue("own_redis") if fault.startswith("redis") else None
     url = redis.url() if redis else "sqlite:///state/bot.db"
-    server = serve(load_settings(write_config(tmp_path, LIMITED, state={"url": url})))
+    server = serve(load_settings(write_config(tmp_path, keywords=LIMITED, state={"url": url})))
     demo = link_of(text_of(post(server.url, msg_id="f1", timestamp=clock())))
     big = link_of(text_of(post(server.url, msg_id="f2", timestamp=clock(), content="big")))
     lock = None
     if redis and fault == "redis-killed":
         redis.stop()
     elif redis:
-        redis.process.send_signal(19)  # SIGSTOP: the server hangs, connections stay open
+        redis.process.send_signal(signal.SIGSTOP)  # the server hangs, connections stay open
     else:
         lock = sqlite3.connect(tmp_path / "state" / "bot.db", isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")

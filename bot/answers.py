@@ -114,14 +114,17 @@ class Answerer:
 
     async def _first(self, message: Message, replies: Replies, deadline: float) -> str | None:
         key = message.dedup_key
+        # After a failed claim the store is left alone for this message: each further call
+        # could take another STORE_TIMEOUT of WeChat's five seconds.
+        degraded = replies is self._local
         try:
-            text = await self._compute(message, deadline)
+            text = await self._compute(message, deadline, degraded=degraded)
         except BaseException:
             await self._quietly(replies.drop_reply(key), deadline)
             raise
         await self._local.save_reply(key, text, REPLY_TTL)
-        # Saved to the store even after a fallback: a late claim may still sit there as pending.
-        await self._quietly(self._store.save_reply(key, text, REPLY_TTL), deadline)
+        if not degraded:
+            await self._quietly(self._store.save_reply(key, text, REPLY_TTL), deadline)
         return text
 
     async def _wait(
@@ -141,7 +144,7 @@ class Answerer:
                 reply = await self._local.read_reply(key) or reply
         return reply
 
-    async def _compute(self, message: Message, deadline: float) -> str | None:
+    async def _compute(self, message: Message, deadline: float, *, degraded: bool) -> str | None:
         action = self._responder.route(message)
         if isinstance(action, SendText):
             return action.text
@@ -157,13 +160,7 @@ class Answerer:
             link.issued_at.timestamp(),
             link.expires_at.timestamp(),
         )
-        try:
-            retry_at = await self._bounded(
-                self._store.record_link(record, self._per_hour), deadline
-            )
-        except StoreUnavailable as exc:
-            logger.error("link {} issued unrecorded, quota unchecked: {}", link.link_id, exc)
-            retry_at = None
+        retry_at = await self._record(record, deadline, degraded=degraded)
         if retry_at is not None:
             logger.warning(
                 "quota: openid={} had {} links in the last hour; next at {:.0f}",
@@ -181,6 +178,21 @@ class Answerer:
             link.expires_at.isoformat(),
         )
         return text
+
+    async def _record(self, record: LinkRecord, deadline: float, *, degraded: bool) -> float | None:
+        """Record the link within the quota: None, or when the follower may ask again."""
+        try:
+            if not degraded:
+                return await self._bounded(
+                    self._store.record_link(record, self._per_hour), deadline
+                )
+        except StoreUnavailable as exc:
+            logger.error("link {} issued unrecorded, quota unchecked: {}", record.link_id, exc)
+            return None
+        logger.error(
+            "link {} issued unrecorded, quota unchecked: store unavailable", record.link_id
+        )
+        return None
 
     async def _bounded(self, call: Awaitable[T], deadline: float) -> T:
         return await bounded(call, min(STORE_TIMEOUT, deadline - time.monotonic() - MARGIN))

@@ -270,11 +270,19 @@ def test_quota_tenth_link_ok_eleventh_told_when(
 # --- use-limited links ------------------------------------------------------------------------
 
 
-def test_one_use_link_with_five_parallel_downloads(
-    start: Start, clock: Clock, files_dir: Path
-) -> None:
+@pytest.fixture
+def one_use(start: Start, clock: Clock) -> tuple[RunningServer, str]:
+    """A bot with ``max_downloads = 1`` and the path of a fresh link to the big file."""
     server = start(links={"max_downloads": 1})
-    path = link_of(text_of(post(server.url, msg_id="d1", timestamp=clock(), content="big")))
+    return server, link_of(
+        text_of(post(server.url, msg_id="1use", timestamp=clock(), content="big"))
+    )
+
+
+def test_one_use_link_with_five_parallel_downloads(
+    one_use: tuple[RunningServer, str], files_dir: Path
+) -> None:
+    server, path = one_use
     original = (files_dir / BIG_NAME).read_bytes()
 
     def fetch() -> httpx.Response:
@@ -292,10 +300,9 @@ def test_one_use_link_with_five_parallel_downloads(
 
 
 def test_counted_download_resumes_and_head_never_counts(
-    start: Start, clock: Clock, files_dir: Path
+    one_use: tuple[RunningServer, str], files_dir: Path
 ) -> None:
-    server = start(links={"max_downloads": 1})
-    path = link_of(text_of(post(server.url, msg_id="r1", timestamp=clock(), content="big")))
+    server, path = one_use
     original = (files_dir / BIG_NAME).read_bytes()
     with server.client() as client:
         heads = [client.head(path).status_code for _ in range(3)]
@@ -313,10 +320,9 @@ def test_counted_download_resumes_and_head_never_counts(
 
 
 def test_resume_with_nothing_counted_is_served_whole_and_counted(
-    start: Start, clock: Clock, files_dir: Path
+    one_use: tuple[RunningServer, str], files_dir: Path
 ) -> None:
-    server = start(links={"max_downloads": 1})
-    path = link_of(text_of(post(server.url, msg_id="w1", timestamp=clock(), content="big")))
+    server, path = one_use
     with server.client() as client:
         piece = client.get(path, headers={"Range": "bytes=1000-"})
         second = client.get(path)

@@ -36,12 +36,14 @@ def build_services(
 ) -> Services:
     """Everything derived from settings, prepared once (the store is opened by the lifespan)."""
     store = store or store_from_url(settings.state.url, clock=clock)
-    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, clock=clock)
-    router = Router(settings.keywords, settings.replies)
-    responder = Responder(router, signer, settings.server.public_url)
     keyword_for_file: dict[str, str] = {}
     for keyword in settings.keywords:
         keyword_for_file.setdefault(keyword.file, keyword.match)
+    signer = LinkSigner(
+        settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
+    )
+    router = Router(settings.keywords, settings.replies)
+    responder = Responder(router, signer, settings.server.public_url)
     return Services(
         settings=settings,
         clock=clock,

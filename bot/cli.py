@@ -153,7 +153,8 @@ def link(
         raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
     from bot.state import LinkRecord
 
-    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds)
+    files = [k.file for k in settings.keywords]
+    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, files=files)
     token, issued = signer.issue(match[0].file)
     record = LinkRecord(
         issued.link_id,

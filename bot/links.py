@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from bot.errors import LinkExpired, LinkInvalid
+from bot.errors import FileMissing, LinkExpired, LinkInvalid
 
 SALT = "bot.download-link.v1"
 Clock = Callable[[], float]
@@ -36,6 +38,12 @@ class _ClockedSigner(TimestampSigner):
         return int(self._clock())
 
 
+def file_ref(file_key: str) -> str:
+    """An opaque, stable stand-in for a file name, so the URL does not show which file it is."""
+    digest = hashlib.sha256(file_key.encode("utf-8")).digest()[:9]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
 class LinkSigner:
     """Issues ``/d/<token>`` tokens; the last secret key signs, every key verifies (rotation)."""
 
@@ -44,10 +52,12 @@ class LinkSigner:
         secret_keys: list[str],
         ttl_seconds: int,
         *,
+        files: Iterable[str],
         clock: Clock = time.time,
         new_id: Callable[[], str] = lambda: secrets.token_urlsafe(9),
     ) -> None:
         self.ttl = ttl_seconds
+        self._files = {file_ref(name): name for name in files}
         self._clock = clock
         self._new_id = new_id
         self._serializer = URLSafeTimedSerializer(
@@ -56,9 +66,11 @@ class LinkSigner:
 
     def issue(self, file_key: str) -> tuple[str, Link]:
         """A fresh token for one file, and the link it stands for."""
+        if file_ref(file_key) not in self._files:
+            raise FileMissing(file_key)
         link_id = self._new_id()
         now = int(self._clock())
-        token = self._serializer.dumps([link_id, file_key])
+        token = self._serializer.dumps([link_id, file_ref(file_key)])
         return token, Link(link_id, file_key, _utc(now), _utc(now + self.ttl))
 
     def verify(self, token: str) -> Link:
@@ -66,24 +78,27 @@ class LinkSigner:
         try:
             payload, signed = self._serializer.loads(token, max_age=self.ttl, return_timestamp=True)
         except SignatureExpired as exc:  # a subclass of BadSignature: must come first
-            link_id, file_key = _fields(self._serializer.load_payload(exc.payload or b""))
+            link_id, file_key = self._fields(self._serializer.load_payload(exc.payload or b""))
             signed_at = _as_utc(exc.date_signed) if exc.date_signed else _utc(self._clock())
             raise LinkExpired(link_id, file_key, _utc(signed_at.timestamp() + self.ttl)) from None
         except BadSignature:
             raise LinkInvalid("bad signature") from None
-        link_id, file_key = _fields(payload)
+        link_id, file_key = self._fields(payload)
         issued = _as_utc(signed)
         return Link(link_id, file_key, issued, _utc(issued.timestamp() + self.ttl))
 
-
-def _fields(payload: Any) -> tuple[str, str]:
-    if (
-        isinstance(payload, list)
-        and len(payload) == 2
-        and all(isinstance(p, str) and p for p in payload)
-    ):
-        return payload[0], payload[1]
-    raise LinkInvalid("payload is not [link_id, file_key]")
+    def _fields(self, payload: Any) -> tuple[str, str]:
+        """``[link_id, file_ref]`` → link id and file name; FileMissing if no longer served."""
+        if not (
+            isinstance(payload, list)
+            and len(payload) == 2
+            and all(isinstance(p, str) and p for p in payload)
+        ):
+            raise LinkInvalid("payload is not [link_id, file_ref]")
+        link_id, ref = payload
+        if ref not in self._files:
+            raise FileMissing(ref)
+        return link_id, self._files[ref]
 
 
 def _utc(ts: float) -> datetime:

@@ -39,6 +39,8 @@ class Silence:
 
 
 Action = SendLink | SendText | Silence
+# wechatpy's names for "followed the account": plain, by scanning a QR code, from a product page.
+SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan", "subscribe_scan_product"})
 
 
 def normalize(text: str) -> str:
@@ -60,6 +62,6 @@ class Router:
         if message.type == "text":
             keyword = self._table.get(normalize(message.content))
             return SendLink(keyword) if keyword else self._help
-        if message.type == "event" and message.event == "subscribe":
+        if message.type == "event" and message.event in SUBSCRIBE_EVENTS:
             return self._welcome
         return Silence()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import defusedxml.ElementTree as SafeET
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from wechatpy.parser import parse_message as wechatpy_parse
 
 from bot.errors import MessageError, SignatureError
 
@@ -251,16 +252,20 @@ def _child(root: Element, tag: str) -> str:
 
 def parse_message(xml: bytes | str) -> Message:
     """Parse a pushed message; MessageError (-40002) for anything that is not one."""
-    # Built from the defusedxml tree, not wechatpy.parser: that one parses with plain xmltodict
-    # and rewrites qrscene_ subscribes into 'subscribe_scan' with the prefix stripped.
+    # defusedxml is the gate (no DTD, entities or external references reach any parser); wechatpy
+    # then classifies the message. Raw fields come from the gate's tree: wechatpy's typed fields
+    # convert lazily (int(MsgId) may raise later) and strip the qrscene_ prefix from EventKey.
     try:
-        fields = {child.tag: child.text or "" for child in _parse_tree(xml)}
+        root = _parse_tree(xml)
+        fields = {child.tag: child.text or "" for child in root}
         msg_type = fields.get("MsgType", "").strip().lower()
         source = fields.get("FromUserName", "").strip()
         if not msg_type or not source:
             raise MessageError("no MsgType" if not msg_type else "no FromUserName")
         created = fields.get("CreateTime", "").strip()
         is_event = msg_type == "event"
+        typed = wechatpy_parse(xml)
+        event = getattr(typed, "event", "") if is_event and typed.type != "unknown" else ""
         return Message(
             type=msg_type,
             source=source,
@@ -268,7 +273,7 @@ def parse_message(xml: bytes | str) -> Message:
             create_time=int(created) if created.isascii() and created.isdigit() else 0,
             msg_id=None if is_event else (fields.get("MsgId", "").strip() or None),
             content=fields.get("Content", ""),
-            event=fields.get("Event", "").strip().lower() if is_event else "",
+            event=event or (fields.get("Event", "").strip().lower() if is_event else ""),
             event_key=fields.get("EventKey", "") if is_event else "",
         )
     except MessageError:

@@ -8,16 +8,17 @@ import json
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from bot.errors import LinkExpired, LinkInvalid
-from bot.links import SALT, LinkSigner
+from bot.errors import FileMissing, LinkExpired, LinkInvalid
+from bot.links import SALT, LinkSigner, file_ref
 from tests.conftest import Clock
 
 KEY = "k" * 32
+FILES = ["使用说明.txt", "a.txt", "f.txt"]
 
 
 def test_fresh_token_verifies_to_its_file() -> None:
     clock = Clock()
-    signer = LinkSigner([KEY], 600, clock=clock)
+    signer = LinkSigner([KEY], 600, files=FILES, clock=clock)
     token, link = signer.issue("使用说明.txt")
     got = signer.verify(token)
     assert (got.link_id, got.file_key) == (link.link_id, "使用说明.txt")
@@ -26,7 +27,7 @@ def test_fresh_token_verifies_to_its_file() -> None:
 
 def test_still_valid_at_the_last_second_and_expired_after() -> None:
     clock = Clock()
-    signer = LinkSigner([KEY], 600, clock=clock)
+    signer = LinkSigner([KEY], 600, files=FILES, clock=clock)
     token, link = signer.issue("a.txt")
     clock.advance(600)
     assert signer.verify(token).link_id == link.link_id
@@ -38,22 +39,33 @@ def test_still_valid_at_the_last_second_and_expired_after() -> None:
     assert info.value.expired_at == link.expires_at
 
 
-def test_payload_holds_only_link_id_and_file_key() -> None:
-    signer = LinkSigner([KEY], 600, new_id=lambda: "LINKID")
-    token, _ = signer.issue("f.txt")
+def test_payload_holds_only_link_id_and_an_opaque_file_ref() -> None:
+    signer = LinkSigner([KEY], 600, files=FILES, new_id=lambda: "LINKID")
+    token, _ = signer.issue("使用说明.txt")
     payload = token.split(".")[0]
     decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    assert decoded == ["LINKID", "f.txt"]
+    assert decoded == ["LINKID", file_ref("使用说明.txt")]
+    assert "使用说明" not in json.dumps(decoded, ensure_ascii=False)
+
+
+def test_files_outside_the_catalogue_are_missing() -> None:
+    signer = LinkSigner([KEY], 600, files=FILES)
+    with pytest.raises(FileMissing):
+        signer.issue("../etc/passwd")
+    with pytest.raises(FileMissing):
+        signer.verify(_foreign(["id", "../etc/passwd"]))
+    with pytest.raises(FileMissing):
+        signer.verify(_foreign(["id", file_ref("removed-from-config.txt")]))
 
 
 def test_rotation_old_key_verifies_new_key_signs() -> None:
     clock = Clock()
-    old = LinkSigner(["old-" + KEY], 600, clock=clock)
+    old = LinkSigner(["old-" + KEY], 600, files=FILES, clock=clock)
     token_old, _ = old.issue("a.txt")
-    rotated = LinkSigner(["old-" + KEY, "new-" + KEY], 600, clock=clock)
+    rotated = LinkSigner(["old-" + KEY, "new-" + KEY], 600, files=FILES, clock=clock)
     assert rotated.verify(token_old).file_key == "a.txt"
     token_new, _ = rotated.issue("a.txt")
-    only_new = LinkSigner(["new-" + KEY], 600, clock=clock)
+    only_new = LinkSigner(["new-" + KEY], 600, files=FILES, clock=clock)
     assert only_new.verify(token_new).file_key == "a.txt"
     with pytest.raises(LinkInvalid):
         only_new.verify(token_old)
@@ -69,8 +81,8 @@ def _foreign(payload: object, *, key: str = KEY, salt: str = SALT) -> str:
         pytest.param("", id="empty"),
         pytest.param("garbage", id="garbage"),
         pytest.param("a.b.c", id="three-dots"),
-        pytest.param(_foreign(["id", "a.txt"], key="x" * 32), id="other-key"),
-        pytest.param(_foreign(["id", "a.txt"], salt="other"), id="other-salt"),
+        pytest.param(_foreign(["id", file_ref("a.txt")], key="x" * 32), id="other-key"),
+        pytest.param(_foreign(["id", file_ref("a.txt")], salt="other"), id="other-salt"),
         pytest.param(_foreign({"id": 1}), id="wrong-shape"),
         pytest.param(_foreign(["id", ""]), id="empty-file-key"),
         pytest.param(_foreign(["id", 3]), id="non-string-key"),
@@ -78,12 +90,13 @@ def _foreign(payload: object, *, key: str = KEY, salt: str = SALT) -> str:
 )
 def test_bad_tokens_are_invalid(token: str) -> None:
     with pytest.raises(LinkInvalid):
-        LinkSigner([KEY], 600).verify(token)
+        LinkSigner([KEY], 600, files=FILES).verify(token)
 
 
 def test_tampered_token_is_invalid() -> None:
-    signer = LinkSigner([KEY], 600)
+    signer = LinkSigner([KEY], 600, files=FILES)
     token, _ = signer.issue("a.txt")
-    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # A middle character: the last one of a base64 signature carries spare bits.
+    flipped = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
     with pytest.raises(LinkInvalid):
         signer.verify(flipped)

@@ -36,6 +36,7 @@ ROUTER = Router(
         pytest.param(Msg("text", "芝麻开门吧"), "help", id="longer-is-help"),
         pytest.param(Msg("text", ""), "help", id="empty-is-help"),
         pytest.param(Msg("event", event="subscribe"), "welcome", id="subscribe"),
+        pytest.param(Msg("event", event="subscribe_scan"), "welcome", id="subscribe-by-qr-code"),
         pytest.param(Msg("event", event="unsubscribe"), None, id="unsubscribe"),
         pytest.param(Msg("event", event="click"), None, id="click"),
         pytest.param(Msg("image"), None, id="image"),

@@ -85,7 +85,8 @@ def link_of(text: str) -> str:
 
 
 def link_id(path: str, clock: Callable[[], float]) -> str:
-    return LinkSigner([SECRET], 600, clock=clock).verify(path.removeprefix("/d/")).link_id
+    signer = LinkSigner([SECRET], 600, files=[DEMO_NAME, BIG_NAME], clock=clock)
+    return signer.verify(path.removeprefix("/d/")).link_id
 
 
 def parallel(works: list[Callable[[], T]]) -> list[T]:

@@ -299,8 +299,8 @@ IMAGE = (
         ),
         pytest.param(
             QRSCENE,
-            Message("event", "oU", "gh", 8, None, event="subscribe", event_key="qrscene_123"),
-            "evt:oU:8:subscribe:qrscene_123",
+            Message("event", "oU", "gh", 8, None, event="subscribe_scan", event_key="qrscene_123"),
+            "evt:oU:8:subscribe_scan:qrscene_123",
             id="subscribe-qrscene",
         ),
         pytest.param(

@@ -54,6 +54,9 @@ PAGES = [
     pytest.param(
         "busy", {"title": "请稍后再试 · Busy", "description": "d", "retry_after": 30}, id="busy"
     ),
+    pytest.param(
+        "unavailable", {"title": "请稍后再试 · Try again", "description": "d"}, id="unavailable"
+    ),
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

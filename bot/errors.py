@@ -65,6 +65,30 @@ class FileMissing(BotError):
         super().__init__(f"file {file_key!r} is missing")
 
 
+class LinkRevoked(LinkError):
+    """The owner revoked this link (``bot revoke``)."""
+
+    def __init__(self, link_id: str, file_key: str) -> None:
+        self.link_id, self.file_key = link_id, file_key
+        super().__init__(f"link {link_id} was revoked")
+
+
+class LinkExhausted(LinkError):
+    """A use-limited link whose downloads are all taken."""
+
+    def __init__(self, link_id: str, file_key: str, limit: int) -> None:
+        self.link_id, self.file_key, self.limit = link_id, file_key, limit
+        super().__init__(f"link {link_id} has used its {limit} download(s)")
+
+
+class StoreUnavailable(BotError):
+    """The state store did not answer (down, locked, read-only or too slow)."""
+
+    def __init__(self, reason: str, link_id: str = "", file_key: str = "") -> None:
+        self.reason, self.link_id, self.file_key = reason, link_id, file_key
+        super().__init__(f"state store unavailable: {reason}")
+
+
 class StaleRequest(SignatureError):
     """A correctly signed callback whose timestamp is too far from our clock (a replay)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -57,6 +58,7 @@ class Hostile:
     lines: list[str] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     signatures: set[str] = field(default_factory=set)
+    msg_ids: Iterator[int] = field(default_factory=lambda: itertools.count(7001))
 
     @property
     def address(self) -> tuple[str, int]:
@@ -105,7 +107,7 @@ class Hostile:
             from_user="o_hostile",
             create_time=int(self.clock()),
             content=content,
-            msg_id=kwargs.pop("msg_id", "7001"),
+            msg_id=kwargs.pop("msg_id", str(next(self.msg_ids))),
             **kwargs,
         )
 
@@ -155,7 +157,8 @@ def serve_hostile(tmp: Path) -> Iterator[Hostile]:
     config = write_config(
         tmp,
         wechat={"body_timeout": 1.0},
-        limits={"bad_tokens_per_ip_per_minute": 0},  # the 429 has its own test
+        # The 429 and the quota have their own tests; here every valid message must get a link.
+        limits={"bad_tokens_per_ip_per_minute": 0, "links_per_user_per_hour": 0},
     )
     with pytest.MonkeyPatch.context() as patch:
         for key in [k for k in os.environ if k.upper().startswith("BOT_")]:

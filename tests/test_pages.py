@@ -59,6 +59,9 @@ PAGES = [
         {"title": "请求过于频繁 · Too many requests", "description": "d", "retry_after": 42},
         id="throttled",
     ),
+    pytest.param(
+        "unavailable", {"title": "请稍后再试 · Try again", "description": "d"}, id="unavailable"
+    ),
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -16,6 +16,11 @@ from bot.replies import Responder
 from bot.throttle import BadTokenLimit
 from bot.web.pages import Pages
 from bot.wechat import Codec
+
+if TYPE_CHECKING:
+    from bot.answers import Answerer
+    from bot.state import Store
+    from bot.web.gate import Gate
 
 # True when the bot can serve (its store answers); raising or a timeout counts as False.
 HealthCheck = Callable[[], Awaitable[bool]]
@@ -38,6 +43,9 @@ class Services:
     responder: Responder
     pages: Pages
     keyword_for_file: dict[str, str]
+    store: Store
+    answerer: Answerer
+    gate: Gate
     bad_tokens: BadTokenLimit
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthCheck = always_ok

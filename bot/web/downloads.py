@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import mimetypes
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
 from bot.web.deps import ServicesDep, client_ip
+from bot.web.gate import Admission
 from bot.web.landing import landing_page
 from bot.web.safefile import SafeFileResponse
 
@@ -27,7 +29,7 @@ DOWNLOAD_HEADERS = {
     "Vary": "User-Agent",
 }
 
-Finished = Callable[[int, int, bool], None]
+Finished = Callable[[int, int, bool], Awaitable[None]]
 
 
 def content_disposition(filename: str) -> str:
@@ -49,6 +51,7 @@ class TrackedFileResponse(SafeFileResponse):
     def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_finish = on_finish
+        self.ignore_range = False  # True: send the whole file with 200 whatever Range asks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, complete = 0, 0, False
@@ -62,10 +65,13 @@ class TrackedFileResponse(SafeFileResponse):
                 complete = complete or not message.get("more_body", False)
             await send(message)
 
+        if self.ignore_range:
+            scope = {**scope, "headers": [h for h in scope["headers"] if h[0].lower() != b"range"]}
         try:
             await super().__call__(scope, receive, tap)
         finally:
-            self._on_finish(status, sent, complete)
+            with anyio.CancelScope(shield=True):  # a disconnect must still free the claim
+                await self._on_finish(status, sent, complete)
 
 
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -75,11 +81,13 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         link = services.signer.verify(token)
     info = services.catalog.open(link.file_key)
     if (page := landing_page(request, services, token, link, info)) is not None:
+        await services.gate.check(link, info)  # a revoked or used-up link shows that instead
         return page
     ip, agent = client_ip(request), request.headers.get("user-agent", "-")
     range_header = request.headers.get("range", "-")
+    admission: Admission | None = None
 
-    def finished(status: int, sent: int, complete: bool) -> None:
+    async def finished(status: int, sent: int, complete: bool) -> None:
         logger.info(
             "download id={} file={!r} ip={} ua={!r} range={} status={} bytes={} complete={}",
             link.link_id,
@@ -93,13 +101,15 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         )
         services.metrics.downloads.labels(str(status)).inc()
         services.metrics.bytes_sent.inc(sent)
+        if admission is not None:
+            await services.gate.finish(admission, status, sent, complete)
 
     media_type = mimetypes.guess_type(info.key)[0] or "application/octet-stream"
     headers = {
         **DOWNLOAD_HEADERS,
         "Content-Disposition": content_disposition(info.path.name),
     }
-    return TrackedFileResponse(
+    response = TrackedFileResponse(
         info.path,
         stat_result=info.stat,
         media_type=media_type,
@@ -107,3 +117,6 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         on_finish=finished,
         file_key=info.key,
     )
+    admission = await services.gate.admit(link, info, request, response)
+    response.ignore_range = admission.whole
+    return response

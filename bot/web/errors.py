@@ -17,10 +17,13 @@ from bot.errors import (
     BodyTooLarge,
     EncryptionRequired,
     FileMissing,
+    LinkExhausted,
     LinkExpired,
     LinkInvalid,
+    LinkRevoked,
     MessageError,
     SignatureError,
+    StoreUnavailable,
     TooManyBadTokens,
 )
 from bot.logs import redact
@@ -28,6 +31,7 @@ from bot.web.deps import client_ip, get_services
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 CHINA = timezone(timedelta(hours=8))
+RETRY_AFTER = "30"
 
 
 def wants_json(request: Request) -> bool:
@@ -67,6 +71,7 @@ async def link_expired(request: Request, exc: Exception) -> Response:
         int(ago),
         client_ip(request),
     )
+    await services.gate.refused(request, "expired", 410, exc.link_id, exc.file_key)
     keyword = services.keyword_for_file.get(exc.file_key, "")
     return _page(
         request,
@@ -88,6 +93,7 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
         "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
     )
     get_services(request).metrics.bad_tokens.inc()
+    await get_services(request).gate.refused(request, "bad_token", 403)
     return _page(
         request,
         403,
@@ -101,6 +107,7 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
 async def file_missing(request: Request, exc: Exception) -> Response:
     exc = cast(FileMissing, exc)
     logger.error("file missing file={!r} ip={}", exc.file_key, client_ip(request))
+    await get_services(request).gate.refused(request, "missing", 404, file=exc.file_key)
     return _page(
         request,
         404,
@@ -124,6 +131,41 @@ async def too_many_bad_tokens(request: Request, exc: Exception) -> Response:
         retry_after=exc.retry_after,
     )
     response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def link_used_up(request: Request, exc: Exception) -> Response:
+    exc = cast(LinkExhausted | LinkRevoked, exc)
+    revoked = isinstance(exc, LinkRevoked)
+    services = get_services(request)
+    logger.warning("{} id={} file={!r} ip={}", exc, exc.link_id, exc.file_key, client_ip(request))
+    outcome = "revoked" if revoked else "exhausted"
+    await services.gate.refused(request, outcome, 410, exc.link_id, exc.file_key)
+    return _page(
+        request,
+        410,
+        f"link_{outcome}",
+        outcome,
+        title="链接已停用 · Link switched off" if revoked else "下载次数已用完 · Link used up",
+        description="请重新发送关键词获取新的链接",
+        keyword=services.keyword_for_file.get(exc.file_key, ""),
+        max_downloads=0 if revoked else cast(LinkExhausted, exc).limit,
+    )
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    exc = cast(StoreUnavailable, exc)
+    logger.error("download id={} refused, {}", exc.link_id or "-", exc)
+    await get_services(request).gate.refused(request, "unavailable", 503, exc.link_id, exc.file_key)
+    response = _page(
+        request,
+        503,
+        "unavailable",
+        "unavailable",
+        title="请稍后再试 · Try again shortly",
+        description="暂时无法确认下载次数，请稍后再打开这个链接",
+    )
+    response.headers["Retry-After"] = RETRY_AFTER
     return response
 
 
@@ -160,6 +202,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LinkExpired, link_expired)
     app.add_exception_handler(LinkInvalid, link_invalid)
     app.add_exception_handler(FileMissing, file_missing)
+    app.add_exception_handler(LinkExhausted, link_used_up)
+    app.add_exception_handler(LinkRevoked, link_used_up)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(SignatureError, webhook_refused)
     app.add_exception_handler(MessageError, webhook_refused)
     app.add_exception_handler(EncryptionRequired, webhook_refused)

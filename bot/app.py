@@ -21,6 +21,7 @@ from bot.metrics import Metrics
 from bot.replies import Responder
 from bot.routing import Router
 from bot.state import Store, bounded, store_from_url
+from bot.throttle import BadTokenLimit
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
@@ -51,7 +52,12 @@ def build_services(
         settings=settings,
         clock=clock,
         codec=Codec(
-            settings.wechat.token, settings.wechat.app_id, settings.wechat.encoding_aes_key
+            settings.wechat.token,
+            settings.wechat.app_id,
+            settings.wechat.encoding_aes_key,
+            clock=clock,
+            max_clock_skew=settings.wechat.max_clock_skew,
+            require_encryption=settings.wechat.require_encryption,
         ),
         signer=signer,
         catalog=Catalog(settings.files.dir, keyword_for_file),
@@ -67,6 +73,7 @@ def build_services(
             metrics=metrics,
         ),
         gate=Gate(store, download_limits(settings), clock),
+        bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,
     )

@@ -50,6 +50,7 @@ class WeChatSettings(_Section):
     max_clock_skew: int = Field(default=300, ge=1)
     require_encryption: bool = False
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    body_timeout: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("path")
     @classmethod

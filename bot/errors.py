@@ -87,3 +87,48 @@ class StoreUnavailable(BotError):
     def __init__(self, reason: str, link_id: str = "", file_key: str = "") -> None:
         self.reason, self.link_id, self.file_key = reason, link_id, file_key
         super().__init__(f"state store unavailable: {reason}")
+
+
+class StaleRequest(SignatureError):
+    """A correctly signed callback whose timestamp is too far from our clock (a replay)."""
+
+
+class EncryptionRequired(WeChatError):
+    """A plaintext callback while ``[wechat] require_encryption`` is on."""
+
+
+class BodyRefused(BotError):
+    """A request body that was not read whole: too large, too slow, or cut off."""
+
+
+class BodyTooLarge(BodyRefused):
+    """More bytes than ``[wechat] max_body_bytes``, declared or sent."""
+
+    def __init__(self, size: int, limit: int, *, declared: bool) -> None:
+        self.size, self.limit, self.declared = size, limit, declared
+        how = "declared" if declared else "at least"
+        super().__init__(f"body too large: {how} {size} bytes, limit {limit}")
+
+
+class BodyTimeout(BodyRefused):
+    """The sender did not finish the body within ``[wechat] body_timeout`` seconds."""
+
+    def __init__(self, received: int, seconds: float) -> None:
+        self.received, self.seconds = received, seconds
+        super().__init__(f"body not complete after {seconds:g}s ({received} bytes received)")
+
+
+class BodyIncomplete(BodyRefused):
+    """The sender went away before the body was complete."""
+
+    def __init__(self, received: int) -> None:
+        self.received = received
+        super().__init__(f"client disconnected after {received} bytes of the body")
+
+
+class TooManyBadTokens(BotError):
+    """One address presented too many bad download tokens recently."""
+
+    def __init__(self, ip: str, retry_after: int) -> None:
+        self.ip, self.retry_after = ip, retry_after
+        super().__init__(f"too many bad tokens from {ip}; retry after {retry_after}s")

@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from bot.errors import FileMissing, LinkExpired, LinkInvalid
 
 SALT = "bot.download-link.v1"
+MAX_TOKEN_LENGTH = 512  # real tokens are ~80 characters; longer ones are refused unread
 Clock = Callable[[], float]
 
 
@@ -75,6 +76,8 @@ class LinkSigner:
 
     def verify(self, token: str) -> Link:
         """The link behind a token; LinkExpired or LinkInvalid otherwise."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise LinkInvalid(f"token of {len(token)} characters (limit {MAX_TOKEN_LENGTH})")
         try:
             payload, signed = self._serializer.loads(token, max_age=self.ttl, return_timestamp=True)
         except SignatureExpired as exc:  # a subclass of BadSignature: must come first

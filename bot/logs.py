@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from loguru import logger
@@ -10,21 +11,38 @@ from loguru import logger
 from bot.config import LogSettings
 
 FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
+# Request lines (uvicorn's access log) must not carry WeChat's signatures or whole link tokens.
+_SIGNATURES = re.compile(r"(signature=)[^&\s\"]*", re.IGNORECASE)
+_TOKENS = re.compile(r"(/d/)[^/\s\"?#]+")
 
 
-class _Intercept(logging.Handler):
+def redact(text: str) -> str:
+    """Text with ``signature``/``msg_signature`` values and ``/d/<token>`` tokens masked."""
+    return _TOKENS.sub(r"\1…", _SIGNATURES.sub(r"\1…", text))
+
+
+class InterceptHandler(logging.Handler):
+    """Hands standard-library records (uvicorn's) to loguru, redacted."""
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+        logger.opt(depth=6, exception=record.exc_info).log(level, redact(record.getMessage()))
 
 
 def setup_logging(settings: LogSettings) -> None:
     """Replace loguru's default sink with the configured ones; idempotent."""
     logger.remove()
-    logger.add(sys.stderr, level=settings.level, format=FORMAT, serialize=settings.json_lines)
+    # diagnose=False: a traceback must not print local variables (keys, tokens) next to its lines.
+    logger.add(
+        sys.stderr,
+        level=settings.level,
+        format=FORMAT,
+        serialize=settings.json_lines,
+        diagnose=False,
+    )
     if settings.file is not None:
         settings.file.parent.mkdir(parents=True, exist_ok=True)
         logger.add(
@@ -36,8 +54,9 @@ def setup_logging(settings: LogSettings) -> None:
             retention=10,
             enqueue=True,
             encoding="utf-8",
+            diagnose=False,
         )
-    logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
+    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers = [_Intercept()]
+        logging.getLogger(name).handlers = [InterceptHandler()]
         logging.getLogger(name).propagate = False

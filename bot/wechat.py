@@ -17,7 +17,7 @@ import defusedxml.ElementTree as SafeET
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy.parser import parse_message as wechatpy_parse
 
-from bot.errors import MessageError, SignatureError
+from bot.errors import EncryptionRequired, MessageError, SignatureError, StaleRequest
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -74,10 +74,16 @@ class Codec:
         encoding_aes_key: str = "",
         *,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] | None = None,
+        max_clock_skew: int = 300,
+        require_encryption: bool = False,
     ) -> None:
         if not token:
             raise ValueError("token must not be empty")
         self.token, self.app_id, self._random_bytes = token, app_id, random_bytes
+        # With a clock, callbacks are also refused when their timestamp is stale (replays).
+        self._clock, self.max_clock_skew = clock, max_clock_skew
+        self.require_encryption = require_encryption
         self._key = b""
         if encoding_aes_key:
             try:
@@ -113,6 +119,8 @@ class Codec:
         self._check_signature(signature, timestamp, nonce)
         mode = (encrypt_type or "raw").lower()
         if mode == "raw":
+            if self.require_encryption:
+                raise EncryptionRequired("plaintext callback refused: require_encryption is on")
             return parse_message(body), False
         if mode != "aes":
             raise MessageError(f"unknown encrypt_type {encrypt_type!r}")
@@ -227,6 +235,17 @@ class Codec:
     def _check_signature(self, given: str, timestamp: str, nonce: str) -> None:
         if not _same(given, _sign(self.token, timestamp, nonce)):
             raise SignatureError("signature does not match")
+        if self._clock is not None:
+            check_timestamp(timestamp, self._clock(), self.max_clock_skew)
+
+
+def check_timestamp(timestamp: str, now: float, max_skew: int) -> None:
+    """StaleRequest unless timestamp is a Unix time within max_skew seconds of now."""
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise StaleRequest(f"timestamp {timestamp[:20]!r} is not a Unix time")
+    skew = int(timestamp) - int(now)
+    if abs(skew) > max_skew:
+        raise StaleRequest(f"stale timestamp: {skew:+d}s from our clock (allowed ±{max_skew}s)")
 
 
 def _parse_tree(xml: bytes | str) -> Element:

@@ -64,7 +64,7 @@ def link_path(text: str) -> str:
 
 
 def test_echostr_with_valid_signature(server: RunningServer) -> None:
-    params = {"timestamp": "1410685589", "nonce": "abc", "echostr": "hello-123"}
+    params = {"timestamp": str(int(server.clock())), "nonce": "abc", "echostr": "hello-123"}
     params["signature"] = signature(TOKEN, params["timestamp"], params["nonce"])
     with server.client() as client:
         good = client.get("/wechat", params=params)
@@ -208,8 +208,8 @@ def test_missing_file_gets_404(server: RunningServer, files_dir: Path) -> None:
 def test_bad_webhook_requests(
     server: RunningServer, logs: LogCapture, params: dict[str, str], body: bytes, status: int
 ) -> None:
-    query = {"timestamp": "1", "nonce": "n"}
-    query["signature"] = signature(TOKEN, "1", "n")
+    now = str(int(server.clock()))
+    query = {"timestamp": now, "nonce": "n", "signature": signature(TOKEN, now, "n")}
     query.update(params)
     with server.client() as client:
         response = client.post("/wechat", params=query, content=body)
@@ -219,10 +219,10 @@ def test_bad_webhook_requests(
 
 
 def test_broken_ciphertext_is_400(server: RunningServer) -> None:
-    encrypt = "AAAA" * 8
-    query = {"timestamp": "1", "nonce": "n", "encrypt_type": "aes"}
-    query["signature"] = signature(TOKEN, "1", "n")
-    query["msg_signature"] = signature(TOKEN, "1", "n", encrypt)
+    encrypt, now = "AAAA" * 8, str(int(server.clock()))
+    query = {"timestamp": now, "nonce": "n", "encrypt_type": "aes"}
+    query["signature"] = signature(TOKEN, now, "n")
+    query["msg_signature"] = signature(TOKEN, now, "n", encrypt)
     body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
     with server.client() as client:
         response = client.post("/wechat", params=query, content=body)

@@ -55,6 +55,11 @@ PAGES = [
         "busy", {"title": "请稍后再试 · Busy", "description": "d", "retry_after": 30}, id="busy"
     ),
     pytest.param(
+        "throttled",
+        {"title": "请求过于频繁 · Too many requests", "description": "d", "retry_after": 42},
+        id="throttled",
+    ),
+    pytest.param(
         "unavailable", {"title": "请稍后再试 · Try again", "description": "d"}, id="unavailable"
     ),
 ]

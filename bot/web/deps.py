@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.links import Clock, LinkSigner
 from bot.metrics import Metrics
 from bot.replies import Responder
+from bot.throttle import BadTokenLimit
 from bot.web.pages import Pages
 from bot.wechat import Codec
 
@@ -45,6 +46,7 @@ class Services:
     store: Store
     answerer: Answerer
     gate: Gate
+    bad_tokens: BadTokenLimit
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthCheck = always_ok
 

@@ -10,13 +10,14 @@ from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
 from bot.web.deps import ServicesDep, client_ip
 from bot.web.gate import Admission
 from bot.web.landing import landing_page
+from bot.web.safefile import SafeFileResponse
 
 router = APIRouter()
 
@@ -44,7 +45,7 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-class TrackedFileResponse(FileResponse):
+class TrackedFileResponse(SafeFileResponse):
     """A FileResponse that reports its status, bytes sent and completion when it ends."""
 
     def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
@@ -76,7 +77,8 @@ class TrackedFileResponse(FileResponse):
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 async def download(token: str, request: Request, services: ServicesDep) -> Response:
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
-    link = services.signer.verify(token)
+    with services.bad_tokens.guard(client_ip(request)):
+        link = services.signer.verify(token)
     info = services.catalog.open(link.file_key)
     if (page := landing_page(request, services, token, link, info)) is not None:
         await services.gate.check(link, info)  # a revoked or used-up link shows that instead
@@ -113,6 +115,7 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         media_type=media_type,
         headers=headers,
         on_finish=finished,
+        file_key=info.key,
     )
     admission = await services.gate.admit(link, info, request, response)
     response.ignore_range = admission.whole

@@ -9,8 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from loguru import logger
+from starlette.exceptions import HTTPException
 
 from bot.errors import (
+    BodyRefused,
+    BodyTimeout,
+    BodyTooLarge,
+    EncryptionRequired,
     FileMissing,
     LinkExhausted,
     LinkExpired,
@@ -19,7 +24,9 @@ from bot.errors import (
     MessageError,
     SignatureError,
     StoreUnavailable,
+    TooManyBadTokens,
 )
+from bot.logs import redact
 from bot.web.deps import client_ip, get_services
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -111,6 +118,22 @@ async def file_missing(request: Request, exc: Exception) -> Response:
     )
 
 
+async def too_many_bad_tokens(request: Request, exc: Exception) -> Response:
+    exc = cast(TooManyBadTokens, exc)
+    logger.warning("too many bad tokens ip={} retry_after={}s", exc.ip, exc.retry_after)
+    response = _page(
+        request,
+        429,
+        "too_many_requests",
+        "throttled",
+        title="请求过于频繁 · Too many requests",
+        description="请稍后再试",
+        retry_after=exc.retry_after,
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 async def link_used_up(request: Request, exc: Exception) -> Response:
     exc = cast(LinkExhausted | LinkRevoked, exc)
     revoked = isinstance(exc, LinkRevoked)
@@ -147,9 +170,26 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def webhook_refused(request: Request, exc: Exception) -> Response:
-    status = 403 if isinstance(exc, SignatureError) else 400
+    status = 403 if isinstance(exc, SignatureError | EncryptionRequired) else 400
     logger.warning("webhook rejected {} ip={}: {}", status, client_ip(request), exc)
     return PlainTextResponse("forbidden" if status == 403 else "bad request", status, NO_STORE)
+
+
+async def body_refused(request: Request, exc: Exception) -> Response:
+    status = 413 if isinstance(exc, BodyTooLarge) else 408 if isinstance(exc, BodyTimeout) else 400
+    logger.warning(
+        "body refused {} ip={} path={}: {}", status, client_ip(request), request.url.path, exc
+    )
+    # The rest of the body is never read, so the connection cannot carry another request.
+    return PlainTextResponse("body refused", status, {**NO_STORE, "Connection": "close"})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    exc = cast(HTTPException, exc)
+    path = redact(request.url.path)
+    logger.warning("http {} {} {} ip={}", exc.status_code, request.method, path, client_ip(request))
+    headers = {**NO_STORE, **(exc.headers or {})}
+    return PlainTextResponse(str(exc.detail), exc.status_code, headers)
 
 
 async def bad_request(request: Request, exc: Exception) -> Response:
@@ -167,4 +207,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(SignatureError, webhook_refused)
     app.add_exception_handler(MessageError, webhook_refused)
+    app.add_exception_handler(EncryptionRequired, webhook_refused)
+    app.add_exception_handler(BodyRefused, body_refused)
+    app.add_exception_handler(TooManyBadTokens, too_many_bad_tokens)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, bad_request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from bot.web.bodies import read_body
 from bot.web.deps import ServicesDep
 from bot.wechat import text_reply
 
@@ -27,8 +28,12 @@ def webhook_router(path: str) -> APIRouter:
     @router.post(path, include_in_schema=False)
     async def receive(request: Request, services: ServicesDep) -> Response:
         q = request.query_params
+        limits = services.settings.wechat
+        body = await read_body(
+            request, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout
+        )
         message, encrypted = services.codec.open(
-            await request.body(),
+            body,
             signature=q.get("signature", ""),
             timestamp=q.get("timestamp", ""),
             nonce=q.get("nonce", ""),

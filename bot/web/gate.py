@@ -123,7 +123,8 @@ class Gate:
         limit = self._limits.get(info.key, 0)
         if usage.revoked:
             raise LinkRevoked(link.link_id, info.key)
-        if limit and usage.completed >= limit:
+        # A download in flight holds its slot until its count lands: treat it as taken.
+        if limit and usage.completed + usage.active >= limit:
             raise LinkExhausted(link.link_id, info.key, limit)
 
     async def refused(

@@ -13,6 +13,7 @@ from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
 from bot.replies import Responder
 from bot.routing import Router
+from bot.slots import DownloadSlots
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
@@ -41,6 +42,9 @@ def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
         responder=Responder(router, signer, settings.server.public_url),
         pages=Pages(),
         keyword_for_file=keyword_for_file,
+        slots=DownloadSlots(
+            settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
+        ),
     )
 
 

@@ -80,7 +80,15 @@ def serve(
     setup_logging(settings.log)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
-    common = {"host": bind_host, "port": bind_port, "log_config": None, "server_header": False}
+    common = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": None,
+        "server_header": False,
+        # The fast C pieces of uvicorn[standard], named so a missing one fails loudly.
+        "loop": "uvloop",
+        "http": "httptools",
+    }
     if workers == 1:
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return

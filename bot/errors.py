@@ -63,3 +63,19 @@ class FileMissing(BotError):
     def __init__(self, file_key: str) -> None:
         self.file_key = file_key
         super().__init__(f"file {file_key!r} is missing")
+
+
+class DownloadRefused(BotError):
+    """Too many downloads at once; ``retry_after`` seconds is a fair time to try again."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        self.reason, self.retry_after = reason, retry_after
+        super().__init__(f"{reason}; retry after {retry_after}s")
+
+
+class ServerBusy(DownloadRefused):
+    """The server already serves ``[limits] max_concurrent_downloads`` downloads."""
+
+
+class LinkBusy(DownloadRefused):
+    """This link already has ``[limits] max_concurrent_per_link`` downloads running."""

@@ -11,6 +11,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.links import Clock, LinkSigner
 from bot.replies import Responder
+from bot.slots import DownloadSlots
 from bot.web.pages import Pages
 from bot.wechat import Codec
 
@@ -27,6 +28,7 @@ class Services:
     responder: Responder
     pages: Pages
     keyword_for_file: dict[str, str]
+    slots: DownloadSlots
 
 
 def get_services(request: Request) -> Services:

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
+from bot.web.delivery import PacedFileResponse, accel_response, take_slot
 from bot.web.deps import ServicesDep, client_ip
 
 router = APIRouter()
@@ -40,7 +42,7 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-class TrackedFileResponse(FileResponse):
+class TrackedFileResponse(PacedFileResponse):
     """A FileResponse that reports its status, bytes sent and completion when it ends."""
 
     def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
@@ -66,14 +68,19 @@ class TrackedFileResponse(FileResponse):
 
 
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
-async def download(token: str, request: Request, services: ServicesDep) -> FileResponse:
+async def download(token: str, request: Request, services: ServicesDep) -> Response:
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
     link = services.signer.verify(token)
-    info = services.catalog.open(link.file_key)
+    info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
+    x_accel = services.settings.files.delivery == "x-accel"
+    # nginx sends the bytes in x-accel mode: its limit_conn counts them (see docker/nginx.conf).
+    slot = None if x_accel else take_slot(services.slots, link.link_id, request.method)
     ip, agent = client_ip(request), request.headers.get("user-agent", "-")
     range_header = request.headers.get("range", "-")
 
     def finished(status: int, sent: int, complete: bool) -> None:
+        if slot is not None:
+            slot.release()
         logger.info(
             "download id={} file={!r} ip={} ua={!r} range={} status={} bytes={} complete={}",
             link.link_id,
@@ -91,10 +98,14 @@ async def download(token: str, request: Request, services: ServicesDep) -> FileR
         **DOWNLOAD_HEADERS,
         "Content-Disposition": content_disposition(info.path.name),
     }
+    if x_accel:
+        finished(200, 0, True)  # handed over whole; nginx's access log has the bytes
+        return accel_response(info, headers, services.settings)
     return TrackedFileResponse(
         info.path,
         stat_result=info.stat,
         media_type=media_type,
         headers=headers,
         on_finish=finished,
+        rate=services.settings.limits.rate_bytes_per_second,
     )

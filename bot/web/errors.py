@@ -10,7 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from loguru import logger
 
-from bot.errors import FileMissing, LinkExpired, LinkInvalid, MessageError, SignatureError
+from bot.errors import (
+    DownloadRefused,
+    FileMissing,
+    LinkBusy,
+    LinkExpired,
+    LinkInvalid,
+    MessageError,
+    SignatureError,
+)
 from bot.web.deps import client_ip, get_services
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -96,6 +104,23 @@ async def file_missing(request: Request, exc: Exception) -> Response:
     )
 
 
+async def download_refused(request: Request, exc: Exception) -> Response:
+    exc = cast(DownloadRefused, exc)
+    status = 429 if isinstance(exc, LinkBusy) else 503
+    logger.warning("download refused {} ({}) ip={}", status, exc.reason, client_ip(request))
+    response = _page(
+        request,
+        status,
+        "too_many_downloads",
+        "busy",
+        title="下载人数较多 · Busy",
+        description="请稍后再试",
+        retry_after=exc.retry_after,
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 async def webhook_refused(request: Request, exc: Exception) -> Response:
     status = 403 if isinstance(exc, SignatureError) else 400
     logger.warning("webhook rejected {} ip={}: {}", status, client_ip(request), exc)
@@ -112,6 +137,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LinkExpired, link_expired)
     app.add_exception_handler(LinkInvalid, link_invalid)
     app.add_exception_handler(FileMissing, file_missing)
+    app.add_exception_handler(DownloadRefused, download_refused)
     app.add_exception_handler(SignatureError, webhook_refused)
     app.add_exception_handler(MessageError, webhook_refused)
     app.add_exception_handler(RequestValidationError, bad_request)

@@ -24,7 +24,14 @@ class _Intercept(logging.Handler):
 def setup_logging(settings: LogSettings) -> None:
     """Replace loguru's default sink with the configured ones; idempotent."""
     logger.remove()
-    logger.add(sys.stderr, level=settings.level, format=FORMAT, serialize=settings.json_lines)
+    # diagnose=False: a traceback must not print local variables (secrets) and costs ~20 ms.
+    logger.add(
+        sys.stderr,
+        level=settings.level,
+        format=FORMAT,
+        serialize=settings.json_lines,
+        diagnose=False,
+    )
     if settings.file is not None:
         settings.file.parent.mkdir(parents=True, exist_ok=True)
         logger.add(
@@ -36,8 +43,13 @@ def setup_logging(settings: LogSettings) -> None:
             retention=10,
             enqueue=True,
             encoding="utf-8",
+            diagnose=False,
         )
-    logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
+    # Records below the level are dropped by `logging` itself, before any formatting; at level 0
+    # uvicorn also wraps the app in its TRACE message logger, which cost half the webhook's time.
+    level = logger.level(settings.level).no
+    logging.basicConfig(handlers=[_Intercept()], level=level, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = [_Intercept()]
         logging.getLogger(name).propagate = False
+        logging.getLogger(name).setLevel(level)

@@ -11,8 +11,8 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.errors import LinkBusy, ServerBusy
-from bot.slots import DownloadSlots, Pacer, paced_chunk
-from tests.conftest import LogCapture, RunningServer, write_config
+from bot.slots import DownloadSlots, Pacer, ReadBudget, paced_chunk
+from tests.conftest import BIG_NAME, LogCapture, RunningServer, write_config
 from tests.test_http import link_path, reply_text, send
 
 SLOW = 100_000  # bytes/s: the 3 MB test file then takes 30 s, so a download stays open
@@ -79,13 +79,45 @@ def test_slots_come_back_when_downloads_end(limited: Callable[..., RunningServer
     assert status == 200
 
 
-def test_speed_cap_paces_a_direct_download(limited: Callable[..., RunningServer]) -> None:
+def test_big_file_in_many_reads_and_the_budget_comes_back(
+    limited: Callable[..., RunningServer], files_dir: Path
+) -> None:
+    server = limited()
+    slots: DownloadSlots = server.app.state.services.slots
+    path = big_link(server)
+    with server.client() as client:
+        slots.reads.held = slots.reads.total  # spent: reads shrink to the floor, many chunks
+        small_reads = client.get(path)
+        slots.reads.held = 0
+        big_reads = client.get(path)
+        with client.stream("GET", path) as hung_up:
+            next(hung_up.iter_bytes())
+    original = (files_dir / BIG_NAME).read_bytes()
+    assert small_reads.content == original and big_reads.content == original
+    deadline = time.monotonic() + 5
+    while (slots.reads.held or slots.running) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (slots.reads.held, slots.running) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({}, 200, id="whole-file"),
+        pytest.param({"Range": "bytes=0-199999"}, 206, id="range"),
+    ],
+)
+def test_speed_cap_paces_a_direct_download(
+    limited: Callable[..., RunningServer], files_dir: Path, headers: dict[str, str], status: int
+) -> None:
+    (files_dir / BIG_NAME).write_bytes(bytes(range(250)) * 800)  # 200,000 bytes
     server = limited(rate_bytes_per_second=SLOW)
     path = big_link(server)
     started = time.monotonic()
     with server.client() as client:
-        response = client.get(path, headers={"Range": "bytes=0-199999"})
-    assert response.status_code == 206 and len(response.content) == 200_000
+        response = client.get(path, headers=headers)
+    assert response.status_code == status
+    assert response.content == (files_dir / BIG_NAME).read_bytes()
     assert time.monotonic() - started >= 1.5  # 200 kB at 100 kB/s: a lower bound, never an upper
 
 
@@ -141,3 +173,19 @@ def test_pacer(rate: int, chunks: list[tuple[int, float]], expected: list[float]
 )
 def test_paced_chunk(rate: int, chunk: int, expected: int) -> None:
     assert paced_chunk(rate, chunk) == expected
+
+
+@pytest.mark.parametrize(
+    ("total", "held", "want", "floor", "expected"),
+    [
+        pytest.param(8, 0, 4, 1, 4, id="room"),
+        pytest.param(8, 6, 4, 1, 2, id="what-is-left"),
+        pytest.param(8, 8, 4, 1, 1, id="floor-when-spent"),
+        pytest.param(8, 9, 4, 1, 1, id="floor-when-over"),
+    ],
+)
+def test_read_budget(total: int, held: int, want: int, floor: int, expected: int) -> None:
+    budget = ReadBudget(total, held)
+    assert budget.take(want, floor) == expected
+    budget.give(expected)
+    assert budget.held == held

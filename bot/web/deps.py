@@ -37,7 +37,12 @@ def get_services(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def _services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop on every request.
+    return get_services(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def client_ip(request: Request) -> str:

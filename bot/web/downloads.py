@@ -108,4 +108,5 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         headers=headers,
         on_finish=finished,
         rate=services.settings.limits.rate_bytes_per_second,
+        slots=services.slots,
     )

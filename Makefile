@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# Debian packages the test suite talks to for real (installed with apt-get when missing).
-TEST_DEBS := redis-server nginx-light chromium
+# Debian packages the test suite talks to for real (installed with apt-get when missing);
+# fonts-wqy-microhei gives the browser screenshots Chinese glyphs.
+TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei
 # ...and the ones `make bench` needs: the reference server and the load generators.
 BENCH_DEBS := nginx-light wrk curl
 

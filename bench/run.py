@@ -109,6 +109,7 @@ def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 if not args.only or name in args.only:
                     print(f"round {round_no + 1}/{args.rounds}: {name}", file=sys.stderr)
                     scenario()
+        results.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f}")
         return report.summarize(results, TARGETS, machine(args))
     finally:
         if nginx is not None:

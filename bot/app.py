@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from loguru import logger
 
 from bot import __version__
+from bot.answers import Answerer
 from bot.catalog import Catalog
 from bot.config import Settings, load_settings
+from bot.errors import BotError
 from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
+from bot.metrics import Metrics
 from bot.replies import Responder
 from bot.routing import Router
 from bot.slots import DownloadSlots
+from bot.state import Store, bounded, store_from_url
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
+from bot.web.gate import Gate, download_limits
+from bot.web.ops import WebhookTimer, ops_router
 from bot.web.pages import Pages
 from bot.web.webhook import webhook_router
 from bot.wechat import Codec
 
+PRUNE_EVERY = 3600.0
 
-def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
-    """Everything derived from settings, prepared once."""
+
+def build_services(
+    settings: Settings, *, clock: Clock = time.time, store: Store | None = None
+) -> Services:
+    """Everything derived from settings, prepared once (the store is opened by the lifespan)."""
+    store = store or store_from_url(settings.state.url, clock=clock)
     keyword_for_file: dict[str, str] = {}
     for keyword in settings.keywords:
         keyword_for_file.setdefault(keyword.file, keyword.match)
@@ -32,6 +47,8 @@ def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
         settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
     )
     router = Router(settings.keywords, settings.replies)
+    metrics = Metrics()
+    responder = Responder(router, signer, settings.server.public_url)
     return Services(
         settings=settings,
         clock=clock,
@@ -40,33 +57,75 @@ def build_services(settings: Settings, *, clock: Clock = time.time) -> Services:
         ),
         signer=signer,
         catalog=Catalog(settings.files.dir, keyword_for_file),
-        responder=Responder(router, signer, settings.server.public_url),
+        responder=responder,
         pages=Pages(),
         keyword_for_file=keyword_for_file,
+        store=store,
+        answerer=Answerer(
+            responder,
+            store,
+            per_hour=settings.limits.links_per_user_per_hour,
+            clock=clock,
+            metrics=metrics,
+        ),
         slots=DownloadSlots(
             settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
         ),
+        gate=Gate(store, download_limits(settings), clock),
+        metrics=metrics,
+        health=store.ping,
     )
 
 
-def create_app(settings: Settings, *, clock: Clock = time.time) -> FastAPI:
-    """The bot's ASGI app for these settings."""
+async def prune(services: Services) -> None:
+    """Delete audit rows older than ``[state] keep_days``; failures are logged."""
+    before = services.clock() - services.settings.state.keep_days * 86400
+    try:
+        removed = await bounded(services.store.prune(before), 30)
+    except BotError as exc:
+        logger.error("pruning the state store failed: {}", exc)
+        return
+    if removed:
+        logger.info("pruned {} old state rows", removed)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the store, prune now and hourly, close the store."""
+    services: Services = app.state.services
+    await services.store.open()
+
+    async def prune_periodically() -> None:
+        while True:
+            await prune(services)
+            await asyncio.sleep(PRUNE_EVERY)
+
+    pruner = asyncio.create_task(prune_periodically())
+    try:
+        yield
+    finally:
+        pruner.cancel()
+        await services.store.close()
+
+
+def create_app(
+    settings: Settings, *, clock: Clock = time.time, store: Store | None = None
+) -> FastAPI:
+    """The bot's ASGI app for these settings (``store`` defaults to ``[state] url``)."""
     app = FastAPI(
         title="wechat-link-bot",
         version=__version__,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        lifespan=lifespan,
     )
-    app.state.services = build_services(settings, clock=clock)
+    services = app.state.services = build_services(settings, clock=clock, store=store)
     install_error_handlers(app)
+    app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(ops_router(metrics=settings.server.metrics))
     return app
 
 

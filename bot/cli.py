@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import httpx
 import typer
@@ -15,6 +17,11 @@ import uvicorn
 
 from bot.config import Settings, config_path, load_settings
 from bot.errors import BotError, ConfigError
+
+if TYPE_CHECKING:
+    from bot.state import Store
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -35,6 +42,25 @@ def _settings(path: Path | None, *, check_files: bool = True) -> Settings:
         return load_settings(path, check_files=check_files)
     except ConfigError as exc:
         raise _fail(exc) from None
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured store, opened for the call; exit 1 if it fails."""
+    from bot.state import store_from_url
+
+    async def run() -> T:
+        store = store_from_url(settings.state.url)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except BotError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
 
 
 def _example_text() -> str:
@@ -137,9 +163,20 @@ def link(
     match = [k for k in settings.keywords if normalize(k.match) == normalize(keyword)]
     if not match:
         raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
+    from bot.state import LinkRecord
+
     files = [k.file for k in settings.keywords]
     signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, files=files)
     token, issued = signer.issue(match[0].file)
+    record = LinkRecord(
+        issued.link_id,
+        user,
+        match[0].match,
+        match[0].file,
+        issued.issued_at.timestamp(),
+        issued.expires_at.timestamp(),
+    )
+    _with_store(settings, lambda store: store.record_link(record, 0))
     typer.echo(f"{settings.server.public_url}/d/{token}")
     typer.echo(
         f"link {issued.link_id} for {user}, expires {issued.expires_at.isoformat()}", err=True
@@ -188,6 +225,70 @@ def simulate(
         return
     reply = parse_message(codec.read_reply(response.content))
     typer.echo(reply.content)
+
+
+@app.command()
+def revoke(
+    link_id: Annotated[str | None, typer.Argument(help="link id (see `bot audit`, logs)")] = None,
+    user: Annotated[str | None, typer.Option(help="every link issued to this openid")] = None,
+    file: Annotated[str | None, typer.Option(help="every link to this file")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke links: later requests for them get 410 link_revoked."""
+    if sum(x is not None for x in (link_id, user, file)) != 1:
+        raise _fail(ConfigError("revoke", "give exactly one of LINK_ID, --user, --file"))
+    settings = _settings(config, check_files=False)
+
+    async def work(store: Store) -> tuple[int, int]:
+        ids = [link_id] if link_id else await store.links_of(openid=user, file=file)
+        return await store.revoke(ids), len(ids)
+
+    new, found = _with_store(settings, work)
+    typer.echo(f"revoked {new} link(s) ({found - new} already revoked)")
+
+
+@app.command()
+def stats(
+    since: Annotated[str | None, typer.Option(help="e.g. 24h, 7d, 2w (default: all kept)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Per-file table: links issued, followers, complete downloads, bytes, expired, bad tokens."""
+    from bot.state.report import parse_duration, stats_text, summarize
+
+    settings = _settings(config, check_files=False)
+    try:
+        start = time.time() - parse_duration(since) if since else 0.0
+    except ValueError as exc:
+        raise _fail(ConfigError("--since", str(exc))) from None
+
+    async def work(store: Store) -> str:
+        links, attempts = await store.links_since(start), await store.attempts_since(start)
+        return stats_text(*summarize(links, attempts))
+
+    typer.echo(_with_store(settings, work))
+
+
+@app.command()
+def audit(link_id: str, config: ConfigOpt = None) -> None:
+    """One link's record and every request for it."""
+    from bot.state.report import audit_text
+
+    settings = _settings(config, check_files=False)
+
+    async def work(store: Store) -> str:
+        link, usage = await store.link(link_id), await store.usage(link_id)
+        return audit_text(link_id, link, usage, await store.attempts_since(0, link_id))
+
+    typer.echo(_with_store(settings, work))
+
+
+@app.command()
+def prune(config: ConfigOpt = None) -> None:
+    """Delete audit rows older than [state] keep_days now (the server also does it hourly)."""
+    settings = _settings(config, check_files=False)
+    before = time.time() - settings.state.keep_days * 86400
+    removed = _with_store(settings, lambda store: store.prune(before))
+    typer.echo(f"removed {removed} row(s) older than {settings.state.keep_days} days")
 
 
 def main() -> None:

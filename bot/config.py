@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.state import sqlite_path
 
 DEFAULT_CONFIG = Path("config.toml")
 DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}"
@@ -95,6 +96,15 @@ class StateSettings(_Section):
     url: str = "sqlite:///state/bot.db"
     keep_days: int = Field(default=90, ge=1)
 
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if sqlite_path(value) is None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "must be sqlite:///PATH (e.g. sqlite:///state/bot.db) or redis://HOST:PORT/DB"
+            )
+        return value
+
 
 class LogSettings(_Section):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
@@ -168,6 +178,9 @@ def load_settings(path: Path | None = None, *, check_files: bool = True) -> Sett
         settings.files.dir = base / settings.files.dir
     if settings.log.file is not None and not settings.log.file.is_absolute():
         settings.log.file = base / settings.log.file
+    state_file = sqlite_path(settings.state.url)
+    if state_file is not None and not state_file.is_absolute():
+        settings.state.url = f"sqlite:///{base / state_file}"
     _check_secrets(settings)
     _check_templates(settings)
     if check_files:

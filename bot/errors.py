@@ -65,11 +65,35 @@ class FileMissing(BotError):
         super().__init__(f"file {file_key!r} is missing")
 
 
+class LinkRevoked(LinkError):
+    """The owner revoked this link (``bot revoke``)."""
+
+    def __init__(self, link_id: str, file_key: str) -> None:
+        self.link_id, self.file_key = link_id, file_key
+        super().__init__(f"link {link_id} was revoked")
+
+
+class LinkExhausted(LinkError):
+    """A use-limited link whose downloads are all taken."""
+
+    def __init__(self, link_id: str, file_key: str, limit: int) -> None:
+        self.link_id, self.file_key, self.limit = link_id, file_key, limit
+        super().__init__(f"link {link_id} has used its {limit} download(s)")
+
+
+class StoreUnavailable(BotError):
+    """The state store did not answer (down, locked, read-only or too slow)."""
+
+    def __init__(self, reason: str, link_id: str = "", file_key: str = "") -> None:
+        self.reason, self.link_id, self.file_key = reason, link_id, file_key
+        super().__init__(f"state store unavailable: {reason}")
+
+
 class DownloadRefused(BotError):
     """Too many downloads at once; ``retry_after`` seconds is a fair time to try again."""
 
-    def __init__(self, reason: str, retry_after: int) -> None:
-        self.reason, self.retry_after = reason, retry_after
+    def __init__(self, reason: str, retry_after: int, link_id: str = "") -> None:
+        self.reason, self.retry_after, self.link_id = reason, retry_after, link_id
         super().__init__(f"{reason}; retry after {retry_after}s")
 
 

@@ -1,41 +1,45 @@
-"""What the bot says to a message: routing plus link issuing (no I/O besides the log line)."""
+"""What the bot says to a message: routing, link issuing and reply texts (no I/O)."""
 
 from __future__ import annotations
 
-from loguru import logger
+from datetime import datetime, timedelta, timezone
 
-from bot.links import LinkSigner
-from bot.routing import Router, SendLink, SendText
+from bot.config import KeywordSettings
+from bot.links import Link, LinkSigner
+from bot.routing import Action, Router
 from bot.wechat import Message
+
+CHINA = timezone(timedelta(hours=8))
 
 
 class Responder:
-    """Turns a parsed message into reply text, or None for ``success``."""
+    """Routes a parsed message and words the replies; state lives in ``bot.answers``."""
 
     def __init__(self, router: Router, signer: LinkSigner, public_url: str) -> None:
         self._router = router
         self._signer = signer
         self._base = public_url.rstrip("/") + "/d/"
 
-    def respond(self, message: Message) -> str | None:
-        """Reply text for one message; issues (and logs) a fresh link for a keyword."""
-        action = self._router.route(message)
-        if isinstance(action, SendText):
-            return action.text
-        if isinstance(action, SendLink):
-            keyword = action.keyword
-            token, link = self._signer.issue(keyword.file)
-            logger.info(
-                "link issued id={} keyword={!r} file={!r} openid={} expires={}",
-                link.link_id,
-                keyword.match,
-                keyword.file,
-                message.source,
-                link.expires_at.isoformat(),
-            )
-            return keyword.reply.format(
-                url=self._base + token,
-                filename=keyword.file,
-                minutes=max(1, self._signer.ttl // 60),
-            )
-        return None
+    def route(self, message: Message) -> Action:
+        """What to do with one message."""
+        return self._router.route(message)
+
+    def link_reply(self, keyword: KeywordSettings) -> tuple[str, Link]:
+        """A fresh link to the keyword's file and the reply text carrying it."""
+        token, link = self._signer.issue(keyword.file)
+        text = keyword.reply.format(
+            url=self._base + token,
+            filename=keyword.file,
+            minutes=max(1, self._signer.ttl // 60),
+        )
+        return text, link
+
+
+def quota_text(limit: int, retry_at: float, now: float) -> str:
+    """The friendly refusal for a follower past ``links_per_user_per_hour``."""
+    at = datetime.fromtimestamp(retry_at, CHINA).strftime("%H:%M")
+    minutes = max(1, int(retry_at - now + 59) // 60)
+    return (
+        f"你在一小时内已经获取了 {limit} 个下载链接，先休息一下吧。"
+        f"请在 {at}（北京时间，约 {minutes} 分钟后）再发送关键词。"
+    )

@@ -71,9 +71,11 @@ class DownloadSlots:
     def acquire(self, link_id: str) -> Slot:
         """A slot for one more download of this link; ServerBusy or LinkBusy when full."""
         if self.max_total and self._total >= self.max_total:
-            raise ServerBusy(f"{self._total} downloads running", RETRY_SERVER_BUSY)
+            raise ServerBusy(f"{self._total} downloads running", RETRY_SERVER_BUSY, link_id)
         if self.max_per_link and self._per_link[link_id] >= self.max_per_link:
-            raise LinkBusy(f"link {link_id} has {self.max_per_link} running", RETRY_LINK_BUSY)
+            raise LinkBusy(
+                f"{self.max_per_link} downloads of this link running", RETRY_LINK_BUSY, link_id
+            )
         self._total += 1
         self._per_link[link_id] += 1
         return Slot(self, link_id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,8 +49,10 @@ def free_port() -> int:
         return port
 
 
-def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
-    """A config.toml in ``tmp`` with test values, sections overridable."""
+def write_config(
+    tmp: Path, *, keywords: list[dict[str, Any]] | None = None, **sections: dict[str, Any]
+) -> Path:
+    """A config.toml in ``tmp`` with test values, sections (and the keywords) overridable."""
     base: dict[str, dict[str, Any]] = {
         "server": {"public_url": "http://127.0.0.1:8000"},
         "wechat": {"token": TOKEN, "app_id": APP_ID, "encoding_aes_key": AES_KEY},
@@ -61,15 +65,18 @@ def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
     for name, values in base.items():
         lines.append(f"[{name}]")
         lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-    lines += [
-        "[[keywords]]",
-        'match = "芝麻开门"',
-        f'file = "{DEMO_NAME}"',
-        "[[keywords]]",
-        'match = "Big"',
-        f'file = "{BIG_NAME}"',
-        'reply = "大文件 {filename}: {url} ({minutes} 分钟)"',
-    ]
+    if keywords is None:
+        keywords = [
+            {"match": "芝麻开门", "file": DEMO_NAME},
+            {
+                "match": "Big",
+                "file": BIG_NAME,
+                "reply": "大文件 {filename}: {url} ({minutes} 分钟)",
+            },
+        ]
+    for keyword in keywords:
+        lines.append("[[keywords]]")
+        lines += [f"{k} = {_toml(v)}" for k, v in keyword.items()]
     path = tmp / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -167,6 +174,78 @@ def start_server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     return server, thread, f"http://127.0.0.1:{port}"
+
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+@dataclass
+class RedisServer:
+    """A real redis-server on a free port, without persistence."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def start_redis() -> RedisServer:
+    """Start redis-server (Debian's, installed by `make test`); fail, never skip, if missing."""
+    if not REDIS_SERVER.is_file():
+        pytest.fail(f"{REDIS_SERVER} is missing: run `make debs` (apt-get install redis-server)")
+    port = free_port()
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(
+        [str(REDIS_SERVER), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(port, process)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            server.stop()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's redis-server, emptied for this test."""
+    with socket.create_connection(("127.0.0.1", redis_server.port), timeout=5) as sock:
+        sock.sendall(b"FLUSHALL\r\n")
+        assert sock.recv(16).startswith(b"+OK")
+    return redis_server.url()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server this test may kill or pause."""
+    server = start_redis()
+    yield server
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGCONT)  # in case the test paused it
+    server.stop()
 
 
 @pytest.fixture

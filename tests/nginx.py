@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
 import socket
@@ -28,14 +27,12 @@ def local_conf(
     extra_http: str = "",
 ) -> str:
     """docker/nginx.conf with its container paths and ports swapped for local ones."""
-    text = SHIPPED.read_text(encoding="utf-8")
+    # As root, nginx's workers would run as nobody, who cannot read pytest's private temp dirs.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    text = f"{user}pid {prefix}/nginx.pid;\n" + SHIPPED.read_text(encoding="utf-8")
     swaps = {
-        "user nginx;": f"user {getpass.getuser()};",
-        "pid /var/run/nginx.pid;": f"pid {prefix}/nginx.pid;",
-        "error_log /var/log/nginx/error.log notice;": f"error_log {prefix}/error.log notice;",
-        "access_log /var/log/nginx/access.log downloads;": (
-            f"access_log {prefix}/access.log downloads;"
-        ),
+        "error_log /dev/stderr warn;": f"error_log {prefix}/error.log warn;",
+        "access_log /dev/stdout bot;": f"access_log {prefix}/access.log bot;",
         "server bot:8000;": f"server {upstream};",
         "listen 80;": f"listen 127.0.0.1:{port};",
         "alias /files/;": f"alias {files_dir.resolve()}/;",

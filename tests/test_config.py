@@ -67,6 +67,7 @@ def test_bot_config_env_names_the_file(config_file: Path, monkeypatch: pytest.Mo
         pytest.param({"files": {"dir": "nowhere"}}, "files.dir", id="no-files-dir"),
         pytest.param({"server": {"colour": "red"}}, "server.colour", id="unknown-key"),
         pytest.param({"replies": {"help": "send {kw}"}}, "replies.help", id="bad-template"),
+        pytest.param({"state": {"url": "postgres://db/bot"}}, "state.url", id="unknown-store"),
     ],
 )
 def test_refusals_name_the_key(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from bot.wechat import Codec, build_message_xml, parse_message, signature
 from tests.conftest import APP_ID, BIG_NAME, DEMO_NAME, TOKEN, LogCapture, RunningServer
 
 CODEC = Codec(TOKEN, APP_ID, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+MSG_IDS = itertools.count(1001)
 MODES = [
     pytest.param({"encrypt": False}, id="plaintext"),
     pytest.param({"encrypt": True, "compatible": True}, id="compatible"),
@@ -27,11 +29,13 @@ def send(
     msg_type: str = "text",
     event: str = "",
     user: str = "o_follower_1",
-    msg_id: str | None = "1001",
+    msg_id: str | None = "auto",
     encrypt: bool = False,
     compatible: bool = False,
 ) -> httpx.Response:
     now = str(int(server.clock()))
+    if msg_id == "auto":  # every message a fresh MsgId, as WeChat does (retries are deduplicated)
+        msg_id = str(next(MSG_IDS))
     xml = build_message_xml(
         to_user="gh_account",
         from_user=user,

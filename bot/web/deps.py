@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.links import Clock, LinkSigner
+from bot.metrics import Metrics
 from bot.replies import Responder
 from bot.slots import DownloadSlots
 from bot.web.pages import Pages
 from bot.wechat import Codec
+
+if TYPE_CHECKING:
+    from bot.answers import Answerer
+    from bot.state import Store
+    from bot.web.gate import Gate
+
+# True when the bot can serve (its store answers); raising or a timeout counts as False.
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+async def always_ok() -> bool:
+    """The health check when nothing outside the process needs to answer."""
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +43,12 @@ class Services:
     responder: Responder
     pages: Pages
     keyword_for_file: dict[str, str]
+    store: Store
+    answerer: Answerer
+    gate: Gate
     slots: DownloadSlots
+    metrics: Metrics = field(default_factory=Metrics)
+    health: HealthCheck = always_ok
 
 
 def get_services(request: Request) -> Services:

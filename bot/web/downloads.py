@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +16,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bot.web.delivery import PacedFileResponse, accel_response, take_slot
 from bot.web.deps import ServicesDep, client_ip
+from bot.web.gate import Admission
+from bot.web.landing import landing_page
 
 router = APIRouter()
 
@@ -24,9 +26,10 @@ DOWNLOAD_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex",
+    "Vary": "User-Agent",
 }
 
-Finished = Callable[[int, int, bool], None]
+Finished = Callable[[int, int, bool], Awaitable[None]]
 
 
 def content_disposition(filename: str) -> str:
@@ -48,6 +51,7 @@ class TrackedFileResponse(PacedFileResponse):
     def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_finish = on_finish
+        self.ignore_range = False  # True: send the whole file with 200 whatever Range asks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, complete = 0, 0, False
@@ -61,10 +65,13 @@ class TrackedFileResponse(PacedFileResponse):
                 complete = complete or not message.get("more_body", False)
             await send(message)
 
+        if self.ignore_range:
+            scope = {**scope, "headers": [h for h in scope["headers"] if h[0].lower() != b"range"]}
         try:
             await super().__call__(scope, receive, tap)
         finally:
-            self._on_finish(status, sent, complete)
+            with anyio.CancelScope(shield=True):  # a disconnect must still free the claim
+                await self._on_finish(status, sent, complete)
 
 
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -72,13 +79,17 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
     link = services.signer.verify(token)
     info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
+    if (page := landing_page(request, services, token, link, info)) is not None:
+        await services.gate.check(link, info)  # a revoked or used-up link shows that instead
+        return page
     x_accel = services.settings.files.delivery == "x-accel"
     # nginx sends the bytes in x-accel mode: its limit_conn counts them (see docker/nginx.conf).
     slot = None if x_accel else take_slot(services.slots, link.link_id, request.method)
     ip, agent = client_ip(request), request.headers.get("user-agent", "-")
     range_header = request.headers.get("range", "-")
+    admission: Admission | None = None
 
-    def finished(status: int, sent: int, complete: bool) -> None:
+    async def finished(status: int, sent: int, complete: bool) -> None:
         if slot is not None:
             slot.release()
         logger.info(
@@ -92,16 +103,17 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
             sent,
             complete,
         )
+        services.metrics.downloads.labels(str(status)).inc()
+        services.metrics.bytes_sent.inc(sent)
+        if admission is not None:
+            await services.gate.finish(admission, status, sent, complete)
 
     media_type = mimetypes.guess_type(info.key)[0] or "application/octet-stream"
     headers = {
         **DOWNLOAD_HEADERS,
         "Content-Disposition": content_disposition(info.path.name),
     }
-    if x_accel:
-        finished(200, 0, True)  # handed over whole; nginx's access log has the bytes
-        return accel_response(info, headers, services.settings)
-    return TrackedFileResponse(
+    response = TrackedFileResponse(
         info.path,
         stat_result=info.stat,
         media_type=media_type,
@@ -110,3 +122,15 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         rate=services.settings.limits.rate_bytes_per_second,
         slots=services.slots,
     )
+    try:
+        admission = await services.gate.admit(link, info, request, response)
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
+    response.ignore_range = admission.whole
+    if x_accel:
+        # Counted when handed over (nginx's access log has the bytes); nginx honours Range.
+        await finished(200, 0, True)
+        return accel_response(info, headers, services.settings)
+    return response

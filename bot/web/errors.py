@@ -14,15 +14,19 @@ from bot.errors import (
     DownloadRefused,
     FileMissing,
     LinkBusy,
+    LinkExhausted,
     LinkExpired,
     LinkInvalid,
+    LinkRevoked,
     MessageError,
     SignatureError,
+    StoreUnavailable,
 )
 from bot.web.deps import client_ip, get_services
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 CHINA = timezone(timedelta(hours=8))
+RETRY_AFTER = "30"
 
 
 def wants_json(request: Request) -> bool:
@@ -54,6 +58,7 @@ async def link_expired(request: Request, exc: Exception) -> Response:
     exc = cast(LinkExpired, exc)
     services = get_services(request)
     ago = services.clock() - exc.expired_at.timestamp()
+    services.metrics.expired.inc()
     logger.warning(
         "expired link id={} file={!r} expired {}s ago ip={}",
         exc.link_id,
@@ -61,6 +66,7 @@ async def link_expired(request: Request, exc: Exception) -> Response:
         int(ago),
         client_ip(request),
     )
+    await services.gate.refused(request, "expired", 410, exc.link_id, exc.file_key)
     keyword = services.keyword_for_file.get(exc.file_key, "")
     return _page(
         request,
@@ -81,6 +87,8 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
     logger.warning(
         "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
     )
+    get_services(request).metrics.bad_tokens.inc()
+    await get_services(request).gate.refused(request, "bad_token", 403)
     return _page(
         request,
         403,
@@ -94,6 +102,7 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
 async def file_missing(request: Request, exc: Exception) -> Response:
     exc = cast(FileMissing, exc)
     logger.error("file missing file={!r} ip={}", exc.file_key, client_ip(request))
+    await get_services(request).gate.refused(request, "missing", 404, file=exc.file_key)
     return _page(
         request,
         404,
@@ -104,10 +113,48 @@ async def file_missing(request: Request, exc: Exception) -> Response:
     )
 
 
+async def link_used_up(request: Request, exc: Exception) -> Response:
+    exc = cast(LinkExhausted | LinkRevoked, exc)
+    revoked = isinstance(exc, LinkRevoked)
+    services = get_services(request)
+    logger.warning("{} id={} file={!r} ip={}", exc, exc.link_id, exc.file_key, client_ip(request))
+    outcome = "revoked" if revoked else "exhausted"
+    await services.gate.refused(request, outcome, 410, exc.link_id, exc.file_key)
+    return _page(
+        request,
+        410,
+        f"link_{outcome}",
+        outcome,
+        title="链接已停用 · Link switched off" if revoked else "下载次数已用完 · Link used up",
+        description="请重新发送关键词获取新的链接",
+        keyword=services.keyword_for_file.get(exc.file_key, ""),
+        max_downloads=0 if revoked else cast(LinkExhausted, exc).limit,
+    )
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    exc = cast(StoreUnavailable, exc)
+    logger.error("download id={} refused, {}", exc.link_id or "-", exc)
+    await get_services(request).gate.refused(request, "unavailable", 503, exc.link_id, exc.file_key)
+    response = _page(
+        request,
+        503,
+        "unavailable",
+        "unavailable",
+        title="请稍后再试 · Try again shortly",
+        description="暂时无法确认下载次数，请稍后再打开这个链接",
+    )
+    response.headers["Retry-After"] = RETRY_AFTER
+    return response
+
+
 async def download_refused(request: Request, exc: Exception) -> Response:
     exc = cast(DownloadRefused, exc)
     status = 429 if isinstance(exc, LinkBusy) else 503
-    logger.warning("download refused {} ({}) ip={}", status, exc.reason, client_ip(request))
+    logger.warning(
+        "download refused {} id={} ({}) ip={}", status, exc.link_id, exc.reason, client_ip(request)
+    )
+    await get_services(request).gate.refused(request, "busy", status, exc.link_id)
     response = _page(
         request,
         status,
@@ -137,6 +184,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LinkExpired, link_expired)
     app.add_exception_handler(LinkInvalid, link_invalid)
     app.add_exception_handler(FileMissing, file_missing)
+    app.add_exception_handler(LinkExhausted, link_used_up)
+    app.add_exception_handler(LinkRevoked, link_used_up)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(DownloadRefused, download_refused)
     app.add_exception_handler(SignatureError, webhook_refused)
     app.add_exception_handler(MessageError, webhook_refused)

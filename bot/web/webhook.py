@@ -35,7 +35,7 @@ def webhook_router(path: str) -> APIRouter:
             encrypt_type=q.get("encrypt_type"),
             msg_signature=q.get("msg_signature"),
         )
-        text = services.responder.respond(message)
+        text = await services.answerer.answer(message)
         if text is None:
             return PlainTextResponse("success")
         now = int(services.clock())

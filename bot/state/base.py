@@ -1,0 +1,139 @@
+"""The state store's interface and the records it keeps (both backends implement ``Store``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, TypeVar
+
+from bot.errors import StoreUnavailable
+
+T = TypeVar("T")
+QUOTA_WINDOW = 3600.0  # links_per_user_per_hour counts links issued in the last hour
+REVOKED_KEEP = 8 * 86400.0  # longer than the longest link lifetime (ttl_seconds <= 7 days)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the first attempt at a message answered; ``text`` None means ``success``."""
+
+    done: bool
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """An issued link, as the audit trail keeps it (times are epoch seconds)."""
+
+    link_id: str
+    openid: str
+    keyword: str
+    file: str
+    issued_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request for ``/d/<token>``: served, or refused with an ``outcome`` such as expired."""
+
+    at: float
+    outcome: str
+    link_id: str = ""
+    file: str = ""
+    ip: str = ""
+    user_agent: str = ""
+    range: str = ""
+    status: int = 0
+    bytes_sent: int = 0
+    complete: bool = False
+    counted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A link's downloads: revoked, being counted right now, counted."""
+
+    revoked: bool = False
+    active: int = 0
+    completed: int = 0
+
+
+class Grant(StrEnum):
+    """The answer to a claim for one counted download."""
+
+    GRANTED = "granted"
+    EXHAUSTED = "exhausted"
+    REVOKED = "revoked"
+
+
+class Store(Protocol):
+    """Dedup, quotas, download counts, revocations, audit trail; failures raise StoreUnavailable."""
+
+    async def open(self) -> None:
+        """Connect and create what is missing; failures are logged, not raised."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    async def ping(self) -> bool:
+        """True when the store answers (for /healthz); raises StoreUnavailable otherwise."""
+
+    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+        """None when this attempt is the first (and now owns the answer); else what is known."""
+
+    async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
+        """Remember the answer to a claimed message for ``ttl`` seconds."""
+
+    async def read_reply(self, key: str) -> Reply | None:
+        """The remembered answer (maybe still pending), or None if none is remembered."""
+
+    async def drop_reply(self, key: str) -> None:
+        """Forget a claim whose attempt failed, so a retry can answer."""
+
+    async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
+        """Record an issued link unless ``openid`` had ``per_hour`` in the last hour (0 = no limit).
+
+        Returns None when recorded, else the time at which the follower may ask again.
+        """
+
+    async def link(self, link_id: str) -> LinkRecord | None:
+        """One issued link, if recorded."""
+
+    async def revoke(self, link_ids: list[str]) -> int:
+        """Revoke these links (known or not); returns how many were not revoked before."""
+
+    async def links_of(self, *, openid: str | None = None, file: str | None = None) -> list[str]:
+        """Ids of recorded links issued to a follower or for a file."""
+
+    async def usage(self, link_id: str) -> Usage:
+        """A link's revocation and download counts."""
+
+    async def claim_download(self, link_id: str, limit: int, keep: float) -> Grant:
+        """Atomically take one of ``limit`` downloads (active + completed < limit)."""
+
+    async def end_download(self, link_id: str, completed: bool) -> None:
+        """Give back a claim: counted as completed, or freed for another try."""
+
+    async def record_attempt(self, attempt: Attempt) -> None:
+        """Append one download attempt to the audit trail."""
+
+    async def links_since(self, since: float) -> list[LinkRecord]:
+        """Links issued at or after ``since``."""
+
+    async def attempts_since(self, since: float, link_id: str | None = None) -> list[Attempt]:
+        """Attempts at or after ``since``, oldest first, optionally for one link."""
+
+    async def prune(self, before: float) -> int:
+        """Delete audit rows and spent state older than ``before``; returns rows removed."""
+
+
+async def bounded(call: Awaitable[T], seconds: float) -> T:
+    """Await a store call for at most ``seconds``; a timeout becomes StoreUnavailable."""
+    try:
+        async with asyncio.timeout(max(seconds, 0.001)):
+            return await call
+    except TimeoutError:
+        raise StoreUnavailable(f"no answer within {seconds:.1f}s") from None

@@ -1,0 +1,262 @@
+"""Redis state for several instances: Lua scripts make every check-then-write atomic."""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict
+from typing import Any, ParamSpec, TypeVar
+
+from loguru import logger
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+from bot.errors import StoreUnavailable
+from bot.state.base import QUOTA_WINDOW, REVOKED_KEEP, Attempt, Grant, LinkRecord, Reply, Usage
+
+P = ParamSpec("P")
+T = TypeVar("T")
+PREFIX = "bot:"
+PENDING, SUCCESS, TEXT = "P", "S", "T"
+
+_CLAIM_MESSAGE = """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
+return false
+"""
+_DROP_PENDING = """
+if redis.call('GET', KEYS[1]) == 'P' then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# KEYS: link hash, all links, the follower's links, the file's links.
+_RECORD_LINK = """
+local per_hour = tonumber(ARGV[7])
+if per_hour > 0 then
+  local since = '(' .. (tonumber(ARGV[5]) - tonumber(ARGV[8]))
+  if redis.call('ZCOUNT', KEYS[3], since, '+inf') >= per_hour then
+    return redis.call('ZRANGEBYSCORE', KEYS[3], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
+  end
+end
+redis.call('HSET', KEYS[1], 'openid', ARGV[2], 'keyword', ARGV[3], 'file', ARGV[4],
+           'issued_at', ARGV[5], 'expires_at', ARGV[6])
+for i = 2, 4 do redis.call('ZADD', KEYS[i], ARGV[5], ARGV[1]) end
+return false
+"""
+# KEYS: revoked flag, usage hash. ARGV: limit, seconds to keep the counts.
+_CLAIM_DOWNLOAD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'revoked' end
+local active = tonumber(redis.call('HGET', KEYS[2], 'active') or '0')
+local completed = tonumber(redis.call('HGET', KEYS[2], 'completed') or '0')
+if active + completed >= tonumber(ARGV[1]) then return 'exhausted' end
+redis.call('HINCRBY', KEYS[2], 'active', 1)
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return 'granted'
+"""
+_END_DOWNLOAD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'active') or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], 'active', -1)
+end
+if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'completed', 1) end
+return 1
+"""
+
+
+def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn the client's connection and protocol errors into StoreUnavailable."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
+
+    return wrapper
+
+
+def _reply(value: object) -> Reply | None:
+    if not isinstance(value, str):
+        return None
+    if value == PENDING:
+        return Reply(done=False)
+    return Reply(done=True, text=value[1:] if value.startswith(TEXT) else None)
+
+
+class RedisStore:
+    """``redis://HOST:PORT/DB``: one store shared by every instance."""
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self._clock = clock
+        self._redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=1,
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
+        )
+        self._claim_message = self._redis.register_script(_CLAIM_MESSAGE)
+        self._drop_pending = self._redis.register_script(_DROP_PENDING)
+        self._record_link = self._redis.register_script(_RECORD_LINK)
+        self._claim_download = self._redis.register_script(_CLAIM_DOWNLOAD)
+        self._end_download = self._redis.register_script(_END_DOWNLOAD)
+
+    async def open(self) -> None:
+        """Check the server answers (a failure is logged; every call reconnects)."""
+        try:
+            await _guarded(self._redis.ping)()
+        except StoreUnavailable as exc:
+            logger.error("{} ({})", exc, self.url.split("@")[-1])
+
+    async def ping(self) -> bool:
+        """True when the server answers PING."""
+        return bool(await _guarded(self._redis.ping)())
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+    @_guarded
+    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+        """None when first; else the remembered (maybe pending) reply."""
+        value = await self._claim_message(keys=[PREFIX + "reply:" + key], args=[int(ttl * 1000)])
+        return _reply(value)
+
+    @_guarded
+    async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
+        """Remember the answer."""
+        value = SUCCESS if text is None else TEXT + text
+        await self._redis.set(PREFIX + "reply:" + key, value, px=int(ttl * 1000))
+
+    @_guarded
+    async def read_reply(self, key: str) -> Reply | None:
+        """The remembered reply, if any."""
+        return _reply(await self._redis.get(PREFIX + "reply:" + key))
+
+    @_guarded
+    async def drop_reply(self, key: str) -> None:
+        """Forget a failed claim."""
+        await self._drop_pending(keys=[PREFIX + "reply:" + key])
+
+    @_guarded
+    async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
+        """Record the link unless the follower's hourly quota is used up."""
+        keys = [
+            f"{PREFIX}link:{link.link_id}",
+            f"{PREFIX}links",
+            f"{PREFIX}user:{link.openid}",
+            f"{PREFIX}file:{link.file}",
+        ]
+        args: list[str | float] = [
+            link.link_id,
+            link.openid,
+            link.keyword,
+            link.file,
+            repr(link.issued_at),
+            repr(link.expires_at),
+            per_hour,
+            QUOTA_WINDOW,
+        ]
+        oldest = await self._record_link(keys=keys, args=args)
+        return None if oldest is None else float(oldest) + QUOTA_WINDOW
+
+    @_guarded
+    async def link(self, link_id: str) -> LinkRecord | None:
+        """One recorded link."""
+        fields = await self._redis.hgetall(f"{PREFIX}link:{link_id}")
+        if not fields:
+            return None
+        return LinkRecord(
+            link_id,
+            str(fields["openid"]),
+            str(fields["keyword"]),
+            str(fields["file"]),
+            float(fields["issued_at"]),
+            float(fields["expires_at"]),
+        )
+
+    @_guarded
+    async def revoke(self, link_ids: list[str]) -> int:
+        """Revoke links; returns how many were new."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for link_id in link_ids:
+                pipe.set(f"{PREFIX}revoked:{link_id}", "1", ex=int(REVOKED_KEEP), nx=True)
+            results = await pipe.execute()
+        return sum(1 for r in results if r)
+
+    @_guarded
+    async def links_of(self, *, openid: str | None = None, file: str | None = None) -> list[str]:
+        """Ids of links for a follower or a file."""
+        key = f"{PREFIX}user:{openid}" if openid is not None else f"{PREFIX}file:{file}"
+        return [str(i) for i in await self._redis.zrange(key, 0, -1)]
+
+    @_guarded
+    async def usage(self, link_id: str) -> Usage:
+        """Revocation and counts of one link."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(f"{PREFIX}revoked:{link_id}")
+            pipe.hmget(f"{PREFIX}usage:{link_id}", ["active", "completed"])
+            revoked, (active, completed) = await pipe.execute()
+        return Usage(bool(revoked), int(active or 0), int(completed or 0))
+
+    @_guarded
+    async def claim_download(self, link_id: str, limit: int, keep: float) -> Grant:
+        """Take a download slot if one is free."""
+        keys = [f"{PREFIX}revoked:{link_id}", f"{PREFIX}usage:{link_id}"]
+        return Grant(await self._claim_download(keys=keys, args=[limit, max(1, int(keep))]))
+
+    @_guarded
+    async def end_download(self, link_id: str, completed: bool) -> None:
+        """Free or count a slot."""
+        await self._end_download(keys=[f"{PREFIX}usage:{link_id}"], args=[int(completed)])
+
+    @_guarded
+    async def record_attempt(self, attempt: Attempt) -> None:
+        """Append an attempt (the random id keeps identical attempts apart)."""
+        member = json.dumps({**asdict(attempt), "_id": secrets.token_hex(6)}, ensure_ascii=False)
+        await self._redis.zadd(f"{PREFIX}attempts", {member: attempt.at})
+
+    @_guarded
+    async def links_since(self, since: float) -> list[LinkRecord]:
+        """Links issued since a time."""
+        ids = await self._redis.zrangebyscore(f"{PREFIX}links", since, "+inf")
+        links = [await self.link(str(link_id)) for link_id in ids]
+        return [link for link in links if link is not None]
+
+    @_guarded
+    async def attempts_since(self, since: float, link_id: str | None = None) -> list[Attempt]:
+        """Attempts since a time, oldest first."""
+        members = await self._redis.zrangebyscore(f"{PREFIX}attempts", since, "+inf")
+        attempts = []
+        for member in members:
+            fields = json.loads(str(member))
+            fields.pop("_id", None)
+            if link_id is None or fields["link_id"] == link_id:
+                attempts.append(Attempt(**fields))
+        return attempts
+
+    @_guarded
+    async def prune(self, before: float) -> int:
+        """Drop links and attempts older than ``before`` (replies, counts, revocations expire)."""
+        old = await self._redis.zrangebyscore(f"{PREFIX}links", "-inf", f"({before}")
+        removed = 0
+        for link_id in map(str, old):
+            openid, file = map(
+                str, await self._redis.hmget(f"{PREFIX}link:{link_id}", ["openid", "file"])
+            )
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(f"{PREFIX}user:{openid}", link_id)
+                pipe.zrem(f"{PREFIX}file:{file}", link_id)
+                pipe.zrem(f"{PREFIX}links", link_id)
+                pipe.delete(f"{PREFIX}link:{link_id}")
+                await pipe.execute()
+            removed += 1
+        removed += await self._redis.zremrangebyscore(f"{PREFIX}attempts", "-inf", f"({before}")
+        return removed

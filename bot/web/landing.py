@@ -1,0 +1,60 @@
+"""The page a valid link shows instead of the file (WeChat's browser, previews, "always")."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2.filters import do_filesizeformat
+from loguru import logger
+
+from bot.catalog import FileInfo
+from bot.links import Link
+from bot.useragent import Agent, classify, wants_landing
+from bot.web.deps import Services, client_ip
+
+# The page holds the link itself: never cached, never leaked through a Referer, never indexed.
+LANDING_HEADERS = {
+    "Cache-Control": "no-store",
+    "Vary": "User-Agent",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+        "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
+DOWNLOAD_QUERY = "dl"
+
+
+def landing_page(
+    request: Request, services: Services, token: str, link: Link, info: FileInfo
+) -> Response | None:
+    """The landing page when this client should get one, else None (serve the file)."""
+    agent = classify(request.headers.get("user-agent", ""))
+    asked = request.query_params.get(DOWNLOAD_QUERY) == "1"
+    if not wants_landing(agent, services.settings.links.landing, download_asked=asked):
+        return None
+    services.metrics.landing_pages.labels(agent.value).inc()
+    logger.info(
+        "landing page id={} file={!r} agent={} ip={}",
+        link.link_id,
+        info.key,
+        agent.value,
+        client_ip(request),
+    )
+    seconds_left = max(0, int(link.expires_at.timestamp() - services.clock()))
+    minutes = max(1, (seconds_left + 59) // 60)
+    name, size = info.path.name, do_filesizeformat(info.size)
+    html = services.pages.render(
+        "landing",
+        title=f"下载「{name}」· Download",
+        description=f"{size} · {minutes} 分钟内有效 · valid for {minutes} min",
+        filename=name,
+        size=info.size,
+        seconds_left=seconds_left,
+        url=f"{services.settings.server.public_url}/d/{token}",
+        keyword=services.keyword_for_file.get(info.key, ""),
+        in_wechat=agent is Agent.WECHAT,
+    )
+    return HTMLResponse(html, headers=LANDING_HEADERS)

@@ -1,0 +1,503 @@
+"""The state store against a real SQLite file and a real redis-server: every test runs on both."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.links import LinkSigner
+from bot.replies import CHINA
+from bot.state import Attempt, Grant, LinkRecord, Store, store_from_url
+from bot.wechat import Codec, build_message_xml, parse_message
+from tests.conftest import (
+    AES_KEY,
+    APP_ID,
+    BIG_NAME,
+    DEMO_NAME,
+    SECRET,
+    TOKEN,
+    Clock,
+    LogCapture,
+    RunningServer,
+    write_config,
+)
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+CODEC = Codec(TOKEN, APP_ID, AES_KEY)
+LIMITED: list[dict[str, Any]] = [
+    {"match": "芝麻开门", "file": DEMO_NAME},
+    {"match": "Big", "file": BIG_NAME, "max_downloads": 1},
+]
+
+
+def post(
+    url: str,
+    *,
+    msg_id: str,
+    timestamp: float,
+    content: str = "芝麻开门",
+    user: str = "o_follower_1",
+    encrypt: bool = False,
+) -> httpx.Response:
+    """A text message pushed as WeChat's server would (a retry is the same msg_id again)."""
+    xml = build_message_xml(
+        to_user="gh_account",
+        from_user=user,
+        create_time=int(timestamp),
+        content=content,
+        msg_id=msg_id,
+    )
+    params, body = CODEC.build_request(
+        xml, timestamp=str(int(timestamp)), nonce=secrets.token_hex(4), encrypt=encrypt
+    )
+    return httpx.post(url.rstrip("/") + "/wechat", params=params, content=body, timeout=10)
+
+
+def text_of(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    if response.content == b"success":
+        return "success"
+    return parse_message(CODEC.read_reply(response.content)).content
+
+
+def link_of(text: str) -> str:
+    match = re.search(r"/d/[A-Za-z0-9_.\-]+", text)
+    assert match, text
+    return match.group(0)
+
+
+def link_id(path: str, clock: Callable[[], float]) -> str:
+    signer = LinkSigner([SECRET], 600, files=[DEMO_NAME, BIG_NAME], clock=clock)
+    return signer.verify(path.removeprefix("/d/")).link_id
+
+
+def parallel(works: list[Callable[[], T]]) -> list[T]:
+    """Run every work at once (a barrier releases them together); results in order."""
+    barrier = threading.Barrier(len(works))
+
+    def go(work: Callable[[], T]) -> T:
+        barrier.wait(5)
+        return work()
+
+    with ThreadPoolExecutor(len(works)) as pool:
+        return list(pool.map(go, works))
+
+
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], clock: Clock) -> T:
+    """Run ``work`` on a second connection to the server's store (as another worker would)."""
+
+    async def run() -> T:
+        store = store_from_url(settings.state.url, clock=clock)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def bot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return "sqlite:///state/bot.db"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+Start = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, files_dir: Path, state_url: str, serve: Callable[[Settings], RunningServer]
+) -> Start:
+    """A running bot on this test's store, with config sections (and keywords) overridable."""
+
+    def _start(keywords: list[dict[str, Any]] | None = None, **sections: Any) -> RunningServer:
+        sections["state"] = {"url": state_url, **sections.get("state", {})}
+        return serve(load_settings(write_config(tmp_path, keywords=keywords, **sections)))
+
+    return _start
+
+
+# --- the store itself -------------------------------------------------------------------------
+
+
+def test_claims_are_atomic_and_counted(start: Start, clock: Clock) -> None:
+    settings = start().settings
+
+    async def work(store: Store) -> tuple[list[Grant], Any, Any, Grant, Grant]:
+        grants = await asyncio.gather(*(store.claim_download("L1", 3, 600) for _ in range(20)))
+        await store.end_download("L1", completed=True)
+        await store.end_download("L1", completed=False)
+        after = await store.usage("L1")
+        third = await store.claim_download("L1", 3, 600)
+        await store.revoke(["L1"])
+        return grants, after, await store.usage("L1"), third, await store.claim_download("L1", 9, 1)
+
+    grants, after, revoked, third, refused = with_store(settings, work, clock)
+    assert sorted(grants).count(Grant.GRANTED) == 3
+    assert grants.count(Grant.EXHAUSTED) == 17
+    assert (after.active, after.completed, after.revoked) == (1, 1, False)
+    assert third is Grant.GRANTED
+    assert revoked.revoked and refused is Grant.REVOKED
+
+
+def test_prune_keeps_recent_rows(start: Start, clock: Clock) -> None:
+    settings = start().settings
+    now = clock()
+
+    async def work(store: Store) -> tuple[int, list[LinkRecord], list[Attempt]]:
+        for age, name in [(100 * 86400, "old"), (60, "new")]:
+            await store.record_link(LinkRecord(name, "o", "k", "f", now - age, now - age + 600), 0)
+            await store.record_attempt(Attempt(now - age, "served", name, "f"))
+        removed = await store.prune(now - 90 * 86400)
+        return removed, await store.links_since(0), await store.attempts_since(0)
+
+    removed, links, attempts = with_store(settings, work, clock)
+    assert removed >= 2
+    assert [link.link_id for link in links] == ["new"]
+    assert [a.link_id for a in attempts] == ["new"]
+
+
+# --- WeChat retries ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encrypt", [pytest.param(False, id="plain"), pytest.param(True, id="aes")])
+def test_same_message_three_times_at_once_gets_one_link(
+    start: Start, clock: Clock, encrypt: bool
+) -> None:
+    server = start()
+    now = clock()
+    responses = parallel(
+        [lambda: post(server.url, msg_id="42", timestamp=now, encrypt=encrypt)] * 3
+    )
+    texts = {text_of(r) for r in responses}
+    assert len(texts) == 1 and "/d/" in next(iter(texts))
+    if encrypt:  # each retry sealed afresh, all holding the same link
+        assert all(b"<Encrypt>" in r.content for r in responses)
+    later = text_of(post(server.url, msg_id="42", timestamp=now, encrypt=encrypt))
+    assert {later} == texts
+    other = text_of(post(server.url, msg_id="43", timestamp=now, encrypt=encrypt))
+    assert link_of(other) != link_of(later)
+    links = with_store(server.settings, lambda s: s.links_since(0), clock)
+    assert len(links) == 2 and {link.openid for link in links} == {"o_follower_1"}
+
+
+def test_retry_waits_for_the_first_attempts_answer(start: Start, clock: Clock) -> None:
+    server = start()
+    # Another worker has claimed msg 77 and is still answering it.
+    assert with_store(server.settings, lambda s: s.claim_message("msg:77", 60), clock) is None
+
+    def answer_later() -> None:
+        time.sleep(0.5)
+        with_store(server.settings, lambda s: s.save_reply("msg:77", "第一次的回答", 60), clock)
+
+    helper = threading.Thread(target=answer_later)
+    helper.start()
+    reply = text_of(post(server.url, msg_id="77", timestamp=clock(), encrypt=True))
+    helper.join()
+    assert reply == "第一次的回答"
+
+
+def test_retry_still_pending_at_the_deadline_gets_success(
+    start: Start, clock: Clock, logs: LogCapture
+) -> None:
+    server = start()
+    assert with_store(server.settings, lambda s: s.claim_message("msg:78", 60), clock) is None
+    began = time.monotonic()
+    response = post(server.url, msg_id="78", timestamp=clock())
+    elapsed = time.monotonic() - began
+    assert response.text == "success"
+    assert 4.0 < elapsed < 5.0  # WeChat's 5-second limit
+    assert logs.find("at the deadline", level="WARNING")
+    assert with_store(server.settings, lambda s: s.links_since(0), clock) == []
+
+
+# --- quota ------------------------------------------------------------------------------------
+
+
+def test_quota_tenth_link_ok_eleventh_told_when(
+    start: Start, clock: Clock, logs: LogCapture
+) -> None:
+    server = start()
+    first = clock()
+    for i in range(10):
+        assert "/d/" in text_of(post(server.url, msg_id=f"q{i}", timestamp=clock()))
+        clock.advance(60)
+    clock.now = first + 1800
+    refused = text_of(post(server.url, msg_id="q10", timestamp=clock()))
+    again_at = datetime.fromtimestamp(first + 3600, CHINA).strftime("%H:%M")
+    assert "/d/" not in refused
+    assert "10 个" in refused and again_at in refused and "30 分钟" in refused
+    assert logs.find("quota: openid=o_follower_1", level="WARNING")
+    other = text_of(post(server.url, msg_id="q-other", timestamp=clock(), user="o_other"))
+    assert "/d/" in other
+    clock.now = first + 3600  # the first link leaves the hour
+    assert "/d/" in text_of(post(server.url, msg_id="q11", timestamp=clock()))
+    assert "/d/" not in text_of(post(server.url, msg_id="q12", timestamp=clock()))
+
+
+# --- use-limited links ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_use(start: Start, clock: Clock) -> tuple[RunningServer, str]:
+    """A bot with ``max_downloads = 1`` and the path of a fresh link to the big file."""
+    server = start(links={"max_downloads": 1})
+    return server, link_of(
+        text_of(post(server.url, msg_id="1use", timestamp=clock(), content="big"))
+    )
+
+
+def test_one_use_link_with_five_parallel_downloads(
+    one_use: tuple[RunningServer, str], files_dir: Path
+) -> None:
+    server, path = one_use
+    original = (files_dir / BIG_NAME).read_bytes()
+
+    def fetch() -> httpx.Response:
+        with server.client(headers={"Accept": "application/json"}) as client:
+            return client.get(path)
+
+    results = parallel([fetch] * 5)
+    assert sorted(r.status_code for r in results) == [200, 410, 410, 410, 410]
+    assert [r.content for r in results if r.status_code == 200] == [original]
+    assert {r.json()["error"] for r in results if r.status_code == 410} == {"link_exhausted"}
+    with server.client() as client:
+        page = client.get(path)
+    assert page.status_code == 410 and "已用完" in page.text
+    assert page.headers["cache-control"] == "no-store"
+
+
+WECHAT_UA = "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47"
+
+
+def test_wechat_landing_page_neither_counts_nor_hides_a_used_up_link(
+    one_use: tuple[RunningServer, str],
+) -> None:
+    server, path = one_use
+    with server.client(headers={"User-Agent": WECHAT_UA}) as wechat, server.client() as browser:
+        before = [wechat.get(path), wechat.get(path)]  # landing pages: never counted
+        download = browser.get(path)
+        after = wechat.get(path)
+    assert [r.status_code for r in before] == [200, 200]
+    assert "在浏览器打开" in before[0].text
+    assert download.status_code == 200
+    assert after.status_code == 410 and "已用完" in after.text
+
+
+def test_counted_download_resumes_and_head_never_counts(
+    one_use: tuple[RunningServer, str], files_dir: Path
+) -> None:
+    server, path = one_use
+    original = (files_dir / BIG_NAME).read_bytes()
+    with server.client() as client:
+        heads = [client.head(path).status_code for _ in range(3)]
+        full = client.get(path)
+        resume = client.get(path, headers={"Range": "bytes=1000000-"})
+        tail = client.get(path, headers={"Range": "bytes=-10"})
+        restart = client.get(path, headers={"Range": "bytes=0-"})
+        bad_range = client.get(path, headers={"Range": "bytes=999999999-"})
+    assert heads == [200, 200, 200]
+    assert full.status_code == 200 and full.content == original
+    assert resume.status_code == 206 and resume.content == original[1000000:]
+    assert tail.status_code == 206 and tail.content == original[-10:]
+    assert restart.status_code == 410
+    assert bad_range.status_code == 416
+
+
+def test_resume_with_nothing_counted_is_served_whole_and_counted(
+    one_use: tuple[RunningServer, str], files_dir: Path
+) -> None:
+    server, path = one_use
+    with server.client() as client:
+        piece = client.get(path, headers={"Range": "bytes=1000-"})
+        second = client.get(path)
+    assert piece.status_code == 200
+    assert piece.content == (files_dir / BIG_NAME).read_bytes()
+    assert second.status_code == 410
+
+
+def test_interrupted_download_frees_its_claim(
+    one_use: tuple[RunningServer, str], files_dir: Path
+) -> None:
+    os.truncate(files_dir / BIG_NAME, 64 * 1024 * 1024)  # more than socket buffers hold
+    server, path = one_use
+    with server.client() as client:
+        with client.stream("GET", path) as partial:
+            assert partial.status_code == 200
+            next(partial.iter_bytes())
+        deadline = time.monotonic() + 10
+        # The server notices the disconnect, then frees the claim: 410 until then.
+        while (again := client.get(path)).status_code == 410 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert again.status_code == 200 and len(again.content) == 64 * 1024 * 1024
+
+
+# --- revocation, stats, audit ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "revoked"),
+    [
+        pytest.param(["ID_A"], {"a"}, id="link"),
+        pytest.param(["--user", "o_b"], {"b", "c"}, id="user"),
+        pytest.param(["--file", BIG_NAME], {"c"}, id="file"),
+    ],
+)
+def test_revoke(
+    start: Start, clock: Clock, tmp_path: Path, args: list[str], revoked: set[str]
+) -> None:
+    server = start()
+    paths = {
+        name: link_of(text_of(post(server.url, msg_id=name, timestamp=clock(), **kw)))
+        for name, kw in {
+            "a": {"user": "o_a"},
+            "b": {"user": "o_b"},
+            "c": {"user": "o_b", "content": "big"},
+        }.items()
+    }
+    args = [link_id(paths["a"], clock) if a == "ID_A" else a for a in args]
+    result = bot(tmp_path / "config.toml", "revoke", *args)
+    assert result.returncode == 0, result.stderr
+    assert f"revoked {len(revoked)} link(s)" in result.stdout
+    with server.client(headers={"Accept": "application/json"}) as client:
+        statuses = {name: client.get(path) for name, path in paths.items()}
+        page = client.get(paths[min(revoked)], headers={"Accept": "text/html"})
+    for name, response in statuses.items():
+        if name in revoked:
+            assert (response.status_code, response.json()["error"]) == (410, "link_revoked")
+        else:
+            assert response.status_code == 200
+    assert "已被公众号管理员停用" in page.text and page.status_code == 410
+
+
+def wait_for_attempts(settings: Settings, clock: Clock, count: int) -> list[Attempt]:
+    """Attempts are written after the response ends: wait until ``count`` are in."""
+    deadline = time.monotonic() + 10
+    while len(found := with_store(settings, lambda s: s.attempts_since(0), clock)) < count:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+    return found
+
+
+def test_stats_and_audit(start: Start, clock: Clock, tmp_path: Path, files_dir: Path) -> None:
+    server = start()
+    one = link_of(text_of(post(server.url, msg_id="s1", timestamp=clock(), user="o_a")))
+    two = link_of(text_of(post(server.url, msg_id="s2", timestamp=clock(), user="o_b")))
+    big = link_of(text_of(post(server.url, msg_id="s3", timestamp=clock(), content="big")))
+    big_size = (files_dir / BIG_NAME).stat().st_size
+    demo_size = (files_dir / DEMO_NAME).stat().st_size
+    with server.client(headers={"User-Agent": "test-agent/1"}) as client:
+        assert client.get(one).status_code == 200
+        assert client.head(two).status_code == 200
+        assert client.get(big, headers={"Range": "bytes=100-"}).status_code == 206
+        assert client.get("/d/garbage").status_code == 403
+        clock.advance(601)
+        assert client.get(two).status_code == 410
+    wait_for_attempts(server.settings, clock, 5)
+    config = tmp_path / "config.toml"
+    result = bot(config, "stats", "--since", "7d")
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split("  ")[0]: re.split(r"\s{2,}", line)[1:] for line in result.stdout.splitlines()
+    }
+    assert rows[DEMO_NAME] == ["2", "2", "1", f"{demo_size:,}", "1", "-"]
+    assert rows[BIG_NAME] == ["1", "1", "0", f"{big_size - 100:,}", "0", "-"]
+    assert rows["total"] == ["3", "3", "1", f"{demo_size + big_size - 100:,}", "1", "1"]
+    audit = bot(config, "audit", link_id(one, lambda: clock() - 601))
+    assert audit.returncode == 0, audit.stderr
+    assert "o_a" in audit.stdout and "complete downloads 1" in audit.stdout
+    assert re.search(r"served\s+200\s+" + f"{demo_size:,}" + r"\s+yes\s+yes", audit.stdout)
+    assert "test-agent/1" in audit.stdout
+    expired = bot(config, "audit", link_id(two, lambda: clock() - 601)).stdout
+    assert "expired" in expired and "410" in expired and "served" in expired  # HEAD, then 410
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+FAULTS = [
+    pytest.param("redis-killed", id="redis-killed"),
+    pytest.param("redis-paused", id="redis-paused"),
+    pytest.param("sqlite-locked", id="sqlite-locked"),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_store_down_webhook_answers_unlimited_downloads_limited_503(
+    tmp_path: Path,
+    files_dir: Path,
+    serve: Callable[[Settings], RunningServer],
+    clock: Clock,
+    logs: LogCapture,
+    fault: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    redis = request.getfixturevalue("own_redis") if fault.startswith("redis") else None
+    url = redis.url() if redis else "sqlite:///state/bot.db"
+    server = serve(load_settings(write_config(tmp_path, keywords=LIMITED, state={"url": url})))
+    demo = link_of(text_of(post(server.url, msg_id="f1", timestamp=clock())))
+    big = link_of(text_of(post(server.url, msg_id="f2", timestamp=clock(), content="big")))
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+    lock = None
+    if redis and fault == "redis-killed":
+        redis.stop()
+    elif redis:
+        redis.process.send_signal(signal.SIGSTOP)  # the server hangs, connections stay open
+    else:
+        lock = sqlite3.connect(tmp_path / "state" / "bot.db", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+    try:
+        began = time.monotonic()
+        reply = text_of(post(server.url, msg_id="f3", timestamp=clock(), encrypt=True))
+        elapsed = time.monotonic() - began
+        retry = text_of(post(server.url, msg_id="f3", timestamp=clock(), encrypt=True))
+        with server.client(headers={"Accept": "application/json"}) as client:
+            unlimited = client.get(demo)
+            limited = client.get(big)
+            health = client.get("/healthz")
+    finally:
+        if lock is not None:
+            lock.rollback()
+            lock.close()
+    assert "/d/" in reply and elapsed < 4.5
+    assert retry == reply  # deduplicated in the process meanwhile
+    assert unlimited.status_code == 200
+    assert unlimited.content == (files_dir / DEMO_NAME).read_bytes()
+    assert limited.status_code == 503 and limited.headers["retry-after"] == "30"
+    assert limited.json()["error"] == "unavailable"
+    assert logs.find("falls back to this process", level="ERROR")
+    assert (health.status_code, health.json()) == (503, {"status": "unavailable"})

@@ -26,8 +26,9 @@ def x_accel(
     """Start the bot (x-accel mode, given [limits]) and docker/nginx.conf in front of it."""
     stack = ExitStack()
 
-    def _start(**limits: int) -> tuple[RunningServer, httpx.Client]:
-        config = write_config(tmp_path, files={"delivery": "x-accel"}, limits=limits)
+    def _start(max_downloads: int = 0, **limits: int) -> tuple[RunningServer, httpx.Client]:
+        links = {"max_downloads": max_downloads}
+        config = write_config(tmp_path, files={"delivery": "x-accel"}, limits=limits, links=links)
         bot = serve(load_settings(config))
         port = free_port()
         conf = local_conf(
@@ -129,3 +130,14 @@ def test_nginx_refuses_a_fifth_parallel_download_of_one_link(
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "30"
     assert client.get(path, headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_use_limited_link_is_counted_at_hand_over(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    bot, client = x_accel(max_downloads=1)
+    path = link_path(reply_text(send(bot, content="芝麻开门")))
+    first = client.get(path)
+    second = client.get(path, headers={"Accept": "application/json"})
+    assert first.content == (files_dir / DEMO_NAME).read_bytes()
+    assert second.status_code == 410 and second.json()["error"] == "link_exhausted"

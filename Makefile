@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 # Debian packages the test suite talks to for real (installed with apt-get when missing);
 # fonts-wqy-microhei gives the browser screenshots Chinese glyphs.
 TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei
+# ...and the ones `make bench` needs: the reference server and the load generators.
+BENCH_DEBS := nginx-light wrk curl
 
-.PHONY: run test lint debs clean
+.PHONY: run test lint debs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,11 @@ lint: $(STAMP)
 
 test: $(STAMP) debs lint
 	$(BIN)/pytest
+
+# Speed, side by side with nginx and a bare endpoint in one run (~10 min); not part of `make test`.
+bench: $(STAMP)
+	@TEST_DEBS="$(BENCH_DEBS)" sh .ci/ensure-debs
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -99,16 +99,28 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Run the bot under uvicorn."""
-    from bot.app import create_app
+    from bot.app import create_app, settle_memory
     from bot.logs import setup_logging
 
     settings = _settings(config)
     setup_logging(settings.log)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
-    common = {"host": bind_host, "port": bind_port, "log_config": None, "server_header": False}
+    common = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": None,
+        "server_header": False,
+        # The fast C pieces of uvicorn[standard], named so a missing one fails loudly.
+        "loop": "uvloop",
+        "http": "httptools",
+        # The bot logs each link and download itself; uvicorn's line per request only at DEBUG.
+        "access_log": settings.log.level in ("TRACE", "DEBUG"),
+    }
     if workers == 1:
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        app = create_app(settings)
+        settle_memory()
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
         return
     # Worker processes rebuild the same settings from the same file.
     os.environ["BOT_CONFIG"] = str(config_path(config).resolve())

@@ -132,3 +132,19 @@ class TooManyBadTokens(BotError):
     def __init__(self, ip: str, retry_after: int) -> None:
         self.ip, self.retry_after = ip, retry_after
         super().__init__(f"too many bad tokens from {ip}; retry after {retry_after}s")
+
+
+class DownloadRefused(BotError):
+    """Too many downloads at once; ``retry_after`` seconds is a fair time to try again."""
+
+    def __init__(self, reason: str, retry_after: int, link_id: str = "") -> None:
+        self.reason, self.retry_after, self.link_id = reason, retry_after, link_id
+        super().__init__(f"{reason}; retry after {retry_after}s")
+
+
+class ServerBusy(DownloadRefused):
+    """The server already serves ``[limits] max_concurrent_downloads`` downloads."""
+
+
+class LinkBusy(DownloadRefused):
+    """This link already has ``[limits] max_concurrent_per_link`` downloads running."""

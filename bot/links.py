@@ -55,7 +55,7 @@ class LinkSigner:
         *,
         files: Iterable[str],
         clock: Clock = time.time,
-        new_id: Callable[[], str] = lambda: secrets.token_urlsafe(9),
+        new_id: Callable[[], str] = lambda: secrets.token_hex(8),  # never starts with "-"
     ) -> None:
         self.ttl = ttl_seconds
         self._files = {file_ref(name): name for name in files}

@@ -283,8 +283,8 @@ def parse_message(xml: bytes | str) -> Message:
             raise MessageError("no MsgType" if not msg_type else "no FromUserName")
         created = fields.get("CreateTime", "").strip()
         is_event = msg_type == "event"
-        typed = wechatpy_parse(xml)
-        event = getattr(typed, "event", "") if is_event and typed.type != "unknown" else ""
+        typed = wechatpy_parse(xml) if is_event else None  # only events need classifying
+        event = getattr(typed, "event", "") if typed is not None and typed.type != "unknown" else ""
         return Message(
             type=msg_type,
             source=source,

@@ -156,6 +156,7 @@ class RunningServer:
     url: str
     settings: Settings
     clock: Clock
+    app: Any = None
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)
@@ -253,9 +254,10 @@ def serve(clock: Clock) -> Iterator[Callable[[Settings], RunningServer]]:
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def _start(settings: Settings) -> RunningServer:
-        server, thread, url = start_server(create_app(settings, clock=clock))
+        app = create_app(settings, clock=clock)
+        server, thread, url = start_server(app)
         running.append((server, thread))
-        return RunningServer(url, settings, clock)
+        return RunningServer(url, settings, clock, app)
 
     yield _start
     for server, thread in running:

@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.links import Clock, LinkSigner
 from bot.metrics import Metrics
 from bot.replies import Responder
+from bot.slots import DownloadSlots
 from bot.throttle import BadTokenLimit
 from bot.web.pages import Pages
 from bot.wechat import Codec
@@ -47,6 +48,7 @@ class Services:
     answerer: Answerer
     gate: Gate
     bad_tokens: BadTokenLimit
+    slots: DownloadSlots
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthCheck = always_ok
 
@@ -57,7 +59,12 @@ def get_services(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def _services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop on every request.
+    return get_services(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def client_ip(request: Request) -> str:

@@ -14,10 +14,11 @@ from fastapi.responses import Response
 from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
+from bot.slots import Slot
+from bot.web.delivery import PacedFileResponse, accel_response, take_slot
 from bot.web.deps import ServicesDep, client_ip
 from bot.web.gate import Admission
 from bot.web.landing import landing_page
-from bot.web.safefile import SafeFileResponse
 
 router = APIRouter()
 
@@ -45,7 +46,7 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-class TrackedFileResponse(SafeFileResponse):
+class TrackedFileResponse(PacedFileResponse):
     """A FileResponse that reports its status, bytes sent and completion when it ends."""
 
     def __init__(self, *args: Any, on_finish: Finished, **kwargs: Any) -> None:
@@ -79,15 +80,19 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
     with services.bad_tokens.guard(client_ip(request)):
         link = services.signer.verify(token)
-    info = services.catalog.open(link.file_key)
+    info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
     if (page := landing_page(request, services, token, link, info)) is not None:
         await services.gate.check(link, info)  # a revoked or used-up link shows that instead
         return page
+    x_accel = services.settings.files.delivery == "x-accel"
+    slot: Slot | None = None
     ip, agent = client_ip(request), request.headers.get("user-agent", "-")
     range_header = request.headers.get("range", "-")
     admission: Admission | None = None
 
     async def finished(status: int, sent: int, complete: bool) -> None:
+        if slot is not None:
+            slot.release()
         logger.info(
             "download id={} file={!r} ip={} ua={!r} range={} status={} bytes={} complete={}",
             link.link_id,
@@ -116,7 +121,20 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         headers=headers,
         on_finish=finished,
         file_key=info.key,
+        rate=services.settings.limits.rate_bytes_per_second,
+        slots=services.slots,
     )
+    # The gate first: a used-up or revoked link says so (410) rather than "busy".
     admission = await services.gate.admit(link, info, request, response)
+    if not x_accel:  # in x-accel mode nginx's limit_conn counts (see docker/nginx.conf)
+        try:
+            slot = take_slot(services.slots, link.link_id, request.method)
+        except BaseException:
+            await services.gate.cancel(admission)
+            raise
     response.ignore_range = admission.whole
+    if x_accel:
+        # Counted when handed over (nginx's access log has the bytes); nginx honours Range.
+        await finished(200, 0, True)
+        return accel_response(info, headers, services.settings)
     return response

@@ -15,8 +15,10 @@ from bot.errors import (
     BodyRefused,
     BodyTimeout,
     BodyTooLarge,
+    DownloadRefused,
     EncryptionRequired,
     FileMissing,
+    LinkBusy,
     LinkExhausted,
     LinkExpired,
     LinkInvalid,
@@ -169,6 +171,26 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def download_refused(request: Request, exc: Exception) -> Response:
+    exc = cast(DownloadRefused, exc)
+    status = 429 if isinstance(exc, LinkBusy) else 503
+    logger.warning(
+        "download refused {} id={} ({}) ip={}", status, exc.link_id, exc.reason, client_ip(request)
+    )
+    await get_services(request).gate.refused(request, "busy", status, exc.link_id)
+    response = _page(
+        request,
+        status,
+        "too_many_downloads",
+        "busy",
+        title="下载人数较多 · Busy",
+        description="请稍后再试",
+        retry_after=exc.retry_after,
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 async def webhook_refused(request: Request, exc: Exception) -> Response:
     status = 403 if isinstance(exc, SignatureError | EncryptionRequired) else 400
     logger.warning("webhook rejected {} ip={}: {}", status, client_ip(request), exc)
@@ -205,6 +227,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LinkExhausted, link_used_up)
     app.add_exception_handler(LinkRevoked, link_used_up)
     app.add_exception_handler(StoreUnavailable, store_unavailable)
+    app.add_exception_handler(DownloadRefused, download_refused)
     app.add_exception_handler(SignatureError, webhook_refused)
     app.add_exception_handler(MessageError, webhook_refused)
     app.add_exception_handler(EncryptionRequired, webhook_refused)

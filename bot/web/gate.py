@@ -158,6 +158,11 @@ class Gate:
         )
         await self.quietly(self._store.record_attempt(attempt))
 
+    async def cancel(self, admission: Admission) -> None:
+        """Give back the claim of a download refused after admission (too busy to serve)."""
+        if admission.claimed:
+            await self.quietly(self._store.end_download(admission.link.link_id, False))
+
     async def quietly(self, call: Awaitable[None]) -> None:
         """Await a store write; a failure is logged, never raised."""
         try:

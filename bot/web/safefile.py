@@ -18,6 +18,17 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
+def same_file(
+    path: str | os.PathLike[str], expected: os.stat_result | None, **kw: Any
+) -> IO[bytes]:
+    """Open ``path`` for reading; FileNotFoundError if it is no longer the file ``expected``."""
+    raw: IO[bytes] = open(path, "rb", **kw)  # noqa: SIM115 - closed below or by the caller
+    if expected is not None and _identity(os.fstat(raw.fileno())) != _identity(expected):
+        raw.close()
+        raise FileNotFoundError(f"{path} changed after it was checked")
+    return raw
+
+
 class SafeFileResponse(FileResponse):
     """Holds back the status line until the file is open and is the one the headers describe.
 
@@ -54,16 +65,8 @@ class SafeFileResponse(FileResponse):
 
     @asynccontextmanager
     async def _open_file(self) -> AsyncIterator[anyio.AsyncFile[bytes]]:
-        expected = self.stat_result
-
-        def open_same() -> IO[bytes]:
-            raw = open(self.path, "rb")  # noqa: SIM115 - closed below or by the caller
-            if expected is not None and _identity(os.fstat(raw.fileno())) != _identity(expected):
-                raw.close()
-                raise FileNotFoundError(f"{self.path} changed after it was checked")
-            return raw
-
-        file = anyio.wrap_file(await anyio.to_thread.run_sync(open_same))
+        raw = await anyio.to_thread.run_sync(same_file, self.path, self.stat_result)
+        file = anyio.wrap_file(raw)
         try:
             yield file
         finally:

@@ -1,0 +1,1 @@
+"""``make bench``: the bot against nginx and a bare endpoint, side by side in one run."""

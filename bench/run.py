@@ -1,0 +1,242 @@
+"""``make bench``: nginx, the bot (direct and X-Accel) and a bare endpoint, measured in one run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import report
+from bench.load import WrkResult, curl_mb_per_s, slow_clients, write_pushes, wrk
+from bench.report import Results, Target
+from bench.servers import SECRET, Server, start_bare, start_bot, start_nginx, tree_rss
+from bot import __version__
+from bot.links import LinkSigner
+
+MB = 1 << 20
+FILES = {"1KB.bin": 1024, "1MB.bin": MB, "100MB.bin": 100 * MB, "200MB.bin": 200 * MB}
+HUGE = "1GB.bin"  # sparse: only the slow-client test reads it
+MATRIX_SIZES = ["1KB.bin", "1MB.bin", "100MB.bin"]
+MATRIX_CONNECTIONS = [1, 8, 64, 256]
+DOWNLOADERS = ["nginx", "direct", "x-accel"]
+SINGLE, MANY, SLOW = "single 200 MB", "32 × 1 MB", "200 slow clients"
+MATRIX = "size × connections"
+SLOW_CASE = "1 GB at 64 KB/s each, 1 worker"
+TARGETS = [
+    Target("direct, one 200 MB download vs nginx", (SINGLE, "curl", "direct", "MB/s"), 0.5),
+    Target("direct, 32 × 1 MB vs nginx", (MANY, "wrk -c32", "direct", "req/s"), 0.4),
+    Target("x-accel, one 200 MB download vs nginx", (SINGLE, "curl", "x-accel", "MB/s"), 0.9),
+    Target("x-accel, 32 × 1 MB vs nginx", (MANY, "wrk -c32", "x-accel", "req/s"), 0.9),
+    Target("webhook plaintext vs bare", ("webhook", "wrk -c64", "plaintext", "req/s"), 0.5),
+    Target("webhook plaintext p99 ms", ("webhook", "wrk -c64", "plaintext", "p99 ms"), 50, False),
+    Target("webhook safe (AES) vs bare", ("webhook", "wrk -c64", "safe (AES)", "req/s"), 0.5),
+    Target("webhook safe (AES) p99 ms", ("webhook", "wrk -c64", "safe (AES)", "p99 ms"), 50, False),
+    Target("bot RSS MB, 200 slow clients", (SLOW, SLOW_CASE, "direct", "peak RSS MB"), 150, False),
+]
+
+
+def main() -> None:
+    """Parse options, run every scenario round by round, write and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=2, help="per wrk run in the size matrix")
+    parser.add_argument("--long", type=int, default=4, help="per wrk run for 32 × 1 MB, webhook")
+    parser.add_argument("--slow-seconds", type=float, default=15)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--only", nargs="*", default=[], help="single many matrix webhook slow")
+    args = parser.parse_args()
+    for tool in ("wrk", "curl"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: run `make bench` (it installs BENCH_DEBS)")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bot-bench-") as tmp:
+        doc = run(Path(tmp), args)
+    doc["machine"]["wall_seconds"] = round(time.monotonic() - started)
+    print(report.write(doc, args.out))
+
+
+def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Start everything, measure, stop everything."""
+    files_dir = make_files(work / "files")
+    names = [*FILES, HUGE]
+    servers: list[Server] = []
+    nginx = None
+    try:
+        for name, delivery, workers in [
+            ("direct", "direct", args.workers),
+            ("x-accel", "x-accel", args.workers),
+            ("direct-1w", "direct", 1),  # `bot serve`'s default, for the memory target
+        ]:
+            bot = start_bot(
+                work, name, files_dir=files_dir, files=names, delivery=delivery, workers=workers
+            )
+            servers.append(bot)
+        direct, accel, single_worker = servers
+        bare = start_bare(work, workers=args.workers)
+        servers.append(bare)
+        nginx, accel_port, ref_port = start_nginx(
+            work, files_dir=files_dir, upstream=accel.url.removeprefix("http://")
+        )
+        signer = LinkSigner([SECRET], 3600, files=names)
+        tokens = {name: signer.issue(name)[0] for name in names}
+        bases = {
+            "nginx": (f"http://127.0.0.1:{ref_port}/files/", lambda n: n),
+            "direct": (direct.url + "/d/", tokens.get),
+            "x-accel": (f"http://127.0.0.1:{accel_port}/d/", tokens.get),
+            "direct-1w": (single_worker.url + "/d/", tokens.get),
+        }
+        urls = {s: {n: base + str(key(n)) for n in names} for s, (base, key) in bases.items()}
+        sanity_check(urls)
+        results = Results()
+        results.notes.append(f"load average at start: {os.getloadavg()[0]:.2f}")
+        contestants = {"direct": direct, "bare": bare, "direct-1w": single_worker}
+        scenarios = scenario_table(results, args, urls, contestants, work)
+        for round_no in range(args.rounds):
+            for name, scenario in scenarios.items():
+                if not args.only or name in args.only:
+                    print(f"round {round_no + 1}/{args.rounds}: {name}", file=sys.stderr)
+                    scenario()
+        results.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f}")
+        return report.summarize(results, TARGETS, machine(args))
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        for server in servers:
+            server.stop()
+
+
+def scenario_table(
+    results: Results,
+    args: argparse.Namespace,
+    urls: dict[str, dict[str, str]],
+    servers: dict[str, Server],
+    work: Path,
+) -> dict[str, Callable[[], None]]:
+    """Each scenario measures every contestant once (one round), interleaved."""
+    direct, bare = servers["direct"], servers["bare"]
+    for group in (SINGLE, MANY, MATRIX):
+        results.references[group] = "nginx"
+    results.references["webhook"] = "bare"
+
+    def single() -> None:
+        for server in DOWNLOADERS:
+            speed = curl_mb_per_s(urls[server]["200MB.bin"])
+            results.add(SINGLE, "curl", server, "MB/s", speed)
+
+    def many() -> None:
+        for server in DOWNLOADERS:
+            r = wrk(urls[server]["1MB.bin"], connections=32, seconds=args.long)
+            record(results, MANY, "wrk -c32", server, r, ("req/s", "p99 ms"))
+
+    def matrix() -> None:
+        for name in MATRIX_SIZES:
+            for connections in MATRIX_CONNECTIONS:
+                case = f"{name.removesuffix('.bin')} × {connections}"
+                for server in DOWNLOADERS:
+                    r = wrk(urls[server][name], connections=connections, seconds=args.seconds)
+                    record(results, MATRIX, case, server, r, ("MB/s", "req/s", "p99 ms"))
+
+    def webhook() -> None:
+        count = int(args.long * 12_000)
+        plain = write_pushes(work / "plain.txt", count=count, encrypt=False)
+        aes = write_pushes(work / "aes.txt", count=count, encrypt=True)
+        runs = [("bare", bare, plain), ("plaintext", direct, plain), ("safe (AES)", direct, aes)]
+        for label, server, pushes in runs:
+            r = wrk(server.url, connections=64, seconds=args.long, requests_file=pushes)
+            record(results, "webhook", "wrk -c64", label, r, ("req/s", "p50 ms", "p99 ms"))
+            if r.requests > count:
+                results.notes.append(f"webhook {label}: {r.requests} requests > {count} distinct")
+
+    def slow() -> None:
+        process = servers["direct-1w"].process
+        pid, peak = (process.pid if process else 0), [0]
+
+        def sample() -> None:
+            peak[0] = max(peak[0], tree_rss(pid))
+
+        alive = slow_clients(
+            urls["direct-1w"][HUGE], count=200, rate="64k", seconds=args.slow_seconds, sample=sample
+        )
+        results.add(SLOW, SLOW_CASE, "direct", "peak RSS MB", peak[0] / 1e6)
+        if alive < 200:
+            results.notes.append(f"slow clients: only {alive} of 200 were still downloading")
+
+    return {"single": single, "many": many, "matrix": matrix, "webhook": webhook, "slow": slow}
+
+
+def record(
+    results: Results, group: str, case: str, server: str, r: WrkResult, metrics: tuple[str, ...]
+) -> None:
+    """Store the metrics asked for; errors (non-2xx, timeouts) become notes."""
+    values = {"req/s": r.rps, "MB/s": r.mb_per_s, "p50 ms": r.p50_ms, "p99 ms": r.p99_ms}
+    for metric in metrics:
+        results.add(group, case, server, metric, values[metric])
+    if r.errors:
+        results.notes.append(f"{group} {case} {server}: {r.errors} errors in {r.requests} requests")
+
+
+def make_files(folder: Path) -> Path:
+    """Random files of each size (read once, so the page cache holds them) and a sparse 1 GB."""
+    folder.mkdir(parents=True)
+    for name, size in FILES.items():
+        with (folder / name).open("wb") as out:
+            for start in range(0, size, 8 * MB):
+                out.write(os.urandom(min(8 * MB, size - start)))
+    with (folder / HUGE).open("wb") as out:
+        out.truncate(1 << 30)
+    return folder
+
+
+def sanity_check(urls: dict[str, dict[str, str]]) -> None:
+    """Every contestant serves every file before anything is timed."""
+    with httpx.Client(timeout=30) as client:
+        for server, by_name in urls.items():
+            for name, url in by_name.items():
+                response = client.get(url, headers={"Range": "bytes=0-0"})
+                if response.status_code not in (200, 206):
+                    raise RuntimeError(f"{server} {name}: HTTP {response.status_code}")
+
+
+def machine(args: argparse.Namespace) -> dict[str, Any]:
+    """Where and with what the numbers were measured."""
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    cpu = models[0] if models else platform.processor()
+    nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True, check=False)
+    wrk_v = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    curl_v = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=False)
+    versions = {
+        "bot": __version__,
+        "python": platform.python_version(),
+        **{p: version(p) for p in ("uvicorn", "fastapi", "starlette", "uvloop", "httptools")},
+        "nginx": nginx.stderr.strip().rsplit("/", 1)[-1],
+        "wrk": wrk_v.stdout.split()[1] if wrk_v.stdout else "?",
+        "curl": curl_v.stdout.split()[1] if curl_v.stdout else "?",
+    }
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "workers": args.workers,
+        "rounds": args.rounds,
+        "seconds": {"matrix": args.seconds, "long": args.long, "slow": args.slow_seconds},
+        "versions": versions,
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""docker/nginx.conf in front of a real bot in x-accel mode: nginx sends the bytes, the bot decides."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.web.downloads import content_disposition
+from tests.conftest import BIG_NAME, DEMO_NAME, RunningServer, free_port, write_config
+from tests.nginx import Nginx, local_conf
+from tests.test_http import link_path, reply_text, send
+
+Proxy = Callable[..., httpx.Client]
+
+
+@pytest.fixture
+def x_accel(
+    tmp_path: Path, files_dir: Path, serve: Callable[[Settings], RunningServer]
+) -> Iterator[Callable[..., tuple[RunningServer, httpx.Client]]]:
+    """Start the bot (x-accel mode, given [limits]) and docker/nginx.conf in front of it."""
+    stack = ExitStack()
+
+    def _start(max_downloads: int = 0, **limits: int) -> tuple[RunningServer, httpx.Client]:
+        links = {"max_downloads": max_downloads}
+        config = write_config(tmp_path, files={"delivery": "x-accel"}, limits=limits, links=links)
+        bot = serve(load_settings(config))
+        port = free_port()
+        conf = local_conf(
+            prefix=tmp_path / "nginx",
+            port=port,
+            upstream=bot.url.removeprefix("http://"),
+            files_dir=files_dir,
+        )
+        nginx = Nginx(tmp_path / "nginx", conf, [port]).start()
+        stack.callback(nginx.stop)
+        client = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10))
+        return bot, client
+
+    with stack:
+        yield _start
+
+
+def test_download_through_nginx_is_exact_with_chinese_name(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    bot, client = x_accel()
+    path = link_path(reply_text(send(bot, content="big")))
+    response = client.get(path)
+    head = client.head(path)
+    assert response.status_code == 200
+    assert response.content == (files_dir / BIG_NAME).read_bytes()
+    assert response.headers["content-disposition"] == content_disposition(BIG_NAME)
+    for name, value in {
+        "cache-control": "private, no-store",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "x-robots-tag": "noindex",
+        "accept-ranges": "bytes",
+    }.items():
+        assert response.headers.get(name) == value, name
+    assert "x-accel-redirect" not in response.headers
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(response.content))
+    assert head.headers["content-disposition"] == content_disposition(BIG_NAME)
+
+
+def test_range_through_nginx(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    bot, client = x_accel()
+    path = link_path(reply_text(send(bot, content="big")))
+    original = (files_dir / BIG_NAME).read_bytes()
+    first = client.get(path, headers={"Range": "bytes=0-999"})
+    rest = client.get(path, headers={"Range": "bytes=1000-"})
+    beyond = client.get(path, headers={"Range": f"bytes={len(original) + 5}-"})
+    assert (first.status_code, rest.status_code, beyond.status_code) == (206, 206, 416)
+    assert first.headers["content-range"] == f"bytes 0-999/{len(original)}"
+    assert first.content + rest.content == original
+    assert first.headers["content-disposition"] == content_disposition(BIG_NAME)
+
+
+def test_expired_and_forged_links_get_the_bots_pages(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]],
+) -> None:
+    bot, client = x_accel()
+    path = link_path(reply_text(send(bot, content="芝麻开门")))
+    forged = client.get(path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB"))
+    bot.clock.advance(601)
+    expired = client.get(path)
+    assert expired.status_code == 410 and "已过期" in expired.text
+    assert expired.headers["cache-control"] == "no-store"
+    assert forged.status_code == 403 and "链接无效" in forged.text
+
+
+def test_files_are_not_reachable_without_a_link(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]],
+) -> None:
+    _, client = x_accel()
+    for url in (f"/_protected/{DEMO_NAME}", "/_protected/", "/files/"):
+        assert client.get(url).status_code == 404, url
+
+
+def test_rate_cap_reaches_nginx(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]],
+) -> None:
+    bot, client = x_accel(rate_bytes_per_second=100_000)
+    path = link_path(reply_text(send(bot, content="big")))
+    started = time.monotonic()
+    response = client.get(path, headers={"Range": "bytes=0-199999"})
+    assert response.status_code == 206 and len(response.content) == 200_000
+    assert time.monotonic() - started >= 1.5  # 200 kB at 100 kB/s: a lower bound, never an upper
+
+
+def test_nginx_refuses_a_fifth_parallel_download_of_one_link(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]],
+) -> None:
+    bot, client = x_accel(rate_bytes_per_second=100_000)  # slow enough to stay open
+    path = link_path(reply_text(send(bot, content="big")))
+    with ExitStack() as running:
+        for _ in range(4):
+            response = running.enter_context(client.stream("GET", path))
+            assert response.status_code == 200
+        refused = client.get(path)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "30"
+    assert client.get(path, headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_use_limited_link_is_counted_at_hand_over(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    bot, client = x_accel(max_downloads=1)
+    path = link_path(reply_text(send(bot, content="芝麻开门")))
+    first = client.get(path)
+    second = client.get(path, headers={"Accept": "application/json"})
+    assert first.content == (files_dir / DEMO_NAME).read_bytes()
+    assert second.status_code == 410 and second.json()["error"] == "link_exhausted"

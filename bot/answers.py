@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 
@@ -38,7 +39,8 @@ class LocalReplies:
     """This process's memory of replies: the fallback when the store does not answer."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, Reply]] = {}
+        # One ttl for all, so insertion order is expiry order: expired entries leave from the front.
+        self._entries: OrderedDict[str, tuple[float, Reply]] = OrderedDict()
 
     async def claim_message(self, key: str, ttl: float) -> Reply | None:
         """None when first; else the remembered reply."""
@@ -64,9 +66,11 @@ class LocalReplies:
 
     def _put(self, key: str, reply: Reply, ttl: float) -> None:
         now = time.monotonic()
-        if len(self._entries) > 10_000:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-        self._entries[key] = (now + ttl, reply)
+        entries = self._entries
+        while entries and next(iter(entries.values()))[0] <= now:
+            entries.popitem(last=False)
+        entries[key] = (now + ttl, reply)
+        entries.move_to_end(key)
 
 
 class Answerer:

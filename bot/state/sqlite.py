@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +12,8 @@ from loguru import logger
 
 from bot.errors import StoreUnavailable
 from bot.state.base import QUOTA_WINDOW, REVOKED_KEEP, Attempt, Grant, LinkRecord, Reply, Usage
+from bot.state.sqlite_thread import StoreThread
+from bot.state.sqlite_thread import write as _write
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
@@ -48,19 +47,6 @@ def _attempt(row: tuple[Any, ...]) -> Attempt:
     fields = dict(zip(_ATTEMPT_COLUMNS.split(", "), row, strict=True))
     fields["complete"], fields["counted"] = bool(fields["complete"]), bool(fields["counted"])
     return Attempt(**fields)
-
-
-@contextmanager
-def _write(db: sqlite3.Connection) -> Iterator[None]:
-    """A transaction holding the write lock from the start, so read-then-write is atomic."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if db.in_transaction:
-            db.rollback()
-        raise
-    db.commit()
 
 
 def _known_reply(db: sqlite3.Connection, key: str, now: float) -> Reply | None:
@@ -99,8 +85,7 @@ class SqliteStore:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._thread = StoreThread(self._connect, path)
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,17 +103,8 @@ class SqliteStore:
             raise
         return db
 
-    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._db is None:
-                self._db = self._connect()
-            return work(self._db)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
-
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work)
+        return await self._thread.run(work)
 
     async def open(self) -> None:
         """Create the file and tables now (a failure is logged; later calls retry)."""
@@ -149,17 +125,10 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""
-
-        def shut(db: sqlite3.Connection) -> None:
-            db.close()
-            self._db = None
-
-        if self._db is not None:
-            try:
-                await self._run(shut)
-            except StoreUnavailable as exc:
-                logger.error("{}", exc)
-        self._executor.shutdown(wait=False)
+        try:
+            await self._thread.close()
+        except sqlite3.Error as exc:
+            logger.error("sqlite {}: {}", self.path, exc)
 
     async def claim_message(self, key: str, ttl: float) -> Reply | None:
         """None when first; else the remembered (maybe pending) reply."""

@@ -22,20 +22,9 @@ Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 @contextmanager
 def write(db: sqlite3.Connection) -> Iterator[None]:
-    """A transaction holding the write lock from the start, so read-then-write is atomic.
-
-    Inside a batch's transaction it is a savepoint: the lock is already held, and a failure
-    undoes only this call's writes.
-    """
-    if db.in_transaction:
-        db.execute("SAVEPOINT call")
-        try:
-            yield
-        except BaseException:
-            db.execute("ROLLBACK TO call")
-            db.execute("RELEASE call")
-            raise
-        db.execute("RELEASE call")
+    """A transaction holding the write lock from the start, so read-then-write is atomic."""
+    if db.in_transaction:  # a batch's: it holds the lock, and a failure undoes the whole batch
+        yield
         return
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -45,6 +34,10 @@ def write(db: sqlite3.Connection) -> Iterator[None]:
             db.rollback()
         raise
     db.commit()
+
+
+class _CallFailed(Exception):
+    """A call in a batch raised: the batch is undone and each call runs on its own."""
 
 
 class StoreThread:
@@ -123,17 +116,17 @@ class StoreThread:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _batch(self, db: sqlite3.Connection, works: list[Work]) -> list[Outcome]:
-        if len(works) == 1:
-            return [self._one(db, works[0])]
-        with write(db):
-            return [self._one(db, work, savepoint=True) for work in works]
+        if len(works) > 1:
+            try:
+                with write(db):
+                    return [(True, _marked(work, db)) for work in works]
+            except _CallFailed:
+                pass  # rolled back; a failure to begin or commit fails the batch instead
+        return [self._one(db, work) for work in works]
 
-    def _one(self, db: sqlite3.Connection, work: Work, *, savepoint: bool = False) -> Outcome:
+    def _one(self, db: sqlite3.Connection, work: Work) -> Outcome:
         try:
-            if not savepoint:
-                return True, work(db)
-            with write(db):
-                return True, work(db)
+            return True, work(db)
         except Exception as exc:
             return False, self._failure(exc)
 
@@ -141,6 +134,13 @@ class StoreThread:
         if isinstance(exc, sqlite3.Error | OSError):
             return StoreUnavailable(f"sqlite {self._label}: {exc}")
         return exc
+
+
+def _marked(work: Work, db: sqlite3.Connection) -> Any:
+    try:
+        return work(db)
+    except Exception as exc:
+        raise _CallFailed from exc
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], Outcome]]) -> None:

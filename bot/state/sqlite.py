@@ -127,8 +127,8 @@ class SqliteStore:
         """Close the connection and stop the thread."""
         try:
             await self._thread.close()
-        except sqlite3.Error as exc:
-            logger.error("sqlite {}: {}", self.path, exc)
+        except (sqlite3.Error, TimeoutError) as exc:
+            logger.error("sqlite {}: closing: {!r}", self.path, exc)
 
     async def claim_message(self, key: str, ttl: float) -> Reply | None:
         """None when first; else the remembered (maybe pending) reply."""

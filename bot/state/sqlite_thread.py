@@ -18,6 +18,7 @@ from bot.errors import StoreUnavailable
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
+CLOSE_SECONDS = 5.0
 
 
 @contextmanager
@@ -65,7 +66,7 @@ class StoreThread:
         return await future
 
     async def close(self) -> None:
-        """Close the connection once the queued calls have run, and stop the thread."""
+        """Close the connection once the queued calls have run (TimeoutError after 5 s)."""
 
         def shut() -> None:
             db, self._db = self._db, None
@@ -79,7 +80,8 @@ class StoreThread:
             return
         self._closed = True
         try:
-            await asyncio.wrap_future(self._executor.submit(shut))
+            async with asyncio.timeout(CLOSE_SECONDS):  # a stalled worker may hold its turn
+                await asyncio.wrap_future(self._executor.submit(shut))
         finally:
             self._executor.shutdown(wait=False)
 

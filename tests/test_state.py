@@ -24,7 +24,8 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.links import LinkSigner
 from bot.replies import CHINA
-from bot.state import Attempt, Grant, LinkRecord, Store, store_from_url
+from bot.state import Attempt, Grant, LinkRecord, Reply, Store, store_from_url
+from bot.state.base import QUOTA_WINDOW
 from bot.wechat import Codec, build_message_xml, parse_message
 from tests.conftest import (
     AES_KEY,
@@ -188,6 +189,31 @@ def test_prune_keeps_recent_rows(start: Start, clock: Clock) -> None:
     assert removed >= 2
     assert [link.link_id for link in links] == ["new"]
     assert [a.link_id for a in attempts] == ["new"]
+
+
+def test_claim_and_record_answers_quota_and_retries_in_one_step(start: Start, clock: Clock) -> None:
+    settings = start().settings
+    now = clock()
+
+    def link(name: str, at: float) -> LinkRecord:
+        return LinkRecord(name, "o_q", "k", "f", at, at + 600)
+
+    async def work(store: Store) -> list[Any]:
+        return [
+            await store.claim_and_record("m1", 60, "one", link("L1", now), 1),
+            await store.claim_and_record("m1", 60, "again", link("L2", now + 1), 1),  # a retry
+            await store.claim_and_record("m2", 60, "two", link("L3", now + 2), 1),  # over quota
+            await store.read_reply("m2"),
+            await store.claim_and_record("m3", 60, None, None, 1),  # no link: success
+            await store.read_reply("m3"),
+            [record.link_id for record in await store.links_since(0)],
+        ]
+
+    first, retry, over, pending, silent, success, links = with_store(settings, work, clock)
+    assert first is None and retry == Reply(done=True, text="one")
+    assert over == pytest.approx(now + QUOTA_WINDOW) and pending == Reply(done=False)
+    assert silent is None and success == Reply(done=True, text=None)
+    assert links == ["L1"]
 
 
 # --- WeChat retries ---------------------------------------------------------------------------

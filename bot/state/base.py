@@ -70,7 +70,11 @@ class Grant(StrEnum):
 
 
 class Store(Protocol):
-    """Dedup, quotas, download counts, revocations, audit trail; failures raise StoreUnavailable."""
+    """Dedup, quotas, download counts, revocations, audit trail; failures raise StoreUnavailable.
+
+    A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
+    calls serve retries, quota refusals and other workers.
+    """
 
     async def open(self) -> None:
         """Connect and create what is missing; failures are logged, not raised."""
@@ -90,13 +94,21 @@ class Store(Protocol):
     async def read_reply(self, key: str) -> Reply | None:
         """The remembered answer (maybe still pending), or None if none is remembered."""
 
-    async def drop_reply(self, key: str) -> None:
-        """Forget a claim whose attempt failed, so a retry can answer."""
-
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record an issued link unless ``openid`` had ``per_hour`` in the last hour (0 = no limit).
 
         Returns None when recorded, else the time at which the follower may ask again.
+        """
+
+    async def claim_and_record(
+        self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
+    ) -> Reply | float | None:
+        """``claim_message``, ``record_link`` and ``save_reply`` as one atomic step (one trip).
+
+        A remembered reply (maybe pending) when another attempt owns the message: nothing is
+        written. Else, when ``link`` is over the quota, the time to ask again: the message is then
+        claimed (pending) as by ``claim_message``. Else None: ``link`` (if any) is recorded and
+        ``text`` remembered as the answer for ``ttl`` seconds.
         """
 
     async def link(self, link_id: str) -> LinkRecord | None:

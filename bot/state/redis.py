@@ -22,7 +22,7 @@ from bot.state.base import QUOTA_WINDOW, REVOKED_KEEP, Attempt, Grant, LinkRecor
 P = ParamSpec("P")
 T = TypeVar("T")
 PREFIX = "bot:"
-PENDING, SUCCESS, TEXT = "P", "S", "T"
+PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
 
 _CLAIM_MESSAGE = """
 local v = redis.call('GET', KEYS[1])
@@ -30,24 +30,43 @@ if v then return v end
 redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
 return false
 """
-_DROP_PENDING = """
-if redis.call('GET', KEYS[1]) == 'P' then return redis.call('DEL', KEYS[1]) end
-return 0
+# From KEYS[k+1]: link hash, all links, the follower's links, the file's links; from ARGV[a+1]:
+# link id, openid, keyword, file, issued_at, expires_at, per_hour, quota window.
+# Returns the follower's oldest link time in the window when over the quota, else records.
+_RECORD = """
+local function record(k, a)
+  local per_hour = tonumber(ARGV[a + 7])
+  if per_hour > 0 then
+    local since = '(' .. (tonumber(ARGV[a + 5]) - tonumber(ARGV[a + 8]))
+    if redis.call('ZCOUNT', KEYS[k + 3], since, '+inf') >= per_hour then
+      return redis.call('ZRANGEBYSCORE', KEYS[k + 3], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
+    end
+  end
+  redis.call('HSET', KEYS[k + 1], 'openid', ARGV[a + 2], 'keyword', ARGV[a + 3],
+             'file', ARGV[a + 4], 'issued_at', ARGV[a + 5], 'expires_at', ARGV[a + 6])
+  for i = 2, 4 do redis.call('ZADD', KEYS[k + i], ARGV[a + 5], ARGV[a + 1]) end
+  return false
+end
 """
-# KEYS: link hash, all links, the follower's links, the file's links.
-_RECORD_LINK = """
-local per_hour = tonumber(ARGV[7])
-if per_hour > 0 then
-  local since = '(' .. (tonumber(ARGV[5]) - tonumber(ARGV[8]))
-  if redis.call('ZCOUNT', KEYS[3], since, '+inf') >= per_hour then
-    return redis.call('ZRANGEBYSCORE', KEYS[3], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
+_RECORD_LINK = _RECORD + "return record(0, 0)\n"
+# KEYS: the reply, then the link's four; ARGV: ttl ms, the answer, whether there is a link,
+# then the link's eight. Returns the known reply, QUOTA .. oldest (claimed, pending) or false.
+_CLAIM_AND_RECORD = (
+    _RECORD
+    + """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+if ARGV[3] == '1' then
+  local oldest = record(1, 3)
+  if oldest then
+    redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
+    return 'Q' .. oldest
   end
 end
-redis.call('HSET', KEYS[1], 'openid', ARGV[2], 'keyword', ARGV[3], 'file', ARGV[4],
-           'issued_at', ARGV[5], 'expires_at', ARGV[6])
-for i = 2, 4 do redis.call('ZADD', KEYS[i], ARGV[5], ARGV[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 return false
 """
+)
 # KEYS: revoked flag, usage hash. ARGV: limit, seconds to keep the counts.
 _CLAIM_DOWNLOAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'revoked' end
@@ -89,6 +108,31 @@ def _reply(value: object) -> Reply | None:
     return Reply(done=True, text=value[1:] if value.startswith(TEXT) else None)
 
 
+def _answer(text: str | None) -> str:
+    return SUCCESS if text is None else TEXT + text
+
+
+def _link_keys_args(link: LinkRecord, per_hour: int) -> tuple[list[str], list[str | float]]:
+    """The keys and arguments of the ``record`` Lua function."""
+    keys = [
+        f"{PREFIX}link:{link.link_id}",
+        f"{PREFIX}links",
+        f"{PREFIX}user:{link.openid}",
+        f"{PREFIX}file:{link.file}",
+    ]
+    args: list[str | float] = [
+        link.link_id,
+        link.openid,
+        link.keyword,
+        link.file,
+        repr(link.issued_at),
+        repr(link.expires_at),
+        per_hour,
+        QUOTA_WINDOW,
+    ]
+    return keys, args
+
+
 class RedisStore:
     """``redis://HOST:PORT/DB``: one store shared by every instance."""
 
@@ -103,8 +147,8 @@ class RedisStore:
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
         )
         self._claim_message = self._redis.register_script(_CLAIM_MESSAGE)
-        self._drop_pending = self._redis.register_script(_DROP_PENDING)
         self._record_link = self._redis.register_script(_RECORD_LINK)
+        self._claim_and_record = self._redis.register_script(_CLAIM_AND_RECORD)
         self._claim_download = self._redis.register_script(_CLAIM_DOWNLOAD)
         self._end_download = self._redis.register_script(_END_DOWNLOAD)
 
@@ -132,8 +176,7 @@ class RedisStore:
     @_guarded
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
-        value = SUCCESS if text is None else TEXT + text
-        await self._redis.set(PREFIX + "reply:" + key, value, px=int(ttl * 1000))
+        await self._redis.set(PREFIX + "reply:" + key, _answer(text), px=int(ttl * 1000))
 
     @_guarded
     async def read_reply(self, key: str) -> Reply | None:
@@ -141,31 +184,25 @@ class RedisStore:
         return _reply(await self._redis.get(PREFIX + "reply:" + key))
 
     @_guarded
-    async def drop_reply(self, key: str) -> None:
-        """Forget a failed claim."""
-        await self._drop_pending(keys=[PREFIX + "reply:" + key])
-
-    @_guarded
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record the link unless the follower's hourly quota is used up."""
-        keys = [
-            f"{PREFIX}link:{link.link_id}",
-            f"{PREFIX}links",
-            f"{PREFIX}user:{link.openid}",
-            f"{PREFIX}file:{link.file}",
-        ]
-        args: list[str | float] = [
-            link.link_id,
-            link.openid,
-            link.keyword,
-            link.file,
-            repr(link.issued_at),
-            repr(link.expires_at),
-            per_hour,
-            QUOTA_WINDOW,
-        ]
+        keys, args = _link_keys_args(link, per_hour)
         oldest = await self._record_link(keys=keys, args=args)
         return None if oldest is None else float(oldest) + QUOTA_WINDOW
+
+    @_guarded
+    async def claim_and_record(
+        self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
+    ) -> Reply | float | None:
+        """Claim, check the quota, record the link and remember the answer: one script."""
+        keys, args = _link_keys_args(link, per_hour) if link else ([], [])
+        value = await self._claim_and_record(
+            keys=[PREFIX + "reply:" + key, *keys],
+            args=[int(ttl * 1000), _answer(text), int(link is not None), *args],
+        )
+        if isinstance(value, str) and value.startswith(QUOTA):
+            return float(value[1:]) + QUOTA_WINDOW
+        return _reply(value)
 
     @_guarded
     async def link(self, link_id: str) -> LinkRecord | None:

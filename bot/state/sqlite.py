@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +12,8 @@ from loguru import logger
 
 from bot.errors import StoreUnavailable
 from bot.state.base import QUOTA_WINDOW, REVOKED_KEEP, Attempt, Grant, LinkRecord, Reply, Usage
+from bot.state.sqlite_thread import StoreThread
+from bot.state.sqlite_thread import write as _write
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
@@ -50,17 +49,34 @@ def _attempt(row: tuple[Any, ...]) -> Attempt:
     return Attempt(**fields)
 
 
-@contextmanager
-def _write(db: sqlite3.Connection) -> Iterator[None]:
-    """A transaction holding the write lock from the start, so read-then-write is atomic."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if db.in_transaction:
-            db.rollback()
-        raise
-    db.commit()
+def _known_reply(db: sqlite3.Connection, key: str, now: float) -> Reply | None:
+    row = db.execute(
+        "SELECT done, text FROM replies WHERE key = ? AND expires_at > ?", (key, now)
+    ).fetchone()
+    return Reply(bool(row[0]), row[1]) if row else None
+
+
+def _put_reply(db: sqlite3.Connection, key: str, reply: Reply, until: float) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
+        (key, int(reply.done), reply.text, until),
+    )
+
+
+def _record_link(db: sqlite3.Connection, link: LinkRecord, per_hour: int) -> float | None:
+    """Within a write transaction: record the link, or when the follower may ask again."""
+    if per_hour:
+        count, oldest = db.execute(
+            "SELECT count(*), min(issued_at) FROM links WHERE openid = ? AND issued_at > ?",
+            (link.openid, link.issued_at - QUOTA_WINDOW),
+        ).fetchone()
+        if count >= per_hour:
+            return float(oldest) + QUOTA_WINDOW
+    db.execute(
+        "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?, ?)",
+        (link.link_id, link.openid, link.keyword, link.file, link.issued_at, link.expires_at),
+    )
+    return None
 
 
 class SqliteStore:
@@ -69,8 +85,7 @@ class SqliteStore:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._thread = StoreThread(self._connect, path)
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,17 +103,8 @@ class SqliteStore:
             raise
         return db
 
-    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._db is None:
-                self._db = self._connect()
-            return work(self._db)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
-
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work)
+        return await self._thread.run(work)
 
     async def open(self) -> None:
         """Create the file and tables now (a failure is logged; later calls retry)."""
@@ -119,17 +125,10 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""
-
-        def shut(db: sqlite3.Connection) -> None:
-            db.close()
-            self._db = None
-
-        if self._db is not None:
-            try:
-                await self._run(shut)
-            except StoreUnavailable as exc:
-                logger.error("{}", exc)
-        self._executor.shutdown(wait=False)
+        try:
+            await self._thread.close()
+        except (sqlite3.Error, TimeoutError) as exc:
+            logger.error("sqlite {}: closing: {!r}", self.path, exc)
 
     async def claim_message(self, key: str, ttl: float) -> Reply | None:
         """None when first; else the remembered (maybe pending) reply."""
@@ -137,62 +136,47 @@ class SqliteStore:
         def work(db: sqlite3.Connection) -> Reply | None:
             now = self._clock()
             with _write(db):
-                row = db.execute(
-                    "SELECT done, text FROM replies WHERE key = ? AND expires_at > ?", (key, now)
-                ).fetchone()
-                if row:
-                    return Reply(bool(row[0]), row[1])
-                db.execute(
-                    "INSERT OR REPLACE INTO replies VALUES (?, 0, NULL, ?)", (key, now + ttl)
-                )
-                return None
+                known = _known_reply(db, key, now)
+                if known is None:
+                    _put_reply(db, key, Reply(done=False), now + ttl)
+                return known
 
         return await self._run(work)
 
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
-        now = self._clock()
-        await self._execute(
-            "INSERT OR REPLACE INTO replies VALUES (?, 1, ?, ?)", (key, text, now + ttl)
-        )
+        until = self._clock() + ttl
+        await self._run(lambda db: _put_reply(db, key, Reply(done=True, text=text), until))
 
     async def read_reply(self, key: str) -> Reply | None:
         """The remembered reply, if any."""
         now = self._clock()
-        rows = await self._query(
-            "SELECT done, text FROM replies WHERE key = ? AND expires_at > ?", (key, now)
-        )
-        return Reply(bool(rows[0][0]), rows[0][1]) if rows else None
-
-    async def drop_reply(self, key: str) -> None:
-        """Forget a failed claim."""
-        await self._execute("DELETE FROM replies WHERE key = ? AND done = 0", (key,))
+        return await self._run(lambda db: _known_reply(db, key, now))
 
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record the link unless the follower's hourly quota is used up."""
 
         def work(db: sqlite3.Connection) -> float | None:
             with _write(db):
-                if per_hour:
-                    count, oldest = db.execute(
-                        "SELECT count(*), min(issued_at) FROM links"
-                        " WHERE openid = ? AND issued_at > ?",
-                        (link.openid, link.issued_at - QUOTA_WINDOW),
-                    ).fetchone()
-                    if count >= per_hour:
-                        return float(oldest) + QUOTA_WINDOW
-                db.execute(
-                    "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        link.link_id,
-                        link.openid,
-                        link.keyword,
-                        link.file,
-                        link.issued_at,
-                        link.expires_at,
-                    ),
-                )
-                return None
+                return _record_link(db, link, per_hour)
+
+        return await self._run(work)
+
+    async def claim_and_record(
+        self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
+    ) -> Reply | float | None:
+        """Claim, check the quota, record the link and remember the answer: one transaction."""
+
+        def work(db: sqlite3.Connection) -> Reply | float | None:
+            now = self._clock()
+            with _write(db):
+                known = _known_reply(db, key, now)
+                if known is not None:
+                    return known
+                retry_at = None if link is None else _record_link(db, link, per_hour)
+                answer = Reply(done=True, text=text) if retry_at is None else Reply(done=False)
+                _put_reply(db, key, answer, now + ttl)
+                return retry_at
 
         return await self._run(work)
 

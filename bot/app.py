@@ -112,6 +112,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         pruner.cancel()
+        await services.gate.drain()
         await services.store.close()
 
 

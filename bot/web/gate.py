@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import Request
 from loguru import logger
@@ -78,6 +79,7 @@ class Gate:
         self._store = store
         self._limits = limits
         self._clock = clock
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def admit(
         self, link: Link, info: FileInfo, request: Request, response: FileResponse
@@ -135,7 +137,7 @@ class Gate:
         attempt = Attempt(
             self._clock(), outcome, link_id, file, visit.ip, visit.user_agent, visit.range, status
         )
-        await self.quietly(self._store.record_attempt(attempt))
+        self._later(self._store.record_attempt(attempt))
 
     async def finish(self, admission: Admission, status: int, sent: int, complete: bool) -> None:
         """Count or free the claim, then record the attempt."""
@@ -156,12 +158,23 @@ class Gate:
             complete,
             counted,
         )
-        await self.quietly(self._store.record_attempt(attempt))
+        self._later(self._store.record_attempt(attempt))
 
     async def cancel(self, admission: Admission) -> None:
         """Give back the claim of a download refused after admission (too busy to serve)."""
         if admission.claimed:
             await self.quietly(self._store.end_download(admission.link.link_id, False))
+
+    def _later(self, call: Coroutine[Any, Any, None]) -> None:
+        """An audit write off the answer's path (the store thread batches them); see ``drain``."""
+        task = asyncio.create_task(self.quietly(call))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for audit writes still under way (at shutdown, before the store closes)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def quietly(self, call: Awaitable[None]) -> None:
         """Await a store write; a failure is logged, never raised."""

@@ -20,6 +20,7 @@ from loguru import logger
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
+from bot.wechat import Codec, build_message_xml
 
 TOKEN = "testtoken123"
 APP_ID = "wxb11529c136998cb6"
@@ -27,6 +28,7 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SECRET = "test-secret-key-0123456789abcdef"
 DEMO_NAME = "使用说明.txt"
 BIG_NAME = "安装包 v1.bin"
+WECHAT = Codec(TOKEN, APP_ID, AES_KEY)  # WeChat's side of the account every test config uses
 
 
 class Clock:
@@ -90,6 +92,35 @@ def _toml(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def push(
+    url: str,
+    *,
+    timestamp: float,
+    msg_id: str | None,
+    content: str = "",
+    msg_type: str = "text",
+    event: str = "",
+    user: str = "o_follower_1",
+    nonce: str = "n0nce",
+    encrypt: bool = False,
+    compatible: bool = False,
+) -> httpx.Response:
+    """A message POSTed to ``url``'s webhook exactly as WeChat's server would (signed, maybe AES)."""
+    xml = build_message_xml(
+        to_user="gh_account",
+        from_user=user,
+        create_time=int(timestamp),
+        msg_type=msg_type,
+        content=content,
+        event=event,
+        msg_id=msg_id,
+    )
+    params, body = WECHAT.build_request(
+        xml, timestamp=str(int(timestamp)), nonce=nonce, encrypt=encrypt, compatible=compatible
+    )
+    return httpx.post(url.rstrip("/") + "/wechat", params=params, content=body, timeout=10)
 
 
 @pytest.fixture(autouse=True)

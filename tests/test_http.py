@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.wechat import Codec, build_message_xml, parse_message, signature
-from tests.conftest import APP_ID, BIG_NAME, DEMO_NAME, TOKEN, LogCapture, RunningServer
+from bot.wechat import parse_message, signature
+from tests.conftest import BIG_NAME, DEMO_NAME, TOKEN, WECHAT, LogCapture, RunningServer, push
 
-CODEC = Codec(TOKEN, APP_ID, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+CODEC = WECHAT
 MSG_IDS = itertools.count(1001)
 MODES = [
     pytest.param({"encrypt": False}, id="plaintext"),
@@ -33,23 +33,19 @@ def send(
     encrypt: bool = False,
     compatible: bool = False,
 ) -> httpx.Response:
-    now = str(int(server.clock()))
     if msg_id == "auto":  # every message a fresh MsgId, as WeChat does (retries are deduplicated)
         msg_id = str(next(MSG_IDS))
-    xml = build_message_xml(
-        to_user="gh_account",
-        from_user=user,
-        create_time=int(now),
-        msg_type=msg_type,
-        content=content,
-        event=event,
+    return push(
+        server.url,
+        timestamp=server.clock(),
         msg_id=msg_id,
+        content=content,
+        msg_type=msg_type,
+        event=event,
+        user=user,
+        encrypt=encrypt,
+        compatible=compatible,
     )
-    params, body = CODEC.build_request(
-        xml, timestamp=now, nonce="n0nce", encrypt=encrypt, compatible=compatible
-    )
-    with server.client() as client:
-        return client.post("/wechat", params=params, content=body)
 
 
 def reply_text(response: httpx.Response) -> str:

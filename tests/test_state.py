@@ -26,7 +26,7 @@ from bot.links import LinkSigner
 from bot.replies import CHINA
 from bot.state import Attempt, Grant, LinkRecord, Reply, Store, store_from_url
 from bot.state.base import QUOTA_WINDOW
-from bot.wechat import Codec, build_message_xml, parse_message
+from bot.wechat import Codec, parse_message
 from tests.conftest import (
     AES_KEY,
     APP_ID,
@@ -37,6 +37,7 @@ from tests.conftest import (
     Clock,
     LogCapture,
     RunningServer,
+    push,
     write_config,
 )
 
@@ -59,17 +60,15 @@ def post(
     encrypt: bool = False,
 ) -> httpx.Response:
     """A text message pushed as WeChat's server would (a retry is the same msg_id again)."""
-    xml = build_message_xml(
-        to_user="gh_account",
-        from_user=user,
-        create_time=int(timestamp),
-        content=content,
+    return push(
+        url,
+        timestamp=timestamp,
         msg_id=msg_id,
+        content=content,
+        user=user,
+        nonce=secrets.token_hex(4),
+        encrypt=encrypt,
     )
-    params, body = CODEC.build_request(
-        xml, timestamp=str(int(timestamp)), nonce=secrets.token_hex(4), encrypt=encrypt
-    )
-    return httpx.post(url.rstrip("/") + "/wechat", params=params, content=body, timeout=10)
 
 
 def text_of(response: httpx.Response) -> str:

@@ -33,7 +33,7 @@ from bot.web.deps import client_ip, get_services
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 CHINA = timezone(timedelta(hours=8))
-RETRY_AFTER = "30"
+RETRY_AFTER = 30  # seconds, when the store does not answer
 
 
 def wants_json(request: Request) -> bool:
@@ -42,12 +42,24 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def _page(request: Request, status: int, error: str, page: str, **context: object) -> Response:
+def _page(
+    request: Request,
+    status: int,
+    error: str,
+    page: str,
+    *,
+    retry_after: int = 0,
+    **context: object,
+) -> Response:
+    """The error as JSON or as a page; ``retry_after`` also goes out as the Retry-After header."""
+    headers = {**NO_STORE, "Retry-After": str(retry_after)} if retry_after else NO_STORE
+    if retry_after:
+        context["retry_after"] = retry_after
     if wants_json(request):
         body = {"error": error, **{k: v for k, v in context.items() if isinstance(v, str | int)}}
-        return JSONResponse(body, status_code=status, headers=NO_STORE)
+        return JSONResponse(body, status_code=status, headers=headers)
     html = get_services(request).pages.render(page, **context)
-    return HTMLResponse(html, status_code=status, headers=NO_STORE)
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def _ago(seconds: float) -> str:
@@ -123,7 +135,7 @@ async def file_missing(request: Request, exc: Exception) -> Response:
 async def too_many_bad_tokens(request: Request, exc: Exception) -> Response:
     exc = cast(TooManyBadTokens, exc)
     logger.warning("too many bad tokens ip={} retry_after={}s", exc.ip, exc.retry_after)
-    response = _page(
+    return _page(
         request,
         429,
         "too_many_requests",
@@ -132,8 +144,6 @@ async def too_many_bad_tokens(request: Request, exc: Exception) -> Response:
         description="请稍后再试",
         retry_after=exc.retry_after,
     )
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
 
 
 async def link_used_up(request: Request, exc: Exception) -> Response:
@@ -159,16 +169,15 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     exc = cast(StoreUnavailable, exc)
     logger.error("download id={} refused, {}", exc.link_id or "-", exc)
     await get_services(request).gate.refused(request, "unavailable", 503, exc.link_id, exc.file_key)
-    response = _page(
+    return _page(
         request,
         503,
         "unavailable",
         "unavailable",
         title="请稍后再试 · Try again shortly",
         description="暂时无法确认下载次数，请稍后再打开这个链接",
+        retry_after=RETRY_AFTER,
     )
-    response.headers["Retry-After"] = RETRY_AFTER
-    return response
 
 
 async def download_refused(request: Request, exc: Exception) -> Response:
@@ -178,7 +187,7 @@ async def download_refused(request: Request, exc: Exception) -> Response:
         "download refused {} id={} ({}) ip={}", status, exc.link_id, exc.reason, client_ip(request)
     )
     await get_services(request).gate.refused(request, "busy", status, exc.link_id)
-    response = _page(
+    return _page(
         request,
         status,
         "too_many_downloads",
@@ -187,8 +196,6 @@ async def download_refused(request: Request, exc: Exception) -> Response:
         description="请稍后再试",
         retry_after=exc.retry_after,
     )
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
 
 
 async def webhook_refused(request: Request, exc: Exception) -> Response:

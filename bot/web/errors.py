@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta, timezone
+from datetime import UTC
 from typing import cast
 
 from fastapi import FastAPI, Request
@@ -29,10 +29,10 @@ from bot.errors import (
     TooManyBadTokens,
 )
 from bot.logs import redact
+from bot.replies import CHINA
 from bot.web.deps import client_ip, get_services
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-CHINA = timezone(timedelta(hours=8))
 RETRY_AFTER = 30  # seconds, when the store does not answer
 
 

@@ -15,6 +15,7 @@ from bot import __version__
 from bot.answers import Answerer
 from bot.catalog import Catalog
 from bot.config import Settings, load_settings
+from bot.delivery import build_delivery
 from bot.errors import BotError
 from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
@@ -49,6 +50,9 @@ def build_services(
     )
     router = Router(settings.keywords, settings.replies)
     metrics = Metrics()
+    slots = DownloadSlots(
+        settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
+    )
     responder = Responder(router, signer, settings.server.public_url)
     return Services(
         settings=settings,
@@ -74,10 +78,15 @@ def build_services(
             clock=clock,
             metrics=metrics,
         ),
-        slots=DownloadSlots(
-            settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
+        slots=slots,
+        delivery=build_delivery(settings, slots),
+        gate=Gate(
+            store,
+            download_limits(settings),
+            clock,
+            metrics=metrics,
+            lease_seconds=settings.links.claim_lease_seconds,
         ),
-        gate=Gate(store, download_limits(settings), clock),
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,

@@ -64,6 +64,7 @@ class LinksSettings(_Section):
     secret_keys: list[str] = Field(default_factory=list)
     ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
     max_downloads: int = Field(default=0, ge=0)
+    claim_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     landing: Literal["wechat", "always"] = "wechat"
 
 
@@ -91,6 +92,7 @@ class LimitsSettings(_Section):
     max_concurrent_downloads: int = Field(default=64, ge=0)
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)
+    send_timeout: float = Field(default=60.0, gt=0, le=3600)
 
 
 class StateSettings(_Section):

@@ -148,3 +148,31 @@ class ServerBusy(DownloadRefused):
 
 class LinkBusy(DownloadRefused):
     """This link already has ``[limits] max_concurrent_per_link`` downloads running."""
+
+
+class RangeError(BotError):
+    """A ``Range`` header the download cannot honour."""
+
+
+class MalformedRange(RangeError):
+    """A ``bytes=`` Range whose syntax is broken (400)."""
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        super().__init__(f"malformed Range {header[:100]!r}")
+
+
+class RangeNotSatisfiable(RangeError):
+    """A well-formed Range that asks for no byte of the file (416)."""
+
+    def __init__(self, header: str, size: int, file_key: str = "", link_id: str = "") -> None:
+        self.header, self.size, self.file_key, self.link_id = header, size, file_key, link_id
+        super().__init__(f"Range {header[:100]!r} is outside the file's {size} bytes")
+
+
+class TransferAborted(BotError):
+    """A download cut off before its last byte: the file changed, or the client stopped reading."""
+
+    def __init__(self, reason: str, file_key: str = "") -> None:
+        self.reason, self.file_key = reason, file_key
+        super().__init__(f"transfer of {file_key!r} aborted: {reason}")

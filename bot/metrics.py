@@ -42,6 +42,12 @@ class Metrics:
         self.bad_tokens = Counter(
             "bot_bad_tokens", "Requests with tampered or garbage tokens.", registry=self.registry
         )
+        self.refusals = Counter(
+            "bot_download_refusals",
+            "Download requests refused, by outcome (expired, exhausted, busy...).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.webhook_seconds = Histogram(
             "bot_webhook_seconds",
             "Time to answer a WeChat callback.",

@@ -11,8 +11,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from bot.catalog import Catalog
+from bot.catalog import Catalog, FileInfo
 from bot.config import Settings, load_settings
+from bot.delivery import Offer
+from bot.delivery.disk import DiskResponse
+from bot.delivery.ranges import Span
 from bot.errors import (
     EncryptionRequired,
     FileMissing,
@@ -24,8 +27,8 @@ from bot.errors import (
 )
 from bot.links import LinkSigner
 from bot.logs import redact
+from bot.state import Outcome
 from bot.throttle import BadTokenLimit
-from bot.web.safefile import SafeFileResponse
 from bot.wechat import Codec, check_timestamp, signature
 from tests.conftest import (
     AES_KEY,
@@ -290,6 +293,16 @@ def test_file_changed_after_the_link_was_issued(
         assert logs.find("file missing", level="ERROR")
 
 
+class NoTransfer:
+    """A Transfer that keeps nothing (no gate behind this tiny app)."""
+
+    async def progress(self, sent: int) -> bool:
+        return True
+
+    async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
+        return None
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -304,11 +317,13 @@ def test_file_changing_between_stat_and_open_is_a_clean_404(
     app = FastAPI()
 
     @app.api_route("/race", methods=["GET", "HEAD"])
-    async def race() -> Response:
+    async def race(request: Request) -> Response:
         target.write_text("original")
         checked = target.stat()  # what the catalogue saw ...
         change(target)  # ... and what happened before the response opened the file
-        return SafeFileResponse(target, stat_result=checked)
+        span = Span(0, checked.st_size, checked.st_size)
+        offer = Offer("L1", FileInfo("file.txt", target, checked), span, request.method, {})
+        return DiskResponse(offer, NoTransfer())
 
     async def missing(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("gone", 404)

@@ -24,7 +24,7 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.links import LinkSigner
 from bot.replies import CHINA
-from bot.state import Attempt, Grant, LinkRecord, Reply, Store, store_from_url
+from bot.state import Attempt, Claim, Grant, LinkRecord, Reply, Store, store_from_url
 from bot.state.base import QUOTA_WINDOW
 from bot.wechat import Codec, parse_message
 from tests.conftest import (
@@ -153,17 +153,23 @@ def start(
 # --- the store itself -------------------------------------------------------------------------
 
 
+def whole(lease_id: str, limit: int = 3, size: int = 100) -> Claim:
+    """A claim on the whole of a ``size``-byte file (lease 30 s, counts kept 600 s)."""
+    return Claim("L1", lease_id, 0, size, size, limit, 30, 600)
+
+
 def test_claims_are_atomic_and_counted(start: Start, clock: Clock) -> None:
     settings = start().settings
 
     async def work(store: Store) -> tuple[list[Grant], Any, Any, Grant, Grant]:
-        grants = await asyncio.gather(*(store.claim_download("L1", 3, 600) for _ in range(20)))
-        await store.end_download("L1", completed=True)
-        await store.end_download("L1", completed=False)
+        grants = await asyncio.gather(*(store.claim(whole(f"r{i}")) for i in range(20)))
+        granted = [f"r{i}" for i, grant in enumerate(grants) if grant is Grant.GRANTED]
+        assert await store.release("L1", granted[0], 100) is True  # a whole copy: counted
+        assert await store.release("L1", granted[1], 0) is False  # nothing sent: freed
         after = await store.usage("L1")
-        third = await store.claim_download("L1", 3, 600)
+        third = await store.claim(whole("again"))
         await store.revoke(["L1"])
-        return grants, after, await store.usage("L1"), third, await store.claim_download("L1", 9, 1)
+        return grants, after, await store.usage("L1"), third, await store.claim(whole("x", 9))
 
     grants, after, revoked, third, refused = with_store(settings, work, clock)
     assert sorted(grants).count(Grant.GRANTED) == 3
@@ -342,36 +348,38 @@ def test_wechat_landing_page_neither_counts_nor_hides_a_used_up_link(
     assert after.status_code == 410 and "已用完" in after.text
 
 
-def test_counted_download_resumes_and_head_never_counts(
+def test_counted_link_refuses_every_range_and_head_never_counts(
     one_use: tuple[RunningServer, str], files_dir: Path
 ) -> None:
+    """Issue #9 seen 3: once a download has counted, ``bytes=1-`` (and every range) is 410."""
     server, path = one_use
     original = (files_dir / BIG_NAME).read_bytes()
     with server.client() as client:
         heads = [client.head(path).status_code for _ in range(3)]
         full = client.get(path)
-        resume = client.get(path, headers={"Range": "bytes=1000000-"})
+        resumes = [client.get(path, headers={"Range": "bytes=1-"}).status_code for _ in range(20)]
         tail = client.get(path, headers={"Range": "bytes=-10"})
         restart = client.get(path, headers={"Range": "bytes=0-"})
-        bad_range = client.get(path, headers={"Range": "bytes=999999999-"})
+        head_after = client.head(path)
     assert heads == [200, 200, 200]
     assert full.status_code == 200 and full.content == original
-    assert resume.status_code == 206 and resume.content == original[1000000:]
-    assert tail.status_code == 206 and tail.content == original[-10:]
-    assert restart.status_code == 410
-    assert bad_range.status_code == 416
+    assert resumes == [410] * 20
+    assert tail.status_code == 410 and restart.status_code == 410
+    assert head_after.status_code == 410
 
 
-def test_resume_with_nothing_counted_is_served_whole_and_counted(
-    one_use: tuple[RunningServer, str], files_dir: Path
-) -> None:
+def test_pieces_add_up_to_one_download(one_use: tuple[RunningServer, str], files_dir: Path) -> None:
     server, path = one_use
+    original = (files_dir / BIG_NAME).read_bytes()
     with server.client() as client:
         piece = client.get(path, headers={"Range": "bytes=1000-"})
-        second = client.get(path)
-    assert piece.status_code == 200
-    assert piece.content == (files_dir / BIG_NAME).read_bytes()
-    assert second.status_code == 410
+        whole = client.get(path)  # within the spare copy: the file is now sent once in all
+        third = client.get(path, headers={"Range": "bytes=0-999"})
+        bad_range = client.get(path, headers={"Range": "bytes=999999999-"})
+    assert piece.status_code == 206 and piece.content == original[1000:]
+    assert whole.status_code == 200 and whole.content == original
+    assert third.status_code == 410
+    assert bad_range.status_code == 416
 
 
 def test_interrupted_download_frees_its_claim(

@@ -1,4 +1,4 @@
-"""The pure parts of the state feature: limits, request kinds, durations, reports, store URLs."""
+"""The pure parts of the state feature: limits, durations, reports, store URLs."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.datastructures import Headers
-from starlette.responses import FileResponse
 
 from bot.config import load_settings
 from bot.replies import quota_text
 from bot.state import Attempt, LinkRecord, sqlite_path
 from bot.state.report import parse_duration, stats_text, summarize
-from bot.web.gate import download_limits, request_kind
+from bot.web.gate import download_limits
 from tests.conftest import BIG_NAME, DEMO_NAME, write_config
 
 
@@ -50,31 +48,6 @@ def test_a_file_named_twice_gets_the_strictest_limit(tmp_path: Path, files_dir: 
         {"match": "c", "file": DEMO_NAME, "max_downloads": 2},
     ]
     assert download_limits(load_settings(write_config(tmp_path, keywords=table))) == {DEMO_NAME: 2}
-
-
-@pytest.mark.parametrize(
-    ("method", "headers", "kind"),
-    [
-        pytest.param("GET", {}, "start", id="whole-file"),
-        pytest.param("HEAD", {}, "none", id="head"),
-        pytest.param("GET", {"range": "bytes=0-"}, "start", id="range-from-0"),
-        pytest.param("GET", {"range": "bytes=0-99"}, "start", id="first-piece"),
-        pytest.param("GET", {"range": "bytes=100-"}, "resume", id="resume"),
-        pytest.param("GET", {"range": "bytes=-10"}, "resume", id="suffix"),
-        pytest.param("GET", {"range": "bytes=-5000"}, "start", id="suffix-covers-all"),
-        pytest.param("GET", {"range": "bytes=500-600,0-10"}, "start", id="multi-with-0"),
-        pytest.param("GET", {"range": "bytes=5000-"}, "none", id="unsatisfiable"),
-        pytest.param("GET", {"range": "pages=1-2"}, "none", id="malformed"),
-        pytest.param(
-            "GET", {"range": "bytes=100-", "if-range": '"stale"'}, "start", id="if-range-stale"
-        ),
-    ],
-)
-def test_request_kind(tmp_path: Path, method: str, headers: dict[str, str], kind: str) -> None:
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"x" * 1000)
-    response = FileResponse(path, stat_result=path.stat())
-    assert request_kind(method, Headers(headers), response, 1000) == kind
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.errors import ConfigError
-from bot.state.base import Attempt, Grant, LinkRecord, Reply, Store, Usage, bounded
+from bot.state.base import (
+    Attempt,
+    Audit,
+    Claim,
+    Counts,
+    Grant,
+    LinkRecord,
+    Outcome,
+    Replies,
+    Reply,
+    Store,
+    Usage,
+    bounded,
+)
 
 __all__ = [
     "Attempt",
+    "Audit",
+    "Claim",
+    "Counts",
     "Grant",
     "LinkRecord",
+    "Outcome",
+    "Replies",
     "Reply",
     "Store",
     "Usage",

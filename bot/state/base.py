@@ -35,9 +35,27 @@ class LinkRecord:
     expires_at: float
 
 
+class Outcome(StrEnum):
+    """How a request for ``/d/<token>`` ended: served in some way, or refused and why."""
+
+    SERVED = "served"  # the response went out to its last byte (or was handed to nginx)
+    ABORTED = "aborted"  # the client went away before the last byte
+    CHANGED = "changed"  # the file changed under the download: cut off, never counted
+    STALLED = "stalled"  # no progress for [limits] send_timeout: cut off, slot freed
+    LAPSED = "lapsed"  # its lease lapsed (the store lost it): cut off
+    EXPIRED = "expired"
+    BAD_TOKEN = "bad_token"  # noqa: S105 - an outcome, not a secret
+    MISSING = "missing"
+    EXHAUSTED = "exhausted"
+    REVOKED = "revoked"
+    UNAVAILABLE = "unavailable"
+    BUSY = "busy"
+    BAD_RANGE = "bad_range"
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One request for ``/d/<token>``: served, or refused with an ``outcome`` such as expired."""
+    """One request for ``/d/<token>``: its ``outcome`` (an ``Outcome`` value) and what it sent."""
 
     at: float
     outcome: str
@@ -50,15 +68,17 @@ class Attempt:
     bytes_sent: int = 0
     complete: bool = False
     counted: bool = False
+    method: str = "GET"
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """A link's downloads: revoked, being counted right now, counted."""
+    """A link's downloads: revoked, leases running now, whole copies sent, bytes sent."""
 
     revoked: bool = False
     active: int = 0
     completed: int = 0
+    sent: int = 0
 
 
 class Grant(StrEnum):
@@ -69,21 +89,8 @@ class Grant(StrEnum):
     REVOKED = "revoked"
 
 
-class Store(Protocol):
-    """Dedup, quotas, download counts, revocations, audit trail; failures raise StoreUnavailable.
-
-    A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
-    calls serve retries, quota refusals and other workers.
-    """
-
-    async def open(self) -> None:
-        """Connect and create what is missing; failures are logged, not raised."""
-
-    async def close(self) -> None:
-        """Release connections and threads."""
-
-    async def ping(self) -> bool:
-        """True when the store answers (for /healthz); raises StoreUnavailable otherwise."""
+class Replies(Protocol):
+    """Answers to WeChat messages (dedup of retries) and the hourly link quota."""
 
     async def claim_message(self, key: str, ttl: float) -> Reply | None:
         """None when this attempt is the first (and now owns the answer); else what is known."""
@@ -111,23 +118,48 @@ class Store(Protocol):
         ``text`` remembered as the answer for ``ttl`` seconds.
         """
 
-    async def link(self, link_id: str) -> LinkRecord | None:
-        """One issued link, if recorded."""
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A request for a lease on bytes ``[start, end)`` of a ``size``-byte file (see coverage)."""
+
+    link_id: str
+    lease_id: str
+    start: int
+    end: int
+    size: int
+    limit: int
+    lease_seconds: float
+    keep: float  # seconds the link's counts are kept (its lifetime left, and some)
+
+
+class Counts(Protocol):
+    """Use limits counted by bytes delivered (``bot.state.coverage``), leases and revocations."""
+
+    async def usage(self, link_id: str) -> Usage:
+        """A link's revocation, live leases and whole copies sent."""
+
+    async def claim(self, claim: Claim) -> Grant:
+        """Atomically take a lease if the link's bounds allow it."""
+
+    async def renew(self, link_id: str, lease_id: str, sent: int, lease_seconds: float) -> bool:
+        """Extend a lease, noting ``sent`` bytes so far; False when it has lapsed."""
+
+    async def release(self, link_id: str, lease_id: str, sent: int) -> bool:
+        """End a lease after ``sent`` bytes; True when that completed one more whole copy."""
 
     async def revoke(self, link_ids: list[str]) -> int:
         """Revoke these links (known or not); returns how many were not revoked before."""
 
+
+class Audit(Protocol):
+    """Issued links and every request for them."""
+
+    async def link(self, link_id: str) -> LinkRecord | None:
+        """One issued link, if recorded."""
+
     async def links_of(self, *, openid: str | None = None, file: str | None = None) -> list[str]:
         """Ids of recorded links issued to a follower or for a file."""
-
-    async def usage(self, link_id: str) -> Usage:
-        """A link's revocation and download counts."""
-
-    async def claim_download(self, link_id: str, limit: int, keep: float) -> Grant:
-        """Atomically take one of ``limit`` downloads (active + completed < limit)."""
-
-    async def end_download(self, link_id: str, completed: bool) -> None:
-        """Give back a claim: counted as completed, or freed for another try."""
 
     async def record_attempt(self, attempt: Attempt) -> None:
         """Append one download attempt to the audit trail."""
@@ -140,6 +172,23 @@ class Store(Protocol):
 
     async def prune(self, before: float) -> int:
         """Delete audit rows and spent state older than ``before``; returns rows removed."""
+
+
+class Store(Replies, Counts, Audit, Protocol):
+    """The three concerns in one backend; failures raise StoreUnavailable.
+
+    A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
+    calls serve retries, quota refusals and other workers.
+    """
+
+    async def open(self) -> None:
+        """Connect and create what is missing; failures are logged, not raised."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    async def ping(self) -> bool:
+        """True when the store answers (for /healthz); raises StoreUnavailable otherwise."""
 
 
 async def bounded(call: Awaitable[T], seconds: float) -> T:

@@ -14,10 +14,20 @@ from loguru import logger
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from bot.errors import StoreUnavailable
-from bot.state.base import QUOTA_WINDOW, REVOKED_KEEP, Attempt, Grant, LinkRecord, Reply, Usage
+from bot.state import coverage
+from bot.state.base import (
+    QUOTA_WINDOW,
+    REVOKED_KEEP,
+    Attempt,
+    Claim,
+    Grant,
+    LinkRecord,
+    Reply,
+    Usage,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -67,24 +77,6 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 return false
 """
 )
-# KEYS: revoked flag, usage hash. ARGV: limit, seconds to keep the counts.
-_CLAIM_DOWNLOAD = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'revoked' end
-local active = tonumber(redis.call('HGET', KEYS[2], 'active') or '0')
-local completed = tonumber(redis.call('HGET', KEYS[2], 'completed') or '0')
-if active + completed >= tonumber(ARGV[1]) then return 'exhausted' end
-redis.call('HINCRBY', KEYS[2], 'active', 1)
-if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
-return 'granted'
-"""
-_END_DOWNLOAD = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'active') or '0') > 0 then
-  redis.call('HINCRBY', KEYS[1], 'active', -1)
-end
-if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'completed', 1) end
-return 1
-"""
 
 
 def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -149,8 +141,6 @@ class RedisStore:
         self._claim_message = self._redis.register_script(_CLAIM_MESSAGE)
         self._record_link = self._redis.register_script(_RECORD_LINK)
         self._claim_and_record = self._redis.register_script(_CLAIM_AND_RECORD)
-        self._claim_download = self._redis.register_script(_CLAIM_DOWNLOAD)
-        self._end_download = self._redis.register_script(_END_DOWNLOAD)
 
     async def open(self) -> None:
         """Check the server answers (a failure is logged; every call reconnects)."""
@@ -239,20 +229,63 @@ class RedisStore:
         """Revocation and counts of one link."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.exists(f"{PREFIX}revoked:{link_id}")
-            pipe.hmget(f"{PREFIX}usage:{link_id}", ["active", "completed"])
-            revoked, (active, completed) = await pipe.execute()
-        return Usage(bool(revoked), int(active or 0), int(completed or 0))
+            pipe.get(f"{PREFIX}counts:{link_id}")
+            revoked, state = await pipe.execute()
+        counts = coverage.LinkCounts.from_json(state)
+        coverage.lapse(counts, self._clock())
+        return Usage(bool(revoked), len(counts.leases), counts.copies(), counts.sent)
+
+    async def _update(
+        self, link_id: str, change: Callable[[coverage.LinkCounts, bool], T], keep: float
+    ) -> T:
+        """Read, change and write one link's counts atomically (optimistic: WATCH, retried)."""
+        key, revoked_key = f"{PREFIX}counts:{link_id}", f"{PREFIX}revoked:{link_id}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key, revoked_key)
+                    counts = coverage.LinkCounts.from_json(str(await pipe.get(key) or ""))
+                    result = change(counts, bool(await pipe.exists(revoked_key)))
+                    ttl = max(1, int(keep), int(await pipe.ttl(key)))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, counts.to_json(), ex=ttl)
+                    await pipe.execute()
+                    return result
+                except WatchError:
+                    continue
 
     @_guarded
-    async def claim_download(self, link_id: str, limit: int, keep: float) -> Grant:
-        """Take a download slot if one is free."""
-        keys = [f"{PREFIX}revoked:{link_id}", f"{PREFIX}usage:{link_id}"]
-        return Grant(await self._claim_download(keys=keys, args=[limit, max(1, int(keep))]))
+    async def claim(self, claim: Claim) -> Grant:
+        """Take a lease if the link's bounds allow it."""
+        c, now = claim, self._clock()
+
+        def change(counts: coverage.LinkCounts, revoked: bool) -> Grant:
+            if revoked:
+                return Grant.REVOKED
+            until = now + c.lease_seconds
+            if not coverage.admit(counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now):
+                return Grant.EXHAUSTED
+            return Grant.GRANTED
+
+        return await self._update(c.link_id, change, max(c.keep, c.lease_seconds))
 
     @_guarded
-    async def end_download(self, link_id: str, completed: bool) -> None:
-        """Free or count a slot."""
-        await self._end_download(keys=[f"{PREFIX}usage:{link_id}"], args=[int(completed)])
+    async def renew(self, link_id: str, lease_id: str, sent: int, lease_seconds: float) -> bool:
+        """Extend a lease."""
+        now = self._clock()
+        return await self._update(
+            link_id,
+            lambda counts, _: coverage.renew(counts, lease_id, sent, now + lease_seconds, now),
+            lease_seconds,
+        )
+
+    @_guarded
+    async def release(self, link_id: str, lease_id: str, sent: int) -> bool:
+        """End a lease; True when it completed a copy."""
+        now = self._clock()
+        return await self._update(
+            link_id, lambda counts, _: coverage.release(counts, lease_id, sent, now), 1
+        )
 
     @_guarded
     async def record_attempt(self, attempt: Attempt) -> None:

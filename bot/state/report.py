@@ -115,14 +115,29 @@ def audit_text(link_id: str, link: LinkRecord | None, usage: Usage, attempts: li
         ]
     state = "revoked" if usage.revoked else "not revoked"
     counted = sum(a.counted for a in attempts)
-    lines.append(f"{state}; complete downloads {counted}, in progress now {usage.active}")
+    lines.append(
+        f"{state}; complete downloads {counted}, in progress now {usage.active},"
+        f" bytes sent {usage.sent:,}"
+    )
     if not attempts:
         return "\n".join([*lines, "no requests"])
-    header = ["time", "outcome", "status", "bytes", "complete", "counted", "range", "ip", "agent"]
+    header = [
+        "time",
+        "method",
+        "outcome",
+        "status",
+        "bytes",
+        "complete",
+        "counted",
+        "range",
+        "ip",
+        "agent",
+    ]
     yes = {True: "yes", False: "no"}
     rows = [
         [
             when(a.at),
+            a.method,
             a.outcome,
             str(a.status or "-"),
             f"{a.bytes_sent:,}",

@@ -11,7 +11,17 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from bot.errors import StoreUnavailable
-from bot.state.base import QUOTA_WINDOW, REVOKED_KEEP, Attempt, Grant, LinkRecord, Reply, Usage
+from bot.state import coverage
+from bot.state.base import (
+    QUOTA_WINDOW,
+    REVOKED_KEEP,
+    Attempt,
+    Claim,
+    Grant,
+    LinkRecord,
+    Reply,
+    Usage,
+)
 from bot.state.sqlite_thread import StoreThread
 from bot.state.sqlite_thread import write as _write
 
@@ -27,24 +37,24 @@ CREATE INDEX IF NOT EXISTS links_by_openid ON links (openid, issued_at);
 CREATE INDEX IF NOT EXISTS links_by_file ON links (file);
 CREATE INDEX IF NOT EXISTS links_by_time ON links (issued_at);
 CREATE TABLE IF NOT EXISTS revoked (link_id TEXT PRIMARY KEY, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS usage (
-    link_id TEXT PRIMARY KEY, active INTEGER NOT NULL, completed INTEGER NOT NULL,
-    until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counts (
+    link_id TEXT PRIMARY KEY, state TEXT NOT NULL, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, outcome TEXT NOT NULL, link_id TEXT NOT NULL,
     file TEXT NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL, range TEXT NOT NULL,
     status INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, complete INTEGER NOT NULL,
-    counted INTEGER NOT NULL);
+    counted INTEGER NOT NULL, method TEXT NOT NULL DEFAULT 'GET');
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
 """
 _ATTEMPT_COLUMNS = (
-    "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted"
+    "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
+    " method"
 )
 
 
 def _attempt(row: tuple[Any, ...]) -> Attempt:
-    fields = dict(zip(_ATTEMPT_COLUMNS.split(", "), row, strict=True))
+    fields = dict(zip(_ATTEMPT_COLUMNS.replace(" ", "").split(","), row, strict=True))
     fields["complete"], fields["counted"] = bool(fields["complete"]), bool(fields["counted"])
     return Attempt(**fields)
 
@@ -79,6 +89,25 @@ def _record_link(db: sqlite3.Connection, link: LinkRecord, per_hour: int) -> flo
     return None
 
 
+def _revoked(db: sqlite3.Connection, link_id: str) -> bool:
+    return bool(db.execute("SELECT 1 FROM revoked WHERE link_id = ?", (link_id,)).fetchone())
+
+
+def _counts(db: sqlite3.Connection, link_id: str) -> coverage.LinkCounts:
+    row = db.execute("SELECT state FROM counts WHERE link_id = ?", (link_id,)).fetchone()
+    return coverage.LinkCounts.from_json(row[0] if row else None)
+
+
+def _save_counts(
+    db: sqlite3.Connection, link_id: str, counts: coverage.LinkCounts, until: float
+) -> None:
+    db.execute(
+        "INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT (link_id) DO UPDATE"
+        " SET state = excluded.state, until = max(until, excluded.until)",
+        (link_id, counts.to_json(), until),
+    )
+
+
 class SqliteStore:
     """The default store: ``sqlite:///state/bot.db``."""
 
@@ -98,6 +127,9 @@ class SqliteStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+                if "method" not in columns:  # a file from before #9
+                    db.execute("ALTER TABLE attempts ADD COLUMN method TEXT NOT NULL DEFAULT 'GET'")
         except BaseException:
             db.close()
             raise
@@ -207,50 +239,67 @@ class SqliteStore:
 
     async def usage(self, link_id: str) -> Usage:
         """Revocation and counts of one link."""
-        rows = await self._query(
-            "SELECT EXISTS (SELECT 1 FROM revoked WHERE link_id = ?),"
-            " (SELECT active FROM usage WHERE link_id = ?),"
-            " (SELECT completed FROM usage WHERE link_id = ?)",
-            (link_id, link_id, link_id),
-        )
-        revoked, active, completed = rows[0]
-        return Usage(bool(revoked), active or 0, completed or 0)
+        now = self._clock()
 
-    async def claim_download(self, link_id: str, limit: int, keep: float) -> Grant:
-        """Take a download slot if one is free."""
-        until = self._clock() + keep
+        def work(db: sqlite3.Connection) -> Usage:
+            revoked = _revoked(db, link_id)
+            counts = _counts(db, link_id)
+            coverage.lapse(counts, now)
+            return Usage(revoked, len(counts.leases), counts.copies(), counts.sent)
+
+        return await self._run(work)
+
+    async def claim(self, claim: Claim) -> Grant:
+        """Take a lease if the link's bounds allow it."""
+        now = self._clock()
+        c = claim
 
         def work(db: sqlite3.Connection) -> Grant:
             with _write(db):
-                if db.execute("SELECT 1 FROM revoked WHERE link_id = ?", (link_id,)).fetchone():
+                if _revoked(db, c.link_id):
                     return Grant.REVOKED
-                row = db.execute(
-                    "SELECT active + completed FROM usage WHERE link_id = ?", (link_id,)
-                ).fetchone()
-                if row and row[0] >= limit:
+                counts = _counts(db, c.link_id)
+                until = now + c.lease_seconds
+                if not coverage.admit(
+                    counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now
+                ):
                     return Grant.EXHAUSTED
-                db.execute(
-                    "INSERT INTO usage VALUES (?, 1, 0, ?) ON CONFLICT (link_id) DO UPDATE"
-                    " SET active = active + 1, until = max(until, excluded.until)",
-                    (link_id, until),
-                )
+                _save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))
                 return Grant.GRANTED
 
         return await self._run(work)
 
-    async def end_download(self, link_id: str, completed: bool) -> None:
-        """Free or count a slot."""
-        await self._execute(
-            "UPDATE usage SET active = max(active - 1, 0), completed = completed + ?"
-            " WHERE link_id = ?",
-            (int(completed), link_id),
-        )
+    async def renew(self, link_id: str, lease_id: str, sent: int, lease_seconds: float) -> bool:
+        """Extend a lease."""
+        now = self._clock()
+
+        def work(db: sqlite3.Connection) -> bool:
+            with _write(db):
+                counts = _counts(db, link_id)
+                alive = coverage.renew(counts, lease_id, sent, now + lease_seconds, now)
+                _save_counts(db, link_id, counts, now + lease_seconds)
+                return alive
+
+        return await self._run(work)
+
+    async def release(self, link_id: str, lease_id: str, sent: int) -> bool:
+        """End a lease; True when it completed a copy."""
+        now = self._clock()
+
+        def work(db: sqlite3.Connection) -> bool:
+            with _write(db):
+                counts = _counts(db, link_id)
+                counted = coverage.release(counts, lease_id, sent, now)
+                _save_counts(db, link_id, counts, now)
+                return counted
+
+        return await self._run(work)
 
     async def record_attempt(self, attempt: Attempt) -> None:
         """Append an attempt."""
         a = attempt
         await self._execute(
-            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant
+            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
             (
                 a.at,
                 a.outcome,
@@ -263,6 +312,7 @@ class SqliteStore:
                 a.bytes_sent,
                 int(a.complete),
                 int(a.counted),
+                a.method,
             ),
         )
 
@@ -292,7 +342,7 @@ class SqliteStore:
                 db.execute("DELETE FROM attempts WHERE at < ?", (before,))
                 db.execute("DELETE FROM links WHERE issued_at < ?", (before,))
                 db.execute("DELETE FROM revoked WHERE at < ?", (min(before, now - REVOKED_KEEP),))
-                db.execute("DELETE FROM usage WHERE until < ?", (now,))
+                db.execute("DELETE FROM counts WHERE until < ?", (now,))
                 db.execute("DELETE FROM replies WHERE expires_at < ?", (now,))
                 return db.total_changes - start
 

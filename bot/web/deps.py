@@ -15,11 +15,13 @@ from bot.metrics import Metrics
 from bot.replies import Responder
 from bot.slots import DownloadSlots
 from bot.throttle import BadTokenLimit
+from bot.web.gate import Visit
 from bot.web.pages import Pages
 from bot.wechat import Codec
 
 if TYPE_CHECKING:
     from bot.answers import Answerer
+    from bot.delivery import Delivery
     from bot.state import Store
     from bot.web.gate import Gate
 
@@ -49,6 +51,7 @@ class Services:
     gate: Gate
     bad_tokens: BadTokenLimit
     slots: DownloadSlots
+    delivery: Delivery
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthCheck = always_ok
 
@@ -70,3 +73,14 @@ ServicesDep = Annotated[Services, Depends(_services)]
 def client_ip(request: Request) -> str:
     """The peer address (uvicorn applies --forwarded-allow-ips for proxies)."""
     return request.client.host if request.client else "-"
+
+
+def visit_of(request: Request) -> Visit:
+    """Who asked, and how (header values cut to a sane length)."""
+    headers = request.headers
+    return Visit(
+        client_ip(request),
+        headers.get("user-agent", "")[:200],
+        headers.get("range", "")[:100],
+        request.method,
+    )

@@ -24,13 +24,16 @@ from bot.errors import (
     LinkInvalid,
     LinkRevoked,
     MessageError,
+    RangeError,
+    RangeNotSatisfiable,
     SignatureError,
     StoreUnavailable,
     TooManyBadTokens,
 )
 from bot.logs import redact
 from bot.replies import CHINA
-from bot.web.deps import client_ip, get_services
+from bot.state import Outcome
+from bot.web.deps import client_ip, get_services, visit_of
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 RETRY_AFTER = 30  # seconds, when the store does not answer
@@ -85,7 +88,7 @@ async def link_expired(request: Request, exc: Exception) -> Response:
         int(ago),
         client_ip(request),
     )
-    await services.gate.refused(request, "expired", 410, exc.link_id, exc.file_key)
+    services.gate.refused(visit_of(request), Outcome.EXPIRED, 410, exc.link_id, exc.file_key)
     keyword = services.keyword_for_file.get(exc.file_key, "")
     return _page(
         request,
@@ -107,7 +110,7 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
         "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
     )
     get_services(request).metrics.bad_tokens.inc()
-    await get_services(request).gate.refused(request, "bad_token", 403)
+    get_services(request).gate.refused(visit_of(request), Outcome.BAD_TOKEN, 403)
     return _page(
         request,
         403,
@@ -121,7 +124,7 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
 async def file_missing(request: Request, exc: Exception) -> Response:
     exc = cast(FileMissing, exc)
     logger.error("file missing file={!r} ip={}", exc.file_key, client_ip(request))
-    await get_services(request).gate.refused(request, "missing", 404, file=exc.file_key)
+    get_services(request).gate.refused(visit_of(request), Outcome.MISSING, 404, file=exc.file_key)
     return _page(
         request,
         404,
@@ -151,8 +154,8 @@ async def link_used_up(request: Request, exc: Exception) -> Response:
     revoked = isinstance(exc, LinkRevoked)
     services = get_services(request)
     logger.warning("{} id={} file={!r} ip={}", exc, exc.link_id, exc.file_key, client_ip(request))
-    outcome = "revoked" if revoked else "exhausted"
-    await services.gate.refused(request, outcome, 410, exc.link_id, exc.file_key)
+    outcome = Outcome.REVOKED if revoked else Outcome.EXHAUSTED
+    services.gate.refused(visit_of(request), outcome, 410, exc.link_id, exc.file_key)
     return _page(
         request,
         410,
@@ -168,7 +171,9 @@ async def link_used_up(request: Request, exc: Exception) -> Response:
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     exc = cast(StoreUnavailable, exc)
     logger.error("download id={} refused, {}", exc.link_id or "-", exc)
-    await get_services(request).gate.refused(request, "unavailable", 503, exc.link_id, exc.file_key)
+    get_services(request).gate.refused(
+        visit_of(request), Outcome.UNAVAILABLE, 503, exc.link_id, exc.file_key
+    )
     return _page(
         request,
         503,
@@ -186,7 +191,7 @@ async def download_refused(request: Request, exc: Exception) -> Response:
     logger.warning(
         "download refused {} id={} ({}) ip={}", status, exc.link_id, exc.reason, client_ip(request)
     )
-    await get_services(request).gate.refused(request, "busy", status, exc.link_id)
+    get_services(request).gate.refused(visit_of(request), Outcome.BUSY, status, exc.link_id)
     return _page(
         request,
         status,
@@ -195,6 +200,22 @@ async def download_refused(request: Request, exc: Exception) -> Response:
         title="下载人数较多 · Busy",
         description="请稍后再试",
         retry_after=exc.retry_after,
+    )
+
+
+async def bad_range(request: Request, exc: Exception) -> Response:
+    exc = cast(RangeError, exc)
+    unsatisfiable = isinstance(exc, RangeNotSatisfiable)
+    status = 416 if unsatisfiable else 400
+    logger.warning("download refused {} ({}) ip={}", status, exc, client_ip(request))
+    link_id = exc.link_id if isinstance(exc, RangeNotSatisfiable) else ""
+    file = exc.file_key if isinstance(exc, RangeNotSatisfiable) else ""
+    get_services(request).gate.refused(visit_of(request), Outcome.BAD_RANGE, status, link_id, file)
+    headers = dict(NO_STORE)
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    return PlainTextResponse(
+        "range not satisfiable" if unsatisfiable else "bad range", status, headers
     )
 
 
@@ -235,6 +256,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LinkRevoked, link_used_up)
     app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(DownloadRefused, download_refused)
+    app.add_exception_handler(RangeError, bad_range)
     app.add_exception_handler(SignatureError, webhook_refused)
     app.add_exception_handler(MessageError, webhook_refused)
     app.add_exception_handler(EncryptionRequired, webhook_refused)

@@ -1,29 +1,32 @@
-"""Use limits, revocation and the audit trail around one download (the store keeps the counts)."""
+"""Use limits, revocation and the audit trail around one download (the store keeps the counts).
+
+The gate sees values only (the link, the file, the span, a ``Visit``), never a request or a
+response. Every refusal goes through ``refused``: one audit row and one metric.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from fastapi import Request
 from loguru import logger
-from starlette.datastructures import Headers
-from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable
 
 from bot.catalog import FileInfo
 from bot.config import Settings
+from bot.delivery.ranges import Span
 from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
 from bot.links import Clock, Link
-from bot.state import Attempt, Grant, Store, bounded
-from bot.web.deps import client_ip
+from bot.metrics import Metrics
+from bot.state import Attempt, Claim, Grant, Outcome, Store, bounded
 
 T = TypeVar("T")
 STORE_TIMEOUT = 2.0
+VOID_TIMEOUT = 60.0  # how long a late claim's cancellation may wait for a stalled store
 COUNTS_KEPT_AFTER_EXPIRY = 3600.0
-Kind = Literal["start", "resume", "none"]
 
 
 def download_limits(settings: Settings) -> dict[str, int]:
@@ -38,56 +41,54 @@ def download_limits(settings: Settings) -> dict[str, int]:
     return limits
 
 
-def request_kind(method: str, headers: Headers, response: FileResponse, size: int) -> Kind:
-    """``start``: the response sends byte 0; ``resume``: it starts later; ``none``: no body."""
-    if method == "HEAD":
-        return "none"
-    http_range, if_range = headers.get("range"), headers.get("if-range")
-    if http_range is None:
-        return "start"
-    # Starlette's own parser and If-Range test, so the kind matches what FileResponse then sends.
-    if if_range is not None and not response._should_use_range(if_range):
-        return "start"
-    try:
-        ranges = FileResponse._parse_range_header(http_range, size)
-    except (MalformedRangeHeader, RangeNotSatisfiable):
-        return "none"
-    return "resume" if ranges and min(start for start, _ in ranges) > 0 else "start"
-
-
 @dataclass(frozen=True, slots=True)
 class Visit:
-    """Who asked, as the audit trail records it."""
+    """Who asked, and how, as the audit trail records it."""
 
     ip: str
     user_agent: str
     range: str
+    method: str = "GET"
 
-    @classmethod
-    def of(cls, request: Request) -> Visit:
-        """The visit behind a request (header values cut to a sane length)."""
-        headers = request.headers
-        return cls(
-            client_ip(request), headers.get("user-agent", "")[:200], headers.get("range", "")[:100]
-        )
+
+@dataclass(slots=True)
+class Admission:
+    """A download let through: its span and, for a use-limited link, the lease it holds."""
+
+    link: Link
+    file: str
+    visit: Visit
+    span: Span
+    lease_id: str = ""
 
 
 class Gate:
-    """Decides whether a download may go ahead and records how it ended."""
+    """Decides whether a download may go ahead, keeps its lease alive and records how it ended."""
 
-    def __init__(self, store: Store, limits: dict[str, int], clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: dict[str, int],
+        clock: Clock = time.time,
+        *,
+        metrics: Metrics | None = None,
+        lease_seconds: float = 30.0,
+    ) -> None:
         self._store = store
         self._limits = limits
         self._clock = clock
+        self._metrics = metrics or Metrics()
+        self.lease_seconds = lease_seconds
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def admit(
-        self, link: Link, info: FileInfo, request: Request, response: FileResponse
-    ) -> Admission:
+    def limit_of(self, link: Link, info: FileInfo) -> int:
+        """The link's download limit (0 = unlimited)."""
+        return self._limits.get(info.key, 0)
+
+    async def admit(self, link: Link, info: FileInfo, span: Span, visit: Visit) -> Admission:
         """Admission for one request; LinkRevoked, LinkExhausted or StoreUnavailable otherwise."""
-        kind = request_kind(request.method, request.headers, response, info.size)
-        limit = self._limits.get(info.key, 0)
-        admission = Admission(link, info.key, Visit.of(request), counts=kind == "start")
+        limit = self.limit_of(link, info)
+        admission = Admission(link, info.key, visit, span)
         if limit == 0:
             try:
                 revoked = (await self._ask(self._store.usage(link.link_id), link)).revoked
@@ -97,22 +98,30 @@ class Gate:
             if revoked:
                 raise LinkRevoked(link.link_id, info.key)
             return admission
-        if kind != "start":
+        if visit.method == "HEAD" or span.length == 0:  # sends no bytes: never needs a lease
             usage = await self._ask(self._store.usage(link.link_id), link)
             if usage.revoked:
                 raise LinkRevoked(link.link_id, info.key)
-            if kind == "none" or usage.active or usage.completed:
-                return admission  # never counted: HEAD, 400/416, or a resume of a counted download
-            # A resume with nothing counted could piece the file together uncounted: serve it
-            # whole (RFC 9110 lets a server ignore Range) as a counted download instead.
-            admission.counts = admission.whole = True
+            if usage.completed >= limit:
+                raise LinkExhausted(link.link_id, info.key, limit)
+            return admission
         keep = link.expires_at.timestamp() - self._clock() + COUNTS_KEPT_AFTER_EXPIRY
-        grant = await self._ask(self._store.claim_download(link.link_id, limit, keep), link)
+        lease_id = secrets.token_hex(8)
+        claim = Claim(
+            link.link_id, lease_id, span.start, span.end, info.size, limit, self.lease_seconds, keep
+        )
+        try:
+            grant = await self._ask(self._store.claim(claim), link)
+        except StoreUnavailable:
+            # The claim may still reach the store after this answer (a stalled Redis, a locked
+            # SQLite file): the release queued behind it voids it; failing that, it lapses.
+            self._later(self._store.release(link.link_id, lease_id, 0), VOID_TIMEOUT)
+            raise
         if grant is Grant.REVOKED:
             raise LinkRevoked(link.link_id, info.key)
         if grant is Grant.EXHAUSTED:
             raise LinkExhausted(link.link_id, info.key, limit)
-        admission.claimed = True
+        admission.lease_id = lease_id
         return admission
 
     async def check(self, link: Link, info: FileInfo) -> None:
@@ -122,32 +131,72 @@ class Gate:
         except StoreUnavailable as exc:
             logger.error("state of {} unchecked for its landing page: {}", link.link_id, exc)
             return
-        limit = self._limits.get(info.key, 0)
+        limit = self.limit_of(link, info)
         if usage.revoked:
             raise LinkRevoked(link.link_id, info.key)
-        # A download in flight holds its slot until its count lands: treat it as taken.
+        # A download in flight holds its lease until its count lands: treat it as taken.
         if limit and usage.completed + usage.active >= limit:
             raise LinkExhausted(link.link_id, info.key, limit)
 
-    async def refused(
-        self, request: Request, outcome: str, status: int, link_id: str = "", file: str = ""
+    def refused(
+        self, visit: Visit, outcome: Outcome, status: int, link_id: str = "", file: str = ""
     ) -> None:
-        """Record a refused request (expired, bad token, exhausted…) in the audit trail."""
-        visit = Visit.of(request)
+        """The one place a refused request is recorded: an audit row and a metric."""
+        self._metrics.refusals.labels(outcome.value).inc()
         attempt = Attempt(
-            self._clock(), outcome, link_id, file, visit.ip, visit.user_agent, visit.range, status
+            self._clock(),
+            outcome,
+            link_id,
+            file,
+            visit.ip,
+            visit.user_agent,
+            visit.range,
+            status,
+            method=visit.method,
         )
         self._later(self._store.record_attempt(attempt))
 
-    async def finish(self, admission: Admission, status: int, sent: int, complete: bool) -> None:
-        """Count or free the claim, then record the attempt."""
+    def transfer(
+        self, admission: Admission, on_end: Callable[[], None] = lambda: None
+    ) -> LeaseTransfer:
+        """The gate's side of the response that sends this admission."""
+        return LeaseTransfer(self, admission, on_end)
+
+    async def finish(self, admission: Admission, status: int, sent: int, outcome: Outcome) -> None:
+        """End the lease (counting what was sent), then record the attempt."""
         a, v = admission, admission.visit
-        counted = a.counts and complete and status in (200, 206)
-        if a.claimed:
-            await self.quietly(self._store.end_download(a.link.link_id, counted))
+        counted = False
+        if a.lease_id:
+            try:
+                release = self._store.release(a.link.link_id, a.lease_id, sent)
+                counted = await bounded(release, STORE_TIMEOUT)
+            except StoreUnavailable as exc:  # the lease lapses with its last reported bytes
+                logger.error("state write lost: {}", exc)
+        if outcome is Outcome.MISSING:
+            return  # nothing was sent; the 404 handler records the refusal
+        complete = outcome is Outcome.SERVED and v.method != "HEAD" and sent >= a.span.length
+        if not a.lease_id and complete and a.span.start == 0 and a.span.end == a.span.size:
+            counted = True  # an unlimited link: a whole-file response served to its end
+        logger.info(
+            "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
+            " complete={} outcome={} counted={}",
+            a.link.link_id,
+            a.file,
+            v.ip,
+            v.user_agent,
+            v.method,
+            v.range or "-",
+            status,
+            sent,
+            complete,
+            outcome.value,
+            counted,
+        )
+        self._metrics.downloads.labels(str(status)).inc()
+        self._metrics.bytes_sent.inc(sent)
         attempt = Attempt(
             self._clock(),
-            "served",
+            outcome,
             a.link.link_id,
             a.file,
             v.ip,
@@ -157,17 +206,31 @@ class Gate:
             sent,
             complete,
             counted,
+            v.method,
         )
         self._later(self._store.record_attempt(attempt))
 
-    async def cancel(self, admission: Admission) -> None:
-        """Give back the claim of a download refused after admission (too busy to serve)."""
-        if admission.claimed:
-            await self.quietly(self._store.end_download(admission.link.link_id, False))
+    async def renew(self, admission: Admission, sent: int) -> bool:
+        """Keep a running download's lease; False when it lapsed (the download must stop)."""
+        if not admission.lease_id:
+            return True
+        try:
+            renewal = self._store.renew(
+                admission.link.link_id, admission.lease_id, sent, self.lease_seconds
+            )
+            return await bounded(renewal, STORE_TIMEOUT)
+        except StoreUnavailable as exc:
+            logger.error("lease of {} not renewed: {}", admission.link.link_id, exc)
+            return True  # the next renewal tells; the lease may lapse meanwhile
 
-    def _later(self, call: Coroutine[Any, Any, None]) -> None:
-        """An audit write off the answer's path (the store thread batches them); see ``drain``."""
-        task = asyncio.create_task(self.quietly(call))
+    async def cancel(self, admission: Admission) -> None:
+        """Give back the lease of a download refused after admission (too busy to serve)."""
+        if admission.lease_id:
+            await self.quietly(self._store.release(admission.link.link_id, admission.lease_id, 0))
+
+    def _later(self, call: Coroutine[Any, Any, object], seconds: float = STORE_TIMEOUT) -> None:
+        """A store write off the answer's path (the store thread batches them); see ``drain``."""
+        task = asyncio.create_task(self.quietly(call, seconds))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -176,10 +239,10 @@ class Gate:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
-    async def quietly(self, call: Awaitable[None]) -> None:
+    async def quietly(self, call: Awaitable[object], seconds: float = STORE_TIMEOUT) -> None:
         """Await a store write; a failure is logged, never raised."""
         try:
-            await bounded(call, STORE_TIMEOUT)
+            await bounded(call, seconds)
         except StoreUnavailable as exc:
             logger.error("state write lost: {}", exc)
 
@@ -191,12 +254,22 @@ class Gate:
 
 
 @dataclass(slots=True)
-class Admission:
-    """A download let through: whether it holds a claim, may count, and is served whole."""
+class LeaseTransfer:
+    """``bot.delivery.Transfer`` for one admission: renews its lease, ends it once."""
 
-    link: Link
-    file: str
-    visit: Visit
-    counts: bool
-    claimed: bool = False
-    whole: bool = False
+    gate: Gate
+    admission: Admission
+    on_end: Callable[[], None]
+    _ended: bool = field(default=False)
+
+    async def progress(self, sent: int) -> bool:
+        """Renew the lease with the bytes sent so far."""
+        return await self.gate.renew(self.admission, sent)
+
+    async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
+        """Free the slot, end the lease, record the attempt (once)."""
+        if self._ended:
+            return
+        self._ended = True
+        self.on_end()
+        await self.gate.finish(self.admission, status, sent, outcome)

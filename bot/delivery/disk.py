@@ -1,0 +1,266 @@
+"""Disk streaming: the bot reads the file and sends it, paced, counting what the client takes.
+
+Bytes are counted as sent when the client has taken them: after each chunk the response waits
+on the server's flow control (uvicorn's ``send`` returns once the transport's buffer has room),
+so what is counted runs ahead of what the client really received by at most one chunk plus the
+kernel's socket buffer.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import time
+from email.utils import formatdate
+from hashlib import md5
+from pathlib import Path
+from typing import IO
+
+import anyio
+from fastapi.responses import Response
+from loguru import logger
+from starlette.types import Message, Receive, Scope, Send
+
+from bot.config import Settings
+from bot.delivery import Offer, Transfer
+from bot.delivery.ranges import Span
+from bot.errors import FileMissing, TransferAborted
+from bot.slots import READ_MAX, READ_MIN, DownloadSlots, Pacer, ReadBudget, paced_chunk
+from bot.state.base import Outcome
+
+_WAIT_FOR_CLIENT: Message = {"type": "http.response.body", "body": b"", "more_body": True}
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def same_file(path: str | os.PathLike[str], expected: os.stat_result | None) -> IO[bytes]:
+    """Open ``path`` for reading; FileNotFoundError if it is no longer the file ``expected``."""
+    raw: IO[bytes] = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    if expected is not None and _identity(os.fstat(raw.fileno())) != _identity(expected):
+        raw.close()
+        raise FileNotFoundError(f"{path} changed after it was checked")
+    return raw
+
+
+def etag(stat: os.stat_result) -> str:
+    """The file's ETag (from its mtime and size, as Starlette's FileResponse makes it)."""
+    return (
+        '"'
+        + md5(f"{stat.st_mtime}-{stat.st_size}".encode(), usedforsecurity=False).hexdigest()
+        + '"'
+    )
+
+
+def last_modified(stat: os.stat_result) -> str:
+    """The file's Last-Modified value."""
+    return formatdate(stat.st_mtime, usegmt=True)
+
+
+class _Reader:
+    """Reads one span of one file from a worker thread; opens with the first read.
+
+    Every read checks the file is still the one that was stat'ed: a file replaced or changed in
+    place (``cp new files/x``) raises TransferAborted, never a short or mixed copy.
+    """
+
+    def __init__(self, path: Path, span: Span, expected: os.stat_result) -> None:
+        self.path, self.offset, self.left, self.expected = path, span.start, span.length, expected
+        self._file: IO[bytes] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.left <= 0
+
+    def read(self, size: int) -> bytes:
+        if self._file is None:
+            self._file = same_file(self.path, self.expected)
+            self._file.seek(self.offset)
+        data = self._file.read(min(size, self.left))
+        if not data or _identity(os.fstat(self._file.fileno())) != _identity(self.expected):
+            raise TransferAborted("the file changed during the download")
+        self.left -= len(data)
+        if self.done:
+            self.close()
+        return data
+
+    def close(self) -> None:
+        # Closing a file opened read-only does not wait on the disk, so it may run on the loop.
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class DiskResponse(Response):
+    """Sends one span of a file: the status line waits for the first read (a vanished file is
+    still a 404), reads wait for the client, a client that takes nothing for ``send_timeout``
+    seconds is cut off, and every end is reported to the transfer."""
+
+    def __init__(
+        self,
+        offer: Offer,
+        transfer: Transfer,
+        *,
+        rate: int = 0,
+        budget: ReadBudget | None = None,
+        send_timeout: float = 60.0,
+        renew_every: float = 10.0,
+    ) -> None:
+        info, span = offer.info, offer.span
+        headers = {
+            **offer.headers,
+            "content-type": mimetypes.guess_type(info.key)[0] or "application/octet-stream",
+            "content-length": str(span.length),
+            "accept-ranges": "bytes",
+            "etag": etag(info.stat),
+            "last-modified": last_modified(info.stat),
+        }
+        if span.partial:
+            headers["content-range"] = span.content_range()
+        super().__init__(status_code=206 if span.partial else 200, headers=headers)
+        self.offer, self.transfer = offer, transfer
+        self._rate, self._timeout, self._renew_every = rate, send_timeout, renew_every
+        self._budget = budget or ReadBudget(READ_MAX)
+        self._taken = 0  # bytes of the span the client has taken (see the module's docstring)
+        self._want = paced_chunk(rate, READ_MAX) if rate else READ_MAX
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def timed(message: Message) -> None:
+            with anyio.fail_after(self._timeout):  # no progress for send_timeout: cut off
+                await send(message)
+
+        out: Send = _paced(timed, self._rate) if self._rate else timed
+        status, outcome = 0, Outcome.ABORTED
+        try:
+            outcome = await self._send(receive, out)
+            status = self.status_code
+        except TimeoutError:
+            outcome = Outcome.STALLED
+        except FileMissing:
+            outcome = Outcome.MISSING  # before the status line: the 404 handler records it
+            raise
+        finally:
+            if outcome in (Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED):
+                status = self.status_code
+                logger.warning(
+                    "download of {!r} cut off ({}) after {} bytes",
+                    self.offer.info.key,
+                    _REASONS[outcome],
+                    self._taken,
+                )
+            with anyio.CancelScope(shield=True):  # a disconnect must still end the lease
+                await self.transfer.finished(status, self._taken, outcome)
+
+    async def _send(self, receive: Receive, send: Send) -> Outcome:
+        span, info = self.offer.span, self.offer.info
+        start = {"type": "http.response.start", "status": self.status_code}
+        reader = _Reader(info.path, span, info.stat)
+        if self.offer.method == "HEAD" or reader.done:
+            await send({**start, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return Outcome.SERVED
+        budget, floor = self._budget, min(READ_MIN, self._want)
+        # A span that fits in one read goes out in one piece, outside the budget: the budget is
+        # for big files, whose slow clients would otherwise each hold a full read for minutes.
+        held = 0 if span.length <= self._want else budget.take(self._want, floor)
+        ended = Outcome.ABORTED
+        try:
+            try:  # the status line waits for the first read: a vanished file is still a 404
+                first = await anyio.to_thread.run_sync(reader.read, held or span.length)
+            except (OSError, TransferAborted):
+                raise FileMissing(info.key) from None
+            await send({**start, "headers": self.raw_headers})
+            async with anyio.create_task_group() as group:
+
+                async def stream() -> None:
+                    nonlocal held, ended
+                    chunk, renewed = first, time.monotonic()
+                    try:
+                        while True:
+                            body = {"type": "http.response.body", "body": chunk}
+                            await send({**body, "more_body": not reader.done})
+                            if reader.done:
+                                self._taken += len(chunk)
+                                ended = Outcome.SERVED
+                                break
+                            # Returns once the client has taken most of the last chunk (the
+                            # server's flow control): only then read the next, so a slow client
+                            # holds one read, and what is counted is what the client took.
+                            await send(_WAIT_FOR_CLIENT)
+                            self._taken += len(chunk)
+                            if time.monotonic() - renewed >= self._renew_every:
+                                renewed = time.monotonic()
+                                if not await self.transfer.progress(self._taken):
+                                    ended = Outcome.LAPSED
+                                    break
+                            budget.give(held)
+                            held = 0
+                            held = budget.take(self._want, floor)
+                            chunk = await anyio.to_thread.run_sync(reader.read, held)
+                    except TimeoutError:
+                        ended = Outcome.STALLED
+                    except TransferAborted:
+                        ended = Outcome.CHANGED
+                    group.cancel_scope.cancel()
+
+                group.start_soon(stream)
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()  # the client hung up: stop reading
+        finally:
+            budget.give(held)
+            reader.close()
+        return ended
+
+
+_REASONS = {
+    Outcome.STALLED: "the client took nothing for [limits] send_timeout",
+    Outcome.CHANGED: "the file changed during the download",
+    Outcome.LAPSED: "its lease lapsed",
+}
+
+
+def _paced(send: Send, rate: int) -> Send:
+    """``send`` that holds a download to ``rate`` bytes per second."""
+    pacer = Pacer(rate, time.monotonic())
+
+    async def paced(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            wait = pacer.delay(len(message.get("body", b"")), time.monotonic())
+            if wait > 0:
+                await anyio.sleep(wait)
+        await send(message)
+
+    return paced
+
+
+class DiskDelivery:
+    """``[files] delivery = "direct"``: the bot streams files itself."""
+
+    counts_slots = True
+
+    def __init__(self, rate: int, budget: ReadBudget, send_timeout: float, renew_every: float):
+        self._rate, self._budget = rate, budget
+        self._send_timeout, self._renew_every = send_timeout, renew_every
+
+    def respond(self, offer: Offer, transfer: Transfer) -> Response:
+        """A streamed response of the offer's span."""
+        return DiskResponse(
+            offer,
+            transfer,
+            rate=self._rate,
+            budget=self._budget,
+            send_timeout=self._send_timeout,
+            renew_every=self._renew_every,
+        )
+
+
+def build(settings: Settings, slots: DownloadSlots) -> DiskDelivery:
+    """The direct mode, from ``[limits]`` and ``[links]``."""
+    return DiskDelivery(
+        settings.limits.rate_bytes_per_second,
+        slots.reads,
+        settings.limits.send_timeout,
+        settings.links.claim_lease_seconds / 3,
+    )

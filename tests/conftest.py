@@ -299,3 +299,12 @@ def serve(clock: Clock) -> Iterator[Callable[[Settings], RunningServer]]:
 @pytest.fixture
 def server(serve: Callable[[Settings], RunningServer], settings: Settings) -> RunningServer:
     return serve(settings)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state_url(request: pytest.FixtureRequest) -> str:
+    """Each store in turn: a SQLite file in the test's folder, then the session's redis-server."""
+    if request.param == "sqlite":
+        return "sqlite:///state/bot.db"
+    url: str = request.getfixturevalue("redis_url")
+    return url

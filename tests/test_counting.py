@@ -29,13 +29,12 @@ from tests.conftest import (
     start_server,
     write_config,
 )
-from tests.test_state import (  # noqa: F401 - state_url: both backends
+from tests.test_state import (
     LIMITED,
     link_id,
     link_of,
     parallel,
     post,
-    state_url,
     text_of,
     with_store,
 )

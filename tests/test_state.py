@@ -126,14 +126,6 @@ def bot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def state_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return "sqlite:///state/bot.db"
-    url: str = request.getfixturevalue("redis_url")
-    return url
-
-
 Start = Callable[..., RunningServer]
 
 

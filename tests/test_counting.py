@@ -6,9 +6,10 @@ properties do not depend on size, and the machine is shared.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
-import sqlite3
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ import pytest
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.state import Attempt, Outcome
+from bot.state import Attempt
 from tests.conftest import (
     BIG_NAME,
     Clock,
@@ -79,10 +80,10 @@ def attempts_of(server: RunningServer, clock: Clock, url: str, count: int) -> li
 
 
 def served(rows: list[Attempt]) -> list[Attempt]:
-    return [a for a in rows if a.outcome not in {o.value for o in REFUSALS}]
+    return [a for a in rows if a.outcome not in REFUSALS]
 
 
-REFUSALS = {Outcome.EXHAUSTED, Outcome.REVOKED, Outcome.UNAVAILABLE, Outcome.BUSY}
+REFUSALS = {"exhausted", "revoked", "unavailable", "busy"}
 
 
 def run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -280,12 +281,13 @@ def pause(state_url: str, tmp_path: Path, own_redis: Any) -> Callable[[], None]:
     if state_url.startswith("redis"):
         own_redis.process.send_signal(signal.SIGSTOP)
         return lambda: own_redis.process.send_signal(signal.SIGCONT)
-    lock = sqlite3.connect(tmp_path / "state" / "bot.db", isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")
+    # The workers' turns at the file (bot.db.lock, flock): held, every store call waits.
+    lock = os.open(tmp_path / "state" / "bot.db.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
 
     def resume() -> None:
-        lock.rollback()
-        lock.close()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
 
     return resume
 
@@ -308,10 +310,12 @@ def test_stalled_store_never_spends_a_link(
     )
     server = serve(settings)
     link = one_use_link(server, clock)
+    warm = one_use_link(server, clock, msg_id="warm")  # a download before: scripts loaded
+    assert httpx.get(warm, timeout=30).status_code == 200
     resume = pause(url, tmp_path, redis)
     try:
         refused = httpx.get(link, timeout=30, headers={"Accept": "application/json"})
-        time.sleep(1.5)  # the stall goes on after the 503 (12 s / 3 s in the issue)
+        time.sleep(2)  # the stall goes on after the 503 (12 s / 3 s in the issue)
     finally:
         resume()
     assert refused.status_code == 503
@@ -402,3 +406,46 @@ def test_five_parallel_gets_on_one_use_link(start: Start, clock: Clock, big_file
     url = one_use_link(server, clock)
     results = parallel([lambda: httpx.get(url, timeout=30)] * 5)
     assert sorted(r.status_code for r in results) == [200, 410, 410, 410, 410]
+
+
+def stuck_client(url: str) -> socket.socket:
+    """A client that asks for the file and never reads (a tiny receive buffer fills at once)."""
+    host, port = url.removeprefix("http://").split("/", 1)[0].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    path = "/" + url.removeprefix("http://").split("/", 1)[1]
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    return sock
+
+
+def test_clients_that_never_read_are_cut_off_and_free_their_slots(
+    tmp_path: Path,
+    files_dir: Path,
+    big_file: bytes,
+    serve: Callable[[Settings], RunningServer],
+    clock: Clock,
+    logs: LogCapture,
+) -> None:
+    """Issue #9 seen 14: 64 clients that never read no longer hold every slot for good."""
+    limits = {"send_timeout": 2, "max_concurrent_per_link": 0}  # 64 slots, one link
+    server = serve(load_settings(write_config(tmp_path, limits=limits)))
+    url = one_use_link(server, clock)  # "big" is unlimited in the default keywords
+    link = url
+    stuck = [stuck_client(url) for _ in range(64)]
+    try:
+        slots = server.app.state.services.slots
+        deadline = time.monotonic() + 10
+        while slots.running < 64 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = httpx.get(link, timeout=30)
+        deadline = time.monotonic() + 30
+        while (later := httpx.get(link, timeout=30)).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        for sock in stuck:
+            sock.close()
+    assert refused.status_code == 503
+    assert later.status_code == 200 and later.content == big_file
+    assert logs.find("cut off (the client took nothing for [limits] send_timeout)")

@@ -143,3 +143,38 @@ def test_use_limited_link_is_counted_at_hand_over(
     second = client.get(path, headers={"Accept": "application/json"})
     assert first.content == (files_dir / DEMO_NAME).read_bytes()
     assert second.status_code == 410 and second.json()["error"] == "link_exhausted"
+
+
+def test_per_link_limit_keys_on_the_link_not_the_url(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]],
+) -> None:
+    """Issue #9 seen 8 (x-accel half): 9 spellings of one link never make 9 parallel downloads."""
+    bot, client = x_accel(rate_bytes_per_second=100_000)  # slow enough to stay open
+    path = link_path(reply_text(send(bot, content="big")))
+    head, last = path[:-1], path[-1]
+    spellings = [path, path + "%C3%A9", path + "%C3%A9%C3%A9", path + "=", path + "=="]
+    spellings += [head + c for c in "pqrstu" if c != last][:4]
+    statuses = []
+    with ExitStack() as running:
+        for url in spellings:
+            statuses.append(running.enter_context(client.stream("GET", url)).status_code)
+    assert statuses.count(200) <= 4, statuses  # [limits] max_concurrent_per_link
+    assert client.get(path, headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_x_accel_range_counts_the_span_handed_over(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    """Issue #9 seen 16: bytes=1-9 and a bytes=0-0 probe never spend a fresh one-use link."""
+    bot, client = x_accel(max_downloads=1)
+    path = link_path(reply_text(send(bot, content="big")))
+    original = (files_dir / BIG_NAME).read_bytes()
+    piece = client.get(path, headers={"Range": "bytes=1-9"})
+    probe = client.get(path, headers={"Range": "bytes=0-0"})
+    whole = client.get(path)
+    after = client.get(path, headers={"Range": "bytes=1-"})
+    assert piece.status_code == 206 and piece.content == original[1:10]
+    assert probe.status_code == 206 and probe.content == original[:1]
+    assert whole.status_code == 200 and whole.content == original
+    assert after.status_code == 410
+    assert "x-link-id" not in whole.headers

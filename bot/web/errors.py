@@ -1,9 +1,15 @@
-"""Domain errors → HTTP answers: the only place status codes are chosen."""
+"""Domain errors → HTTP answers: the only place status codes are chosen, as one table.
+
+``REFUSALS`` maps each error class to its ``Refusal`` (status, code, page, the outcome the
+download audit records, the log line); ``refuse`` is the one handler for all of them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC
-from typing import cast
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +21,6 @@ from bot.errors import (
     BodyRefused,
     BodyTimeout,
     BodyTooLarge,
-    DownloadRefused,
     EncryptionRequired,
     FileMissing,
     LinkBusy,
@@ -23,9 +28,10 @@ from bot.errors import (
     LinkExpired,
     LinkInvalid,
     LinkRevoked,
+    MalformedRange,
     MessageError,
-    RangeError,
     RangeNotSatisfiable,
+    ServerBusy,
     SignatureError,
     StoreUnavailable,
     TooManyBadTokens,
@@ -33,36 +39,31 @@ from bot.errors import (
 from bot.logs import redact
 from bot.replies import CHINA
 from bot.state import Outcome
-from bot.web.deps import client_ip, get_services, visit_of
+from bot.web.deps import Services, client_ip, get_services, visit_of
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 RETRY_AFTER = 30  # seconds, when the store does not answer
+Context = Callable[[Any, Services], dict[str, object]]
 
 
-def wants_json(request: Request) -> bool:
-    """True when the client asks for JSON rather than a page."""
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
+def _none(exc: Any, services: Services) -> dict[str, object]:
+    return {}
 
 
-def _page(
-    request: Request,
-    status: int,
-    error: str,
-    page: str,
-    *,
-    retry_after: int = 0,
-    **context: object,
-) -> Response:
-    """The error as JSON or as a page; ``retry_after`` also goes out as the Retry-After header."""
-    headers = {**NO_STORE, "Retry-After": str(retry_after)} if retry_after else NO_STORE
-    if retry_after:
-        context["retry_after"] = retry_after
-    if wants_json(request):
-        body = {"error": error, **{k: v for k, v in context.items() if isinstance(v, str | int)}}
-        return JSONResponse(body, status_code=status, headers=headers)
-    html = get_services(request).pages.render(page, **context)
-    return HTMLResponse(html, status_code=status, headers=headers)
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """How one kind of error is answered."""
+
+    status: int
+    code: str  # the JSON ``error`` (or the plain-text body when there is no page)
+    page: str = ""  # the template; "" for a plain-text answer (webhook, bodies, ranges)
+    outcome: Outcome | None = None  # a download refusal: recorded by ``Gate.refused``
+    title: str = ""
+    description: str = ""
+    log: str = "{exc}"  # formatted with exc, ip and status
+    level: str = "WARNING"
+    context: Context = field(default=_none)  # more page context from the error
+    headers: Callable[[Any], dict[str, str]] = field(default=lambda exc: {})
 
 
 def _ago(seconds: float) -> str:
@@ -76,162 +77,204 @@ def _ago(seconds: float) -> str:
     return f"{seconds // 86400} 天"
 
 
-async def link_expired(request: Request, exc: Exception) -> Response:
-    exc = cast(LinkExpired, exc)
-    services = get_services(request)
-    ago = services.clock() - exc.expired_at.timestamp()
+def _expired(exc: LinkExpired, services: Services) -> dict[str, object]:
     services.metrics.expired.inc()
-    logger.warning(
-        "expired link id={} file={!r} expired {}s ago ip={}",
-        exc.link_id,
-        exc.file_key,
-        int(ago),
-        client_ip(request),
-    )
-    services.gate.refused(visit_of(request), Outcome.EXPIRED, 410, exc.link_id, exc.file_key)
+    ago = services.clock() - exc.expired_at.timestamp()
     keyword = services.keyword_for_file.get(exc.file_key, "")
-    return _page(
-        request,
+    return {
+        "description": f"请重新发送关键词 {keyword}".strip(),
+        "expired_at": exc.expired_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
+        "expired_at_utc": exc.expired_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        "expires_at": exc.expired_at.isoformat(),
+        "ago": _ago(ago),
+        "keyword": keyword,
+        "ago_seconds": int(ago),
+    }
+
+
+def _bad_token(exc: LinkInvalid, services: Services) -> dict[str, object]:
+    services.metrics.bad_tokens.inc()
+    return {}
+
+
+def _used_up(exc: LinkExhausted | LinkRevoked, services: Services) -> dict[str, object]:
+    limit = exc.limit if isinstance(exc, LinkExhausted) else 0
+    return {"keyword": services.keyword_for_file.get(exc.file_key, ""), "max_downloads": limit}
+
+
+def _retry(exc: TooManyBadTokens | LinkBusy | ServerBusy, services: Services) -> dict[str, object]:
+    return {"retry_after": exc.retry_after}
+
+
+def _store(exc: StoreUnavailable, services: Services) -> dict[str, object]:
+    return {"retry_after": RETRY_AFTER}
+
+
+_CLOSE = {"Connection": "close"}  # the rest of the body is never read
+_LINK_OFF = "请重新发送关键词获取新的链接"
+_WEBHOOK = "webhook rejected {status} ip={ip}: {exc}"
+_BODY = "body refused {status} ip={ip} path={path}: {exc}"
+_BUSY = "download refused {status} id={exc.link_id} ({exc.reason}) ip={ip}"
+
+REFUSALS: dict[type[Exception], Refusal] = {
+    LinkExpired: Refusal(
         410,
         "link_expired",
         "expired",
-        title="下载链接已过期 · Link expired",
-        description=f"请重新发送关键词 {keyword}".strip(),
-        expired_at=exc.expired_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
-        expired_at_utc=exc.expired_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-        expires_at=exc.expired_at.isoformat(),
-        ago=_ago(ago),
-        keyword=keyword,
-    )
-
-
-async def link_invalid(request: Request, exc: Exception) -> Response:
-    logger.warning(
-        "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
-    )
-    get_services(request).metrics.bad_tokens.inc()
-    get_services(request).gate.refused(visit_of(request), Outcome.BAD_TOKEN, 403)
-    return _page(
-        request,
+        Outcome.EXPIRED,
+        "下载链接已过期 · Link expired",
+        log="expired link id={exc.link_id} file={exc.file_key!r} expired {ago}s ago ip={ip}",
+        context=_expired,
+    ),
+    LinkInvalid: Refusal(
         403,
         "link_invalid",
         "invalid",
-        title="链接无效 · Invalid link",
-        description="请重新发送关键词获取链接",
-    )
-
-
-async def file_missing(request: Request, exc: Exception) -> Response:
-    exc = cast(FileMissing, exc)
-    logger.error("file missing file={!r} ip={}", exc.file_key, client_ip(request))
-    get_services(request).gate.refused(visit_of(request), Outcome.MISSING, 404, file=exc.file_key)
-    return _page(
-        request,
+        Outcome.BAD_TOKEN,
+        "链接无效 · Invalid link",
+        "请重新发送关键词获取链接",
+        log="bad token ({exc}) ip={ip} path_len={path_len}",
+        context=_bad_token,
+    ),
+    FileMissing: Refusal(
         404,
         "file_missing",
         "missing",
-        title="文件暂时不可用 · File unavailable",
-        description="请稍后重新发送关键词",
-    )
-
-
-async def too_many_bad_tokens(request: Request, exc: Exception) -> Response:
-    exc = cast(TooManyBadTokens, exc)
-    logger.warning("too many bad tokens ip={} retry_after={}s", exc.ip, exc.retry_after)
-    return _page(
-        request,
-        429,
-        "too_many_requests",
-        "throttled",
-        title="请求过于频繁 · Too many requests",
-        description="请稍后再试",
-        retry_after=exc.retry_after,
-    )
-
-
-async def link_used_up(request: Request, exc: Exception) -> Response:
-    exc = cast(LinkExhausted | LinkRevoked, exc)
-    revoked = isinstance(exc, LinkRevoked)
-    services = get_services(request)
-    logger.warning("{} id={} file={!r} ip={}", exc, exc.link_id, exc.file_key, client_ip(request))
-    outcome = Outcome.REVOKED if revoked else Outcome.EXHAUSTED
-    services.gate.refused(visit_of(request), outcome, 410, exc.link_id, exc.file_key)
-    return _page(
-        request,
+        Outcome.MISSING,
+        "文件暂时不可用 · File unavailable",
+        "请稍后重新发送关键词",
+        log="file missing file={exc.file_key!r} ip={ip}",
+        level="ERROR",
+    ),
+    LinkExhausted: Refusal(
         410,
-        f"link_{outcome}",
-        outcome,
-        title="链接已停用 · Link switched off" if revoked else "下载次数已用完 · Link used up",
-        description="请重新发送关键词获取新的链接",
-        keyword=services.keyword_for_file.get(exc.file_key, ""),
-        max_downloads=0 if revoked else cast(LinkExhausted, exc).limit,
-    )
-
-
-async def store_unavailable(request: Request, exc: Exception) -> Response:
-    exc = cast(StoreUnavailable, exc)
-    logger.error("download id={} refused, {}", exc.link_id or "-", exc)
-    get_services(request).gate.refused(
-        visit_of(request), Outcome.UNAVAILABLE, 503, exc.link_id, exc.file_key
-    )
-    return _page(
-        request,
+        "link_exhausted",
+        "exhausted",
+        Outcome.EXHAUSTED,
+        "下载次数已用完 · Link used up",
+        _LINK_OFF,
+        log="{exc} id={exc.link_id} file={exc.file_key!r} ip={ip}",
+        context=_used_up,
+    ),
+    LinkRevoked: Refusal(
+        410,
+        "link_revoked",
+        "revoked",
+        Outcome.REVOKED,
+        "链接已停用 · Link switched off",
+        _LINK_OFF,
+        log="{exc} id={exc.link_id} file={exc.file_key!r} ip={ip}",
+        context=_used_up,
+    ),
+    StoreUnavailable: Refusal(
         503,
         "unavailable",
         "unavailable",
-        title="请稍后再试 · Try again shortly",
-        description="暂时无法确认下载次数，请稍后再打开这个链接",
-        retry_after=RETRY_AFTER,
-    )
-
-
-async def download_refused(request: Request, exc: Exception) -> Response:
-    exc = cast(DownloadRefused, exc)
-    status = 429 if isinstance(exc, LinkBusy) else 503
-    logger.warning(
-        "download refused {} id={} ({}) ip={}", status, exc.link_id, exc.reason, client_ip(request)
-    )
-    get_services(request).gate.refused(visit_of(request), Outcome.BUSY, status, exc.link_id)
-    return _page(
-        request,
-        status,
+        Outcome.UNAVAILABLE,
+        "请稍后再试 · Try again shortly",
+        "暂时无法确认下载次数，请稍后再打开这个链接",
+        log="download id={link_id} refused, {exc}",
+        level="ERROR",
+        context=_store,
+    ),
+    LinkBusy: Refusal(
+        429,
         "too_many_downloads",
         "busy",
-        title="下载人数较多 · Busy",
-        description="请稍后再试",
-        retry_after=exc.retry_after,
+        Outcome.BUSY,
+        "下载人数较多 · Busy",
+        "请稍后再试",
+        log=_BUSY,
+        context=_retry,
+    ),
+    ServerBusy: Refusal(
+        503,
+        "too_many_downloads",
+        "busy",
+        Outcome.BUSY,
+        "下载人数较多 · Busy",
+        "请稍后再试",
+        log=_BUSY,
+        context=_retry,
+    ),
+    TooManyBadTokens: Refusal(
+        429,
+        "too_many_requests",
+        "throttled",
+        None,
+        "请求过于频繁 · Too many requests",
+        "请稍后再试",
+        log="too many bad tokens ip={exc.ip} retry_after={exc.retry_after}s",
+        context=_retry,
+    ),
+    RangeNotSatisfiable: Refusal(
+        416,
+        "range not satisfiable",
+        outcome=Outcome.BAD_RANGE,
+        log="download refused {status} ({exc}) ip={ip}",
+        headers=lambda exc: {"Content-Range": f"bytes */{exc.size}"},
+    ),
+    MalformedRange: Refusal(
+        400, "bad range", outcome=Outcome.BAD_RANGE, log="download refused {status} ({exc}) ip={ip}"
+    ),
+    SignatureError: Refusal(403, "forbidden", log=_WEBHOOK),
+    EncryptionRequired: Refusal(403, "forbidden", log=_WEBHOOK),
+    MessageError: Refusal(400, "bad request", log=_WEBHOOK),
+    BodyTooLarge: Refusal(413, "body refused", log=_BODY, headers=lambda exc: _CLOSE),
+    BodyTimeout: Refusal(408, "body refused", log=_BODY, headers=lambda exc: _CLOSE),
+    BodyRefused: Refusal(400, "body refused", log=_BODY, headers=lambda exc: _CLOSE),
+}
+
+
+def refusal_for(exc: Exception) -> Refusal:
+    """The table's row for this error (its class, or the nearest base class listed)."""
+    for cls in type(exc).__mro__:
+        if cls in REFUSALS:
+            return REFUSALS[cls]
+    raise KeyError(type(exc).__name__)
+
+
+def wants_json(request: Request) -> bool:
+    """True when the client asks for JSON rather than a page."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def refuse(request: Request, exc: Exception) -> Response:
+    """The one handler: log, record a download refusal, answer with the page or plain text."""
+    row, services = refusal_for(exc), get_services(request)
+    context: dict[str, object] = {"title": row.title, "description": row.description}
+    context.update(row.context(exc, services))
+    ip = client_ip(request)
+    line = row.log.format(
+        exc=exc,
+        ip=ip,
+        status=row.status,
+        path=request.url.path,
+        path_len=len(request.url.path),
+        ago=context.pop("ago_seconds", 0),
+        link_id=getattr(exc, "link_id", "") or "-",
     )
-
-
-async def bad_range(request: Request, exc: Exception) -> Response:
-    exc = cast(RangeError, exc)
-    unsatisfiable = isinstance(exc, RangeNotSatisfiable)
-    status = 416 if unsatisfiable else 400
-    logger.warning("download refused {} ({}) ip={}", status, exc, client_ip(request))
-    link_id = exc.link_id if isinstance(exc, RangeNotSatisfiable) else ""
-    file = exc.file_key if isinstance(exc, RangeNotSatisfiable) else ""
-    get_services(request).gate.refused(visit_of(request), Outcome.BAD_RANGE, status, link_id, file)
-    headers = dict(NO_STORE)
-    if isinstance(exc, RangeNotSatisfiable):
-        headers["Content-Range"] = f"bytes */{exc.size}"
-    return PlainTextResponse(
-        "range not satisfiable" if unsatisfiable else "bad range", status, headers
-    )
-
-
-async def webhook_refused(request: Request, exc: Exception) -> Response:
-    status = 403 if isinstance(exc, SignatureError | EncryptionRequired) else 400
-    logger.warning("webhook rejected {} ip={}: {}", status, client_ip(request), exc)
-    return PlainTextResponse("forbidden" if status == 403 else "bad request", status, NO_STORE)
-
-
-async def body_refused(request: Request, exc: Exception) -> Response:
-    status = 413 if isinstance(exc, BodyTooLarge) else 408 if isinstance(exc, BodyTimeout) else 400
-    logger.warning(
-        "body refused {} ip={} path={}: {}", status, client_ip(request), request.url.path, exc
-    )
-    # The rest of the body is never read, so the connection cannot carry another request.
-    return PlainTextResponse("body refused", status, {**NO_STORE, "Connection": "close"})
+    logger.log(row.level, line)
+    if row.outcome is not None:
+        services.gate.refused(
+            visit_of(request),
+            row.outcome,
+            row.status,
+            getattr(exc, "link_id", ""),
+            getattr(exc, "file_key", ""),
+        )
+    headers = {**NO_STORE, **row.headers(exc)}
+    if not row.page:
+        return PlainTextResponse(row.code, row.status, headers)
+    retry_after = context.get("retry_after")
+    if isinstance(retry_after, int) and retry_after:
+        headers["Retry-After"] = str(retry_after)
+    if wants_json(request):
+        body = {"error": row.code, **{k: v for k, v in context.items() if isinstance(v, str | int)}}
+        return JSONResponse(body, status_code=row.status, headers=headers)
+    html = services.pages.render(row.page, **context)
+    return HTMLResponse(html, status_code=row.status, headers=headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -248,19 +291,8 @@ async def bad_request(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every domain-error → response mapping."""
-    app.add_exception_handler(LinkExpired, link_expired)
-    app.add_exception_handler(LinkInvalid, link_invalid)
-    app.add_exception_handler(FileMissing, file_missing)
-    app.add_exception_handler(LinkExhausted, link_used_up)
-    app.add_exception_handler(LinkRevoked, link_used_up)
-    app.add_exception_handler(StoreUnavailable, store_unavailable)
-    app.add_exception_handler(DownloadRefused, download_refused)
-    app.add_exception_handler(RangeError, bad_range)
-    app.add_exception_handler(SignatureError, webhook_refused)
-    app.add_exception_handler(MessageError, webhook_refused)
-    app.add_exception_handler(EncryptionRequired, webhook_refused)
-    app.add_exception_handler(BodyRefused, body_refused)
-    app.add_exception_handler(TooManyBadTokens, too_many_bad_tokens)
+    """Register the table's handler for every listed error, and the framework's own two."""
+    for cls in REFUSALS:
+        app.add_exception_handler(cls, refuse)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, bad_request)

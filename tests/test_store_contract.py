@@ -1,0 +1,117 @@
+"""The Store contract, per concern (replies, counts, audit), against SQLite and a real Redis.
+
+Direct calls on a store, no web server: what every backend must do the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from bot.state import Attempt, Claim, Grant, LinkRecord, Outcome, Reply, Store, store_from_url
+from tests.conftest import Clock
+
+T = TypeVar("T")
+Run = Callable[[Callable[[Store], Awaitable[T]]], T]
+
+
+@pytest.fixture
+def run(state_url: str, tmp_path: Path, clock: Clock) -> Run[object]:
+    """Run a coroutine against a fresh store of this backend (the injected clock)."""
+    url = state_url.replace("sqlite:///state", f"sqlite:///{tmp_path}/state")
+
+    def _run(work: Callable[[Store], Awaitable[T]]) -> T:
+        async def main() -> T:
+            store = store_from_url(url, clock=clock)
+            await store.open()
+            try:
+                return await work(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(main())
+
+    return _run  # type: ignore[return-value]
+
+
+def claim(lease: str, start: int = 0, end: int = 100, limit: int = 1) -> Claim:
+    return Claim("L", lease, start, end, 100, limit, lease_seconds=30, keep=600)
+
+
+def test_replies_first_claim_owns_the_answer(run: Run[object]) -> None:
+    async def work(store: Store) -> list[object]:
+        first = await store.claim_message("m", 60)
+        second = await store.claim_message("m", 60)
+        await store.save_reply("m", "hi", 60)
+        return [first, second, await store.read_reply("m"), await store.read_reply("x")]
+
+    assert run(work) == [None, Reply(done=False), Reply(done=True, text="hi"), None]
+
+
+def test_counts_lease_release_and_count(run: Run[object]) -> None:
+    async def work(store: Store) -> list[object]:
+        a = await store.claim(claim("a"))
+        b = await store.claim(claim("b"))  # a second whole copy in flight: refused
+        busy = await store.usage("L")
+        alive = await store.renew("L", "a", 60, 30)
+        counted = await store.release("L", "a", 100)
+        done = await store.usage("L")
+        again = await store.claim(claim("c", 1, 100))
+        return [a, b, busy.active, alive, counted, done, again]
+
+    a, b, active, alive, counted, done, again = run(work)
+    assert (a, b, active, alive, counted) == (Grant.GRANTED, Grant.EXHAUSTED, 1, True, True)
+    assert (done.active, done.completed, done.sent) == (0, 1, 100)  # type: ignore[attr-defined]
+    assert again is Grant.EXHAUSTED
+
+
+def test_counts_a_lapsed_lease_frees_the_link(run: Run[object], clock: Clock) -> None:
+    async def work(store: Store) -> list[object]:
+        await store.claim(claim("dead"))
+        await store.renew("L", "dead", 40, 30)
+        held = await store.claim(claim("early"))
+        clock.advance(31)  # the worker died: nobody renews
+        after = await store.claim(claim("after"))
+        lapsed = await store.renew("L", "dead", 50, 30)
+        usage = await store.usage("L")
+        return [held, after, lapsed, usage.sent, usage.active]
+
+    assert run(work) == [Grant.EXHAUSTED, Grant.GRANTED, False, 40, 1]
+
+
+def test_counts_a_release_voids_a_claim_that_lands_late(run: Run[object]) -> None:
+    async def work(store: Store) -> list[object]:
+        late = await store.claim(claim("late"))  # landed after the bot answered 503 ...
+        await store.release("L", "late", 0)  # ... and the release queued behind it voids it
+        return [late, await store.claim(claim("next"))]
+
+    assert run(work) == [Grant.GRANTED, Grant.GRANTED]
+
+
+def test_counts_revoked_links_refuse(run: Run[object]) -> None:
+    async def work(store: Store) -> list[object]:
+        first = await store.revoke(["L", "M"])
+        again = await store.revoke(["L"])
+        return [first, again, await store.claim(claim("a")), (await store.usage("L")).revoked]
+
+    assert run(work) == [2, 0, Grant.REVOKED, True]
+
+
+def test_audit_keeps_method_and_outcome(run: Run[object], clock: Clock) -> None:
+    now = clock()
+
+    async def work(store: Store) -> list[object]:
+        await store.record_link(LinkRecord("L", "o", "k", "f", now, now + 600), 0)
+        head = Attempt(now, Outcome.SERVED, "L", "f", status=200, method="HEAD")
+        await store.record_attempt(head)
+        await store.record_attempt(Attempt(now + 1, Outcome.EXHAUSTED, "L", "f", status=410))
+        rows = await store.attempts_since(0, "L")
+        return [[(a.method, a.outcome, a.status) for a in rows], await store.links_of(file="f")]
+
+    rows, links = run(work)
+    assert rows == [("HEAD", "served", 200), ("GET", "exhausted", 410)]
+    assert links == ["L"]

@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the test suite talks to for real (installed with apt-get when missing);
-# fonts-wqy-microhei gives the browser screenshots Chinese glyphs.
-TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei
+# fonts-wqy-microhei gives the browser screenshots Chinese glyphs; aria2, curl and wget are the
+# download clients the counting tests (#9) run for real.
+TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei aria2 curl wget
 # ...and the ones `make bench` needs: the reference server and the load generators.
 BENCH_DEBS := nginx-light wrk curl
 

@@ -32,6 +32,7 @@ from bot.state.base import (
 P = ParamSpec("P")
 T = TypeVar("T")
 PREFIX = "bot:"
+WATCH_TRIES = 100  # optimistic updates of one link's counts retried this often under contention
 PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
 
 _CLAIM_MESSAGE = """
@@ -241,7 +242,7 @@ class RedisStore:
         """Read, change and write one link's counts atomically (optimistic: WATCH, retried)."""
         key, revoked_key = f"{PREFIX}counts:{link_id}", f"{PREFIX}revoked:{link_id}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            while True:
+            for _ in range(WATCH_TRIES):
                 try:
                     await pipe.watch(key, revoked_key)
                     counts = coverage.LinkCounts.from_json(str(await pipe.get(key) or ""))
@@ -253,6 +254,7 @@ class RedisStore:
                     return result
                 except WatchError:
                     continue
+        raise StoreUnavailable(f"redis: counts of {link_id} changed {WATCH_TRIES} times in a row")
 
     @_guarded
     async def claim(self, claim: Claim) -> Grant:

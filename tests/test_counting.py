@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -449,3 +450,34 @@ def test_clients_that_never_read_are_cut_off_and_free_their_slots(
     assert refused.status_code == 503
     assert later.status_code == 200 and later.content == big_file
     assert logs.find("cut off (the client took nothing for [limits] send_timeout)")
+
+
+def test_a_running_download_keeps_its_lease(start: Start, clock: Clock, files_dir: Path) -> None:
+    """Deliver 2: the lease is renewed while bytes flow (the clock runs past it many times)."""
+    data = os.urandom(4 * 1024 * 1024)
+    (files_dir / BIG_NAME).write_bytes(data)
+    server = start(
+        links={"max_downloads": 1, "claim_lease_seconds": 1},
+        limits={"rate_bytes_per_second": 1_000_000},  # about 4 s
+    )
+    url = one_use_link(server, clock)
+    done = threading.Event()
+
+    def tick() -> None:  # the bot's clock at 0.8x real time: the 1 s lease lapses unless renewed
+        while not done.wait(0.25):
+            clock.advance(0.2)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    with httpx.Client(timeout=30) as client, client.stream("GET", url) as running:
+        ticker.start()
+        got, second = b"", None
+        try:
+            for chunk in running.iter_bytes():
+                got += chunk
+                if second is None and len(got) >= len(data) // 2:
+                    second = httpx.get(url, timeout=30).status_code  # 2+ s in: lease held
+        finally:
+            done.set()
+            ticker.join(5)
+    assert got == data
+    assert second == 410

@@ -171,6 +171,10 @@ class DiskResponse(Response):
             except (OSError, TransferAborted):
                 raise FileMissing(info.key) from None
             await send({**start, "headers": self.raw_headers})
+            if reader.done:  # one read held it all: no task, no wait (most small files)
+                await send({"type": "http.response.body", "body": first, "more_body": False})
+                self._taken = len(first)
+                return Outcome.SERVED
             async with anyio.create_task_group() as group:
 
                 async def stream() -> None:

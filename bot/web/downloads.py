@@ -51,15 +51,10 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         await services.gate.check(link, info)  # a revoked or used-up link shows that instead
         return page
     headers = request.headers
+    if_range = headers.get("if-range")
+    validators = (etag(info.stat), last_modified(info.stat)) if if_range else ("", "")
     try:
-        span = span_for(
-            request.method,
-            headers.get("range"),
-            headers.get("if-range"),
-            etag(info.stat),
-            last_modified(info.stat),
-            info.size,
-        )
+        span = span_for(request.method, headers.get("range"), if_range, *validators, info.size)
     except RangeNotSatisfiable as exc:
         raise RangeNotSatisfiable(exc.header, exc.size, info.key, link.link_id) from None
     # The gate first: a used-up or revoked link says so (410) rather than "busy".

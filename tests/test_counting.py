@@ -393,7 +393,12 @@ def test_kill_9_mid_download_frees_the_link_within_the_lease(
     try:
         path = link.split(url, 1)[1]
         again = httpx.get(other + path, timeout=30)
-        usage = with_store(settings, lambda s: s.usage(link_id(path, later)), later)
+        deadline = time.monotonic() + 10  # the lease ends just after the last byte goes out
+        while True:
+            usage = with_store(settings, lambda s: s.usage(link_id(path, later)), later)
+            if usage.active == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         server.should_exit = True
         thread.join(10)

@@ -43,7 +43,7 @@ class Transfer(Protocol):
         """``sent`` bytes of the span have reached the client; False means stop sending."""
 
     async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
-        """The response ended after ``sent`` bytes of the span, as ``outcome`` says."""
+        """The response ended after ``sent`` bytes, as ``outcome`` says (the first call counts)."""
 
 
 class Delivery(Protocol):

@@ -28,12 +28,10 @@ class AccelResponse(Response):
         self.offer, self.transfer = offer, transfer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            span = self.offer.span
-            sent = 0 if self.offer.method == "HEAD" else span.length
-            await self.transfer.finished(206 if span.partial else 200, sent, Outcome.SERVED)
+        span = self.offer.span  # counted at hand-over, before nginx sends a byte
+        sent = 0 if self.offer.method == "HEAD" else span.length
+        await self.transfer.finished(206 if span.partial else 200, sent, Outcome.SERVED)
+        await super().__call__(scope, receive, send)
 
 
 class AccelDelivery:

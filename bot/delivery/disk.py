@@ -172,8 +172,7 @@ class DiskResponse(Response):
                 raise FileMissing(info.key) from None
             await send({**start, "headers": self.raw_headers})
             if reader.done:  # one read held it all: no task, no wait (most small files)
-                await send({"type": "http.response.body", "body": first, "more_body": False})
-                self._taken = len(first)
+                await self._last(send, first)
                 return Outcome.SERVED
             async with anyio.create_task_group() as group:
 
@@ -182,12 +181,12 @@ class DiskResponse(Response):
                     chunk, renewed = first, time.monotonic()
                     try:
                         while True:
-                            body = {"type": "http.response.body", "body": chunk}
-                            await send({**body, "more_body": not reader.done})
                             if reader.done:
-                                self._taken += len(chunk)
+                                await self._last(send, chunk)
                                 ended = Outcome.SERVED
                                 break
+                            body = {"type": "http.response.body", "body": chunk}
+                            await send({**body, "more_body": True})
                             # Returns once the client has taken most of the last chunk (the
                             # server's flow control): only then read the next, so a slow client
                             # holds one read, and what is counted is what the client took.
@@ -216,6 +215,13 @@ class DiskResponse(Response):
             budget.give(held)
             reader.close()
         return ended
+
+    async def _last(self, send: Send, chunk: bytes) -> None:
+        """The last chunk: counted first, so a client holding every byte finds the count in."""
+        self._taken += len(chunk)
+        with anyio.CancelScope(shield=True):
+            await self.transfer.finished(self.status_code, self._taken, Outcome.SERVED)
+        await send({"type": "http.response.body", "body": chunk, "more_body": False})
 
 
 _REASONS = {

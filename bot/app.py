@@ -45,11 +45,19 @@ def build_services(
     for keyword in settings.keywords:
         keyword_for_file.setdefault(keyword.file, keyword.match)
     signer = LinkSigner(
-        settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
+        settings.links.secret_keys,
+        settings.links.ttl_seconds,
+        files=keyword_for_file,
+        keywords=[keyword.match for keyword in settings.keywords],
+        max_clock_skew=settings.wechat.max_clock_skew,
+        legacy_limits=download_limits(settings),
+        clock=clock,
     )
     router = Router(settings.keywords, settings.replies)
     metrics = Metrics()
-    responder = Responder(router, signer, settings.server.public_url)
+    responder = Responder(
+        router, signer, settings.server.public_url, max_downloads=settings.links.max_downloads
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -77,7 +85,7 @@ def build_services(
         slots=DownloadSlots(
             settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
         ),
-        gate=Gate(store, download_limits(settings), clock),
+        gate=Gate(store, clock),
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,

@@ -163,11 +163,13 @@ def link(
     match = [k for k in settings.keywords if normalize(k.match) == normalize(keyword)]
     if not match:
         raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
+    from bot.replies import link_limit
     from bot.state import LinkRecord
 
     files = [k.file for k in settings.keywords]
     signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, files=files)
-    token, issued = signer.issue(match[0].file)
+    limit = link_limit(match[0], settings.links.max_downloads)
+    token, issued = signer.issue(match[0].file, keyword=match[0].match, max_downloads=limit)
     record = LinkRecord(
         issued.link_id,
         user,

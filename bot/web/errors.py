@@ -86,7 +86,7 @@ async def link_expired(request: Request, exc: Exception) -> Response:
         client_ip(request),
     )
     await services.gate.refused(request, "expired", 410, exc.link_id, exc.file_key)
-    keyword = services.keyword_for_file.get(exc.file_key, "")
+    keyword = exc.keyword or services.keyword_for_file.get(exc.file_key, "")
     return _page(
         request,
         410,
@@ -160,7 +160,7 @@ async def link_used_up(request: Request, exc: Exception) -> Response:
         outcome,
         title="链接已停用 · Link switched off" if revoked else "下载次数已用完 · Link used up",
         description="请重新发送关键词获取新的链接",
-        keyword=services.keyword_for_file.get(exc.file_key, ""),
+        keyword=exc.keyword or services.keyword_for_file.get(exc.file_key, ""),
         max_downloads=0 if revoked else cast(LinkExhausted, exc).limit,
     )
 

@@ -27,7 +27,8 @@ Kind = Literal["start", "resume", "none"]
 
 
 def download_limits(settings: Settings) -> dict[str, int]:
-    """File → downloads per link; a file named by several keywords gets the strictest limit."""
+    """File → downloads per link, the strictest of its keywords' (for tokens issued before #9,
+    which do not carry their own limit)."""
     limits: dict[str, int] = {}
     for keyword in settings.keywords:
         limit = (
@@ -75,9 +76,8 @@ class Visit:
 class Gate:
     """Decides whether a download may go ahead and records how it ended."""
 
-    def __init__(self, store: Store, limits: dict[str, int], clock: Clock = time.time) -> None:
+    def __init__(self, store: Store, clock: Clock = time.time) -> None:
         self._store = store
-        self._limits = limits
         self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -86,7 +86,7 @@ class Gate:
     ) -> Admission:
         """Admission for one request; LinkRevoked, LinkExhausted or StoreUnavailable otherwise."""
         kind = request_kind(request.method, request.headers, response, info.size)
-        limit = self._limits.get(info.key, 0)
+        limit = link.max_downloads  # the link's own, signed into its token
         admission = Admission(link, info.key, Visit.of(request), counts=kind == "start")
         if limit == 0:
             try:
@@ -95,12 +95,12 @@ class Gate:
                 logger.error("revocation of {} unchecked (no use limit): {}", link.link_id, exc)
                 revoked = False
             if revoked:
-                raise LinkRevoked(link.link_id, info.key)
+                raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
             return admission
         if kind != "start":
             usage = await self._ask(self._store.usage(link.link_id), link)
             if usage.revoked:
-                raise LinkRevoked(link.link_id, info.key)
+                raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
             if kind == "none" or usage.active or usage.completed:
                 return admission  # never counted: HEAD, 400/416, or a resume of a counted download
             # A resume with nothing counted could piece the file together uncounted: serve it
@@ -109,9 +109,9 @@ class Gate:
         keep = link.expires_at.timestamp() - self._clock() + COUNTS_KEPT_AFTER_EXPIRY
         grant = await self._ask(self._store.claim_download(link.link_id, limit, keep), link)
         if grant is Grant.REVOKED:
-            raise LinkRevoked(link.link_id, info.key)
+            raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         if grant is Grant.EXHAUSTED:
-            raise LinkExhausted(link.link_id, info.key, limit)
+            raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
         admission.claimed = True
         return admission
 
@@ -122,12 +122,12 @@ class Gate:
         except StoreUnavailable as exc:
             logger.error("state of {} unchecked for its landing page: {}", link.link_id, exc)
             return
-        limit = self._limits.get(info.key, 0)
+        limit = link.max_downloads
         if usage.revoked:
-            raise LinkRevoked(link.link_id, info.key)
+            raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         # A download in flight holds its slot until its count lands: treat it as taken.
         if limit and usage.completed + usage.active >= limit:
-            raise LinkExhausted(link.link_id, info.key, limit)
+            raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
 
     async def refused(
         self, request: Request, outcome: str, status: int, link_id: str = "", file: str = ""

@@ -296,6 +296,30 @@ def serve(clock: Clock) -> Iterator[Callable[[Settings], RunningServer]]:
         thread.join(10)
 
 
+Start = Callable[..., RunningServer]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return "sqlite:///state/bot.db"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, files_dir: Path, state_url: str, serve: Callable[[Settings], RunningServer]
+) -> Start:
+    """A running bot on this test's store, with config sections (and keywords) overridable."""
+
+    def _start(keywords: list[dict[str, Any]] | None = None, **sections: Any) -> RunningServer:
+        sections["state"] = {"url": state_url, **sections.get("state", {})}
+        return serve(load_settings(write_config(tmp_path, keywords=keywords, **sections)))
+
+    return _start
+
+
 @pytest.fixture
 def server(serve: Callable[[Settings], RunningServer], settings: Settings) -> RunningServer:
     return serve(settings)

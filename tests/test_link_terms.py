@@ -8,18 +8,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from itsdangerous.encoding import base64_decode
 
-from bot.config import Settings, load_settings
 from bot.links import LinkSigner
-from tests.conftest import BIG_NAME, DEMO_NAME, SECRET, Clock, RunningServer, push, write_config
+from tests.conftest import BIG_NAME, DEMO_NAME, SECRET, Clock, RunningServer, Start, push
 
 ROOT = Path(__file__).resolve().parent.parent
-Start = Callable[..., RunningServer]
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 SAME_FILE = [
     {"match": "芝麻开门", "file": DEMO_NAME},
@@ -27,27 +24,6 @@ SAME_FILE = [
     {"match": "一次", "file": BIG_NAME, "max_downloads": 1},
 ]
 MSG = iter(range(5000, 10**6))
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def state_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return "sqlite:///state/bot.db"
-    url: str = request.getfixturevalue("redis_url")
-    return url
-
-
-@pytest.fixture
-def start(
-    tmp_path: Path, files_dir: Path, state_url: str, serve: Callable[[Settings], RunningServer]
-) -> Start:
-    """A running bot on this test's store (another call = a restart with an edited config)."""
-
-    def _start(keywords: list[dict[str, Any]] | None = None, **sections: Any) -> RunningServer:
-        sections["state"] = {"url": state_url, **sections.get("state", {})}
-        return serve(load_settings(write_config(tmp_path, keywords=keywords, **sections)))
-
-    return _start
 
 
 def ask(server: RunningServer, content: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ green by itself once the fault is fixed. Real uvicorn, a real SQLite file on a s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -15,11 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.state.sqlite import SCHEMA
+from bot.state import Attempt
+from bot.state.sqlite import SCHEMA, SqliteStore
 from tests.conftest import REDIS_SERVER, RedisServer, RunningServer, write_config
 
 WAIT = 15.0  # seconds for the store to notice a fixed fault (a probe or two)
@@ -262,3 +263,20 @@ def test_seen_15_redis_restarted_reconnects(
         assert wait_health(server, 200) == 200
     finally:
         own_redis.process.send_signal(signal.SIGTERM)
+
+
+def test_probe_among_queued_writes_is_never_a_false_alarm(tmp_path: Path) -> None:
+    """A health probe queued with other calls runs in its own transaction, so it reads back."""
+
+    async def run() -> list[object]:
+        store = SqliteStore(tmp_path / "bot.db")
+        await store.open()
+        try:
+            writes = [store.record_attempt(Attempt(float(i), "served")) for i in range(30)]
+            return await asyncio.gather(*writes[:15], store.ping(), *writes[15:], store.ping())
+        finally:
+            await store.close()
+
+    for _ in range(5):
+        results = asyncio.run(run())
+        assert results.count(True) == 2 and results.count(None) == 30

@@ -85,6 +85,8 @@ def _record_link(db: sqlite3.Connection, link: LinkRecord, per_hour: int) -> flo
 
 def probe(db: sqlite3.Connection, path: Path, now: float) -> bool:
     """Write a nonce, then read it back (and every table's newest row) through a new connection."""
+    if db.in_transaction:  # queued in a batch: undone, then rerun alone (see sqlite_thread)
+        raise StoreUnavailable("the health probe commits on its own")
     nonce = secrets.token_hex(8)
     with _write(db):
         db.execute("INSERT OR REPLACE INTO health VALUES (1, ?, ?)", (nonce, now))

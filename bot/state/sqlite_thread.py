@@ -82,10 +82,6 @@ class StoreThread:
         finally:
             self._executor.shutdown(wait=False)
 
-    def reset(self) -> None:
-        """Reopen the connection before the next call (after a failed health probe)."""
-        self._broken = True
-
     def _connection(self) -> sqlite3.Connection:
         """The open connection, reopened when broken or when the file was deleted or replaced."""
         if self._db is not None and (self._broken or _identity(self._path) != self._identity):

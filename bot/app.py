@@ -135,6 +135,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
+        redirect_slashes=False,  # /d/<token>/ is not the link: no second URI for one link
     )
     services = app.state.services = build_services(settings, clock=clock, store=store)
     install_error_handlers(app)

@@ -21,7 +21,7 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.state import Attempt
 from bot.state.sqlite import SCHEMA, SqliteStore
-from tests.conftest import REDIS_SERVER, RedisServer, RunningServer, write_config
+from tests.conftest import REDIS_SERVER, RedisServer, RunningServer, free_port, write_config
 
 WAIT = 15.0  # seconds for the store to notice a fixed fault (a probe or two)
 
@@ -204,9 +204,9 @@ def redis_command(port: int, *args: str) -> bytes:
         return sock.recv(4096).split(b"\r\n")[0]
 
 
-def restart_on(port: int) -> subprocess.Popen[bytes]:
-    """A fresh redis-server on the same port (the old one was killed)."""
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+def redis_on(port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """A redis-server on ``port`` (a restart after a kill), without persistence unless asked."""
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *extra]
     process = subprocess.Popen(
         [str(REDIS_SERVER), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -258,7 +258,7 @@ def test_seen_15_redis_restarted_reconnects(
     assert health(server) == 200
     own_redis.stop()
     assert health(server) == 503
-    own_redis.process = restart_on(own_redis.port)
+    own_redis.process = redis_on(own_redis.port)
     try:
         assert wait_health(server, 200) == 200
     finally:
@@ -280,3 +280,47 @@ def test_probe_among_queued_writes_is_never_a_false_alarm(tmp_path: Path) -> Non
     for _ in range(5):
         results = asyncio.run(run())
         assert results.count(True) == 2 and results.count(None) == 30
+
+
+def redis_info(port: int, section: str) -> dict[str, str]:
+    parts = b"*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n" % (len(section), section.encode())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(parts)
+        data = b""
+        while not data.endswith(b"\r\n\r\n") and len(data) < 65536:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.decode().split("\r\n")[1:]
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def bgsave(port: int) -> str:
+    """Start a background save and wait for it; its status (ok or err)."""
+    assert redis_command(port, "BGSAVE").startswith(b"+")
+    deadline = time.monotonic() + 20
+    while (info := redis_info(port, "persistence"))["rdb_bgsave_in_progress"] != "0":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return info["rdb_last_bgsave_status"]
+
+
+def test_seen_15_redis_full_disk(
+    serve: Callable[[Settings], RunningServer], tmp_path: Path, files_dir: Path, tmpfs: Path
+) -> None:
+    """Issue #9 seen 15 (Redis): saving to a full disk fails, Redis refuses writes (MISCONF): 503;
+    a save that succeeds once there is room again turns it green."""
+    port = free_port()
+    redis = RedisServer(port, redis_on(port, "--dir", str(tmpfs), "--save", "3600 1"))
+    try:
+        server = serve(load_settings(write_config(tmp_path, state={"url": redis.url()})))
+        assert health(server) == 200
+        fill(tmpfs)
+        assert bgsave(port) == "err"
+        assert health(server) == 503
+        (tmpfs / "filler").unlink()
+        assert bgsave(port) == "ok"
+        assert wait_health(server, 200) == 200
+    finally:
+        redis.stop()

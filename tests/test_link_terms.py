@@ -137,6 +137,15 @@ def test_seen_8_only_the_exact_issued_token_verifies(
     assert refused.status_code == 403
 
 
+def test_seen_8_a_trailing_slash_is_not_the_link(start: Start) -> None:
+    """Issue #9 seen 8: ``/d/<token>/`` is not redirected to the link (another URI, same link)."""
+    server = start()
+    _, path = ask(server, "芝麻开门")
+    with server.client() as client:
+        slashed = client.get(path + "/")
+    assert slashed.status_code == 404 and "location" not in slashed.headers
+
+
 def test_seen_9_a_token_from_a_clock_ahead_within_the_skew_is_accepted(start: Start) -> None:
     """Issue #9 seen 9: a token signed by an instance whose clock is 1 s ahead downloads."""
     server = start(wechat={"max_clock_skew": 300})

@@ -70,13 +70,15 @@ def keyword_ref(keyword: str) -> str:
 def canonical(token: str) -> bool:
     """True when ``token`` is spelled exactly as it was issued.
 
-    itsdangerous decodes leniently (non-ASCII dropped, the spare bits of the last base64
-    character ignored, padding accepted), so other spellings would verify as the same link.
+    The HMAC covers the payload and timestamp as text, but itsdangerous decodes the signature
+    leniently (non-ASCII dropped, the spare bits of its last character ignored, padding
+    accepted), so other spellings of it would verify as the same link.
     """
     if not _TOKEN_SHAPE.fullmatch(token):
         return False
+    signature = token.rsplit(".", 1)[1]
     try:
-        return all(base64_encode(base64_decode(part)).decode() == part for part in token.split("."))
+        return base64_encode(base64_decode(signature)).decode() == signature
     except (BadData, ValueError):
         return False
 

@@ -46,14 +46,22 @@ def build_services(
     for keyword in settings.keywords:
         keyword_for_file.setdefault(keyword.file, keyword.match)
     signer = LinkSigner(
-        settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
+        settings.links.secret_keys,
+        settings.links.ttl_seconds,
+        files=keyword_for_file,
+        keywords=[keyword.match for keyword in settings.keywords],
+        max_clock_skew=settings.wechat.max_clock_skew,
+        legacy_limits=download_limits(settings),
+        clock=clock,
     )
     router = Router(settings.keywords, settings.replies)
     metrics = Metrics()
     slots = DownloadSlots(
         settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
     )
-    responder = Responder(router, signer, settings.server.public_url)
+    responder = Responder(
+        router, signer, settings.server.public_url, max_downloads=settings.links.max_downloads
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -82,7 +90,6 @@ def build_services(
         delivery=build_delivery(settings, slots),
         gate=Gate(
             store,
-            download_limits(settings),
             clock,
             metrics=metrics,
             lease_seconds=settings.links.claim_lease_seconds,
@@ -136,6 +143,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
+        redirect_slashes=False,  # /d/<token>/ is not the link: no second URI for one link
     )
     services = app.state.services = build_services(settings, clock=clock, store=store)
     install_error_handlers(app)

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -163,11 +164,13 @@ def link(
     match = [k for k in settings.keywords if normalize(k.match) == normalize(keyword)]
     if not match:
         raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
+    from bot.replies import link_limit
     from bot.state import LinkRecord
 
     files = [k.file for k in settings.keywords]
     signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, files=files)
-    token, issued = signer.issue(match[0].file)
+    limit = link_limit(match[0], settings.links.max_downloads)
+    token, issued = signer.issue(match[0].file, keyword=match[0].match, max_downloads=limit)
     record = LinkRecord(
         issued.link_id,
         user,
@@ -229,22 +232,56 @@ def simulate(
 
 @app.command()
 def revoke(
-    link_id: Annotated[str | None, typer.Argument(help="link id (see `bot audit`, logs)")] = None,
+    link_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="link ids (see `bot audit`, logs)", show_default=False),
+    ] = None,
     user: Annotated[str | None, typer.Option(help="every link issued to this openid")] = None,
     file: Annotated[str | None, typer.Option(help="every link to this file")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Revoke links: later requests for them get 410 link_revoked."""
-    if sum(x is not None for x in (link_id, user, file)) != 1:
-        raise _fail(ConfigError("revoke", "give exactly one of LINK_ID, --user, --file"))
+    """Revoke links: later requests for them get 410 link_revoked.
+
+    Exits 1, naming them, when an id, follower or file is not in the audit trail.
+    """
+    if sum(bool(x) for x in (link_ids, user is not None, file is not None)) != 1:
+        raise _fail(ConfigError("revoke", "give exactly one of LINK_ID..., --user, --file"))
     settings = _settings(config, check_files=False)
 
-    async def work(store: Store) -> tuple[int, int]:
-        ids = [link_id] if link_id else await store.links_of(openid=user, file=file)
-        return await store.revoke(ids), len(ids)
+    async def work(store: Store) -> Revocation:
+        if link_ids:
+            unknown = [i for i in link_ids if await store.link(i) is None]
+            # An unknown id is revoked too: a link issued while the store was down is unrecorded.
+            new = await store.revoke(link_ids)
+            known = len(link_ids) - len(unknown)
+            return Revocation(min(new, known), known, unknown_ids=unknown)
+        ids = await store.links_of(openid=user, file=file)
+        return Revocation(await store.revoke(ids) if ids else 0, len(ids))
 
-    new, found = _with_store(settings, work)
-    typer.echo(f"revoked {new} link(s) ({found - new} already revoked)")
+    done = _with_store(settings, work)
+    typer.echo(f"revoked {done.new} link(s) ({done.found - done.new} already revoked)")
+    problems = [
+        f"unknown link id {i}: not in the audit trail (mistyped, pruned, or issued while the"
+        " store was down); its revocation is stored anyway"
+        for i in done.unknown_ids
+    ]
+    if user is not None and not done.found:
+        problems.append(f"no links issued to {user!r} in the audit trail")
+    if file is not None and not done.found and file not in {k.file for k in settings.keywords}:
+        problems.append(f"no such file {file!r}: not in the keywords, no links to it recorded")
+    for problem in problems:
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+    if problems:
+        raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """What ``bot revoke`` did: newly revoked, found in the audit trail, ids it did not know."""
+
+    new: int
+    found: int
+    unknown_ids: list[str] = field(default_factory=list)
 
 
 @app.command()

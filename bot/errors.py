@@ -52,8 +52,11 @@ class LinkInvalid(LinkError):
 class LinkExpired(LinkError):
     """A genuine token past its lifetime."""
 
-    def __init__(self, link_id: str, file_key: str, expired_at: datetime) -> None:
+    def __init__(
+        self, link_id: str, file_key: str, expired_at: datetime, *, keyword: str = ""
+    ) -> None:
         self.link_id, self.file_key, self.expired_at = link_id, file_key, expired_at
+        self.keyword = keyword  # the keyword that issued the link ("" when unknown)
         super().__init__(f"link {link_id} expired at {expired_at.isoformat()}")
 
 
@@ -68,16 +71,16 @@ class FileMissing(BotError):
 class LinkRevoked(LinkError):
     """The owner revoked this link (``bot revoke``)."""
 
-    def __init__(self, link_id: str, file_key: str) -> None:
-        self.link_id, self.file_key = link_id, file_key
+    def __init__(self, link_id: str, file_key: str, *, keyword: str = "") -> None:
+        self.link_id, self.file_key, self.keyword = link_id, file_key, keyword
         super().__init__(f"link {link_id} was revoked")
 
 
 class LinkExhausted(LinkError):
     """A use-limited link whose downloads are all taken."""
 
-    def __init__(self, link_id: str, file_key: str, limit: int) -> None:
-        self.link_id, self.file_key, self.limit = link_id, file_key, limit
+    def __init__(self, link_id: str, file_key: str, limit: int, *, keyword: str = "") -> None:
+        self.link_id, self.file_key, self.limit, self.keyword = link_id, file_key, limit, keyword
         super().__init__(f"link {link_id} has used its {limit} download(s)")
 
 

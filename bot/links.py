@@ -1,33 +1,47 @@
-"""Sign and verify download tokens (pure; the clock and the id source are parameters)."""
+"""Sign and verify download tokens (pure; the clock and the id source are parameters).
+
+A token carries the terms it was issued with (keyword, download limit, lifetime), signed, so a
+later config edit changes new links only and verifying needs no store trip.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from bot.errors import FileMissing, LinkExpired, LinkInvalid
 
 SALT = "bot.download-link.v1"
-MAX_TOKEN_LENGTH = 512  # real tokens are ~80 characters; longer ones are refused unread
+MAX_TOKEN_LENGTH = 512  # real tokens are ~110 characters; longer ones are refused unread
+# payload.timestamp.signature, each unpadded URL-safe base64 (no compressed "." payloads).
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """What a token proves: which link, which file, and until when."""
+    """What a token proves: which link, which file, until when, and on which terms.
+
+    ``keyword`` is the rule that issued it ("" when unknown: a keyword since removed, or an old
+    token); ``max_downloads`` 0 means unlimited.
+    """
 
     link_id: str
     file_key: str
     issued_at: datetime
     expires_at: datetime
+    keyword: str = ""
+    max_downloads: int = 0
 
 
 class _ClockedSigner(TimestampSigner):
@@ -45,6 +59,30 @@ def file_ref(file_key: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+def keyword_ref(keyword: str) -> str:
+    """An opaque, stable stand-in for the keyword that issued a link ("" for none)."""
+    if not keyword:
+        return ""
+    digest = hashlib.sha256(b"keyword\0" + keyword.encode("utf-8")).digest()[:6]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def canonical(token: str) -> bool:
+    """True when ``token`` is spelled exactly as it was issued.
+
+    The HMAC covers the payload and timestamp as text, but itsdangerous decodes the signature
+    leniently (non-ASCII dropped, the spare bits of its last character ignored, padding
+    accepted), so other spellings of it would verify as the same link.
+    """
+    if not _TOKEN_SHAPE.fullmatch(token):
+        return False
+    signature = token.rsplit(".", 1)[1]
+    try:
+        return base64_encode(base64_decode(signature)).decode() == signature
+    except (BadData, ValueError):
+        return False
+
+
 class LinkSigner:
     """Issues ``/d/<token>`` tokens; the last secret key signs, every key verifies (rotation)."""
 
@@ -54,54 +92,82 @@ class LinkSigner:
         ttl_seconds: int,
         *,
         files: Iterable[str],
+        keywords: Iterable[str] = (),
+        max_clock_skew: int = 0,
+        legacy_limits: Mapping[str, int] | None = None,
         clock: Clock = time.time,
         new_id: Callable[[], str] = lambda: secrets.token_hex(8),  # never starts with "-"
     ) -> None:
         self.ttl = ttl_seconds
         self._files = {file_ref(name): name for name in files}
+        self._keywords = {keyword_ref(k): k for k in keywords}
+        self._skew = max_clock_skew  # seconds a token may be dated ahead (another instance's clock)
+        self._legacy_limits = dict(legacy_limits or {})
         self._clock = clock
         self._new_id = new_id
         self._serializer = URLSafeTimedSerializer(
             secret_keys, salt=SALT, signer=_ClockedSigner, signer_kwargs={"clock": clock}
         )
 
-    def issue(self, file_key: str) -> tuple[str, Link]:
-        """A fresh token for one file, and the link it stands for."""
+    def issue(
+        self, file_key: str, *, keyword: str = "", max_downloads: int = 0
+    ) -> tuple[str, Link]:
+        """A fresh token for one file on these terms (lifetime: ``ttl_seconds`` from now)."""
         if file_ref(file_key) not in self._files:
             raise FileMissing(file_key)
         link_id = self._new_id()
         now = int(self._clock())
-        token = self._serializer.dumps([link_id, file_ref(file_key)])
-        return token, Link(link_id, file_key, _utc(now), _utc(now + self.ttl))
+        payload = [link_id, file_ref(file_key), keyword_ref(keyword), max_downloads, self.ttl]
+        token = self._serializer.dumps(payload)
+        link = Link(link_id, file_key, _utc(now), _utc(now + self.ttl), keyword, max_downloads)
+        return token, link
 
     def verify(self, token: str) -> Link:
         """The link behind a token; LinkExpired or LinkInvalid otherwise."""
         if len(token) > MAX_TOKEN_LENGTH:
             raise LinkInvalid(f"token of {len(token)} characters (limit {MAX_TOKEN_LENGTH})")
         try:
-            payload, signed = self._serializer.loads(token, max_age=self.ttl, return_timestamp=True)
-        except SignatureExpired as exc:  # a subclass of BadSignature: must come first
-            link_id, file_key = self._fields(self._serializer.load_payload(exc.payload or b""))
-            signed_at = _as_utc(exc.date_signed) if exc.date_signed else _utc(self._clock())
-            raise LinkExpired(link_id, file_key, _utc(signed_at.timestamp() + self.ttl)) from None
+            payload, signed = self._serializer.loads(token, return_timestamp=True)
         except BadSignature:
             raise LinkInvalid("bad signature") from None
-        link_id, file_key = self._fields(payload)
+        if not canonical(token):
+            raise LinkInvalid("token not spelled as issued")
         issued = _as_utc(signed)
-        return Link(link_id, file_key, issued, _utc(issued.timestamp() + self.ttl))
+        link_id, file_key, keyword, limit, ttl = self._fields(payload)
+        now = self._clock()
+        ahead = issued.timestamp() - now
+        if ahead > self._skew:
+            raise LinkInvalid(f"token dated {ahead:.0f}s ahead (max_clock_skew {self._skew}s)")
+        expires = _utc(issued.timestamp() + ttl)
+        if now - issued.timestamp() > ttl:
+            raise LinkExpired(link_id, file_key, expires, keyword=keyword)
+        return Link(link_id, file_key, issued, expires, keyword, limit)
 
-    def _fields(self, payload: Any) -> tuple[str, str]:
-        """``[link_id, file_ref]`` → link id and file name; FileMissing if no longer served."""
+    def _fields(self, payload: Any) -> tuple[str, str, str, int, int]:
+        """The signed terms: link id, file name, keyword, download limit, lifetime."""
+        if isinstance(payload, list) and len(payload) == 2:  # issued before terms were signed
+            payload = [*payload, "", None, self.ttl]
+        if not (isinstance(payload, list) and len(payload) == 5):
+            raise LinkInvalid("payload is not [link_id, file_ref, keyword_ref, limit, ttl]")
+        link_id, ref, kw_ref, limit, ttl = payload
         if not (
-            isinstance(payload, list)
-            and len(payload) == 2
-            and all(isinstance(p, str) and p for p in payload)
+            all(isinstance(p, str) and p for p in (link_id, ref))
+            and isinstance(kw_ref, str)
+            and (limit is None or _count(limit))
+            and _count(ttl)
+            and ttl > 0
         ):
-            raise LinkInvalid("payload is not [link_id, file_ref]")
-        link_id, ref = payload
+            raise LinkInvalid("payload is not [link_id, file_ref, keyword_ref, limit, ttl]")
         if ref not in self._files:
             raise FileMissing(ref)
-        return link_id, self._files[ref]
+        file_key = self._files[ref]
+        if limit is None:
+            limit = self._legacy_limits.get(file_key, 0)
+        return link_id, file_key, self._keywords.get(kw_ref, ""), limit, ttl
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _utc(ts: float) -> datetime:

@@ -14,11 +14,13 @@ FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
 # Request lines (uvicorn's access log) must not carry WeChat's signatures or whole link tokens.
 _SIGNATURES = re.compile(r"(signature=)[^&\s\"]*", re.IGNORECASE)
 _TOKENS = re.compile(r"(/d/)[^/\s\"?#]+")
+# A whole token anywhere else in a line (payload.timestamp.signature), e.g. after another "/".
+_TOKEN_SHAPES = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}")
 
 
 def redact(text: str) -> str:
     """Text with ``signature``/``msg_signature`` values and ``/d/<token>`` tokens masked."""
-    return _TOKENS.sub(r"\1…", _SIGNATURES.sub(r"\1…", text))
+    return _TOKEN_SHAPES.sub("…", _TOKENS.sub(r"\1…", _SIGNATURES.sub(r"\1…", text)))
 
 
 class InterceptHandler(logging.Handler):

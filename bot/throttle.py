@@ -12,7 +12,7 @@ from bot.links import Clock
 
 
 class BadTokenLimit:
-    """Refuses an address that presented ``limit`` bad tokens within the last ``window`` seconds.
+    """Throttles an address that presented ``limit`` bad tokens within the last ``window`` seconds.
 
     Counts live in this process only: each worker counts on its own, and a restart forgets.
     """
@@ -43,13 +43,16 @@ class BadTokenLimit:
 
     @contextmanager
     def guard(self, ip: str) -> Iterator[None]:
-        """TooManyBadTokens if ``ip`` is over the limit; a LinkInvalid inside counts against it."""
-        wait = self.retry_after(ip)
-        if wait > 0:
-            raise TooManyBadTokens(ip, math.ceil(wait))
+        """Count a LinkInvalid inside against ``ip``; past the limit it becomes TooManyBadTokens.
+
+        Only bad tokens are refused: a valid link from the same address (carrier NAT) never is.
+        """
         try:
             yield
         except LinkInvalid:
+            wait = self.retry_after(ip)
+            if wait > 0:
+                raise TooManyBadTokens(ip, math.ceil(wait)) from None
             self.record(ip)
             raise
 

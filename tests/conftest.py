@@ -296,6 +296,22 @@ def serve(clock: Clock) -> Iterator[Callable[[Settings], RunningServer]]:
         thread.join(10)
 
 
+Start = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, files_dir: Path, state_url: str, serve: Callable[[Settings], RunningServer]
+) -> Start:
+    """A running bot on this test's store, with config sections (and keywords) overridable."""
+
+    def _start(keywords: list[dict[str, Any]] | None = None, **sections: Any) -> RunningServer:
+        sections["state"] = {"url": state_url, **sections.get("state", {})}
+        return serve(load_settings(write_config(tmp_path, keywords=keywords, **sections)))
+
+    return _start
+
+
 @pytest.fixture
 def server(serve: Callable[[Settings], RunningServer], settings: Settings) -> RunningServer:
     return serve(settings)

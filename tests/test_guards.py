@@ -109,8 +109,10 @@ def test_bad_token_limit_slides() -> None:
         with pytest.raises(LinkInvalid), limit.guard("1.2.3.4"):
             raise LinkInvalid("bad")
         clock.advance(10)
-    with pytest.raises(TooManyBadTokens) as info, limit.guard("1.2.3.4"):
+    with limit.guard("1.2.3.4"):  # Issue #9 seen 13: a valid token is never refused
         pass
+    with pytest.raises(TooManyBadTokens) as info, limit.guard("1.2.3.4"):
+        raise LinkInvalid("bad")
     assert info.value.retry_after == 30  # the first of the three leaves the window at +60
     with limit.guard("5.6.7.8"):  # another address is not affected
         pass
@@ -226,7 +228,8 @@ def test_repeated_bad_tokens_get_429(
     attacker = {"X-Forwarded-For": "203.0.113.9"}  # uvicorn trusts the header from 127.0.0.1
     with server.client() as client:
         refused = [client.get(f"/d/forged{i}", headers=attacker).status_code for i in range(3)]
-        blocked = client.get(good, headers=attacker)
+        blocked = client.get("/d/forged-more", headers=attacker)
+        valid = client.get(good, headers=attacker)  # Issue #9 seen 13: never refused
         as_json = client.get("/d/x", headers={**attacker, "Accept": "application/json"})
         bystander = client.get(good, headers={"X-Forwarded-For": "198.51.100.1"})
         server.clock.advance(60)
@@ -235,7 +238,7 @@ def test_repeated_bad_tokens_get_429(
     assert blocked.status_code == 429 and blocked.headers["retry-after"] == "60"
     assert blocked.headers["cache-control"] == "no-store" and "请求过于频繁" in blocked.text
     assert as_json.status_code == 429 and as_json.json()["error"] == "too_many_requests"
-    assert bystander.status_code == 200 and later.status_code == 200
+    assert bystander.status_code == 200 and later.status_code == 200 and valid.status_code == 200
     assert logs.find("too many bad tokens ip=203.0.113.9 retry_after=60s", level="WARNING")
 
 

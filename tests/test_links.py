@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from bot.errors import FileMissing, LinkExpired, LinkInvalid
-from bot.links import SALT, LinkSigner, file_ref
+from bot.links import SALT, LinkSigner, file_ref, keyword_ref
 from tests.conftest import Clock
 
 KEY = "k" * 32
@@ -39,13 +40,40 @@ def test_still_valid_at_the_last_second_and_expired_after() -> None:
     assert info.value.expired_at == link.expires_at
 
 
-def test_payload_holds_only_link_id_and_an_opaque_file_ref() -> None:
-    signer = LinkSigner([KEY], 600, files=FILES, new_id=lambda: "LINKID")
-    token, _ = signer.issue("使用说明.txt")
+def test_payload_holds_the_link_id_opaque_refs_and_the_terms() -> None:
+    signer = LinkSigner([KEY], 600, files=FILES, keywords=["芝麻开门"], new_id=lambda: "LINKID")
+    token, _ = signer.issue("使用说明.txt", keyword="芝麻开门", max_downloads=2)
     payload = token.split(".")[0]
     decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    assert decoded == ["LINKID", file_ref("使用说明.txt")]
-    assert "使用说明" not in json.dumps(decoded, ensure_ascii=False)
+    assert decoded == ["LINKID", file_ref("使用说明.txt"), keyword_ref("芝麻开门"), 2, 600]
+    text = json.dumps(decoded, ensure_ascii=False)
+    assert "使用说明" not in text and "芝麻开门" not in text
+
+
+def test_terms_travel_in_the_token_not_the_config() -> None:
+    """Issue #9 deliver 3: the verifying signer's ttl and limits do not change an issued link."""
+    clock = Clock()
+    issuer = LinkSigner([KEY], 600, files=FILES, keywords=["k"], clock=clock)
+    token, issued = issuer.issue("a.txt", keyword="k", max_downloads=3)
+    edited = LinkSigner([KEY], 60, files=FILES, keywords=["k"], clock=clock)
+    clock.advance(100)
+    link = edited.verify(token)
+    assert (link.keyword, link.max_downloads, link.expires_at) == ("k", 3, issued.expires_at)
+    removed = LinkSigner([KEY], 60, files=FILES, clock=clock).verify(token)
+    assert removed.keyword == "" and removed.max_downloads == 3
+
+
+def test_tokens_from_before_the_terms_verify_on_the_config_terms() -> None:
+    clock = Clock(time.time())
+    old = _foreign(["OLD", file_ref("a.txt")])
+    signer = LinkSigner([KEY], 600, files=FILES, legacy_limits={"a.txt": 1}, clock=clock)
+    link = signer.verify(old)
+    assert (link.link_id, link.file_key, link.keyword, link.max_downloads) == (
+        "OLD",
+        "a.txt",
+        "",
+        1,
+    )
 
 
 def test_files_outside_the_catalogue_are_missing() -> None:
@@ -86,6 +114,10 @@ def _foreign(payload: object, *, key: str = KEY, salt: str = SALT) -> str:
         pytest.param(_foreign({"id": 1}), id="wrong-shape"),
         pytest.param(_foreign(["id", ""]), id="empty-file-key"),
         pytest.param(_foreign(["id", 3]), id="non-string-key"),
+        pytest.param(_foreign(["id", file_ref("a.txt"), "", -1, 600]), id="negative-limit"),
+        pytest.param(_foreign(["id", file_ref("a.txt"), "", True, 600]), id="boolean-limit"),
+        pytest.param(_foreign(["id", file_ref("a.txt"), "", 0, 0]), id="no-lifetime"),
+        pytest.param(_foreign(["id", file_ref("a.txt"), "", 0]), id="four-fields"),
     ],
 )
 def test_bad_tokens_are_invalid(token: str) -> None:

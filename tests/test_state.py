@@ -37,6 +37,7 @@ from tests.conftest import (
     Clock,
     LogCapture,
     RunningServer,
+    Start,
     push,
     write_config,
 )
@@ -124,22 +125,6 @@ def bot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-Start = Callable[..., RunningServer]
-
-
-@pytest.fixture
-def start(
-    tmp_path: Path, files_dir: Path, state_url: str, serve: Callable[[Settings], RunningServer]
-) -> Start:
-    """A running bot on this test's store, with config sections (and keywords) overridable."""
-
-    def _start(keywords: list[dict[str, Any]] | None = None, **sections: Any) -> RunningServer:
-        sections["state"] = {"url": state_url, **sections.get("state", {})}
-        return serve(load_settings(write_config(tmp_path, keywords=keywords, **sections)))
-
-    return _start
 
 
 # --- the store itself -------------------------------------------------------------------------

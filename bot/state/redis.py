@@ -34,6 +34,7 @@ T = TypeVar("T")
 PREFIX = "bot:"
 WATCH_TRIES = 100  # optimistic updates of one link's counts retried this often under contention
 PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
+SORTED_SETS = ("attempts", "links")  # the audit trail's keys, checked by the health probe
 
 _CLAIM_MESSAGE = """
 local v = redis.call('GET', KEYS[1])
@@ -150,9 +151,26 @@ class RedisStore:
         except StoreUnavailable as exc:
             logger.error("{} ({})", exc, self.url.split("@")[-1])
 
+    @_guarded
     async def ping(self) -> bool:
-        """True when the server answers PING."""
-        return bool(await _guarded(self._redis.ping)())
+        """True when a write reads back and the audit keys have their types; else raises.
+
+        A read-only replica, a full memory or a failed save (MISCONF) refuses the write; the
+        client reconnects by itself after a restart.
+        """
+        nonce = secrets.token_hex(8)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"{PREFIX}health", nonce, px=60_000)
+            pipe.get(f"{PREFIX}health")
+            for key in SORTED_SETS:
+                pipe.type(PREFIX + key)
+            _, got, *types = await pipe.execute()
+        if got != nonce:
+            raise StoreUnavailable("redis: a write did not read back")
+        for key, kind in zip(SORTED_SETS, types, strict=True):
+            if kind not in ("zset", "none"):
+                raise StoreUnavailable(f"redis: {PREFIX}{key} is a {kind}, not a sorted set")
+        return True
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from bot.state.sqlite_thread import write as _write
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
+MIN_FREE_BYTES = 1024 * 1024  # below this the next WAL growth or checkpoint may fail: unhealthy
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY, done INTEGER NOT NULL, text TEXT, expires_at REAL NOT NULL);
@@ -46,6 +49,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     counted INTEGER NOT NULL, method TEXT NOT NULL DEFAULT 'GET');
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, at REAL NOT NULL);
 """
 _ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
@@ -108,6 +112,47 @@ def _save_counts(
     )
 
 
+def probe(db: sqlite3.Connection, path: Path, now: float) -> bool:
+    """Write a nonce, then read it back (and every table's newest row) through a new connection."""
+    if db.in_transaction:  # queued in a batch: undone, then rerun alone (see sqlite_thread)
+        raise StoreUnavailable("the health probe commits on its own")
+    nonce = secrets.token_hex(8)
+    with _write(db):
+        db.execute("INSERT OR REPLACE INTO health VALUES (1, ?, ?)", (nonce, now))
+    free = shutil.disk_usage(path.parent).free
+    if free < MIN_FREE_BYTES:
+        raise StoreUnavailable(f"sqlite {path}: disk full ({free:,} bytes free)")
+    fresh = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1)
+    try:
+        (got,) = fresh.execute("SELECT nonce FROM health WHERE id = 1").fetchone() or ("",)
+        if got != nonce:
+            raise StoreUnavailable(f"sqlite {path}: a write did not read back (file replaced?)")
+        for table, columns in TABLES.items():
+            found = {row[1] for row in fresh.execute(f"PRAGMA table_info({table})")}
+            if not columns <= found:
+                raise StoreUnavailable(f"sqlite {path}: table {table} lacks {columns - found}")
+            fresh.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()  # noqa: S608 - our table names
+    finally:
+        fresh.close()
+    return True
+
+
+def _tables() -> dict[str, set[str]]:
+    """Every table of SCHEMA and its columns."""
+    memory = sqlite3.connect(":memory:")
+    try:
+        memory.executescript(SCHEMA)
+        names = [
+            row[0] for row in memory.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {n: {row[1] for row in memory.execute(f"PRAGMA table_info({n})")} for n in names}
+    finally:
+        memory.close()
+
+
+TABLES = _tables()
+
+
 class SqliteStore:
     """The default store: ``sqlite:///state/bot.db``."""
 
@@ -115,10 +160,15 @@ class SqliteStore:
         self.path = path
         self._clock = clock
         self._thread = StoreThread(self._connect, path)
+        self._opened = False  # once opened, a missing file is a fault, never created afresh
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        if self._opened:  # mode=rw: a deleted database stays missing (its counts are not reset)
+            target, uri = f"{self.path.absolute().as_uri()}?mode=rw", True
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = str(self.path), False
+        db = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=uri)
         try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA journal_mode = WAL")
@@ -133,6 +183,7 @@ class SqliteStore:
         except BaseException:
             db.close()
             raise
+        self._opened = True
         return db
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -146,14 +197,12 @@ class SqliteStore:
             logger.error("{}", exc)
 
     async def ping(self) -> bool:
-        """True when the database can take a write (a locked or read-only file cannot)."""
+        """True when the database takes a write that reads back from the file, with room to grow.
 
-        def probe(db: sqlite3.Connection) -> bool:
-            with _write(db):
-                db.execute("DELETE FROM replies WHERE 0")
-            return True
-
-        return await self._run(probe)
+        StoreUnavailable otherwise (full, deleted, replaced, corrupt, read-only, locked); the
+        connection is then reopened by the next call, so the store recovers once fixed.
+        """
+        return await self._run(lambda db: probe(db, self.path, self._clock()))
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""

@@ -19,6 +19,8 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 CLOSE_SECONDS = 5.0
+# Errors after which this connection cannot be trusted again: it is closed and reopened.
+BROKEN = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CANTOPEN")
 
 
 @contextmanager
@@ -52,7 +54,10 @@ class StoreThread:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-sqlite")
         self._lock = threading.Lock()
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._path = path
         self._db: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # the file the connection opened
+        self._broken = False
         self._closed = False
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -68,31 +73,41 @@ class StoreThread:
     async def close(self) -> None:
         """Close the connection once the queued calls have run (TimeoutError after 5 s)."""
 
-        def shut() -> None:
-            db, self._db = self._db, None
-            fd, self._lock_fd = self._lock_fd, None
-            if fd is not None:
-                os.close(fd)
-            if db is not None:
-                db.close()
-
         if self._closed:
             return
         self._closed = True
         try:
             async with asyncio.timeout(CLOSE_SECONDS):  # a stalled worker may hold its turn
-                await asyncio.wrap_future(self._executor.submit(shut))
+                await asyncio.wrap_future(self._executor.submit(self._drop))
         finally:
             self._executor.shutdown(wait=False)
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection, reopened when broken or when the file was deleted or replaced."""
+        if self._db is not None and (self._broken or _identity(self._path) != self._identity):
+            self._drop()
+        if self._db is None:
+            self._broken = False
+            self._db = self._connect()
+            self._identity = _identity(self._path)
+        return self._db
+
+    def _drop(self) -> None:
+        db, self._db = self._db, None
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
+        if db is not None:
+            with suppress(sqlite3.Error):
+                db.close()
 
     def _drain(self) -> None:
         with self._lock:
             batch, self._queue = self._queue, []
         try:
-            if self._db is None:
-                self._db = self._connect()
+            db = self._connection()
             with self._turn():
-                outcomes = self._batch(self._db, [work for work, _ in batch])
+                outcomes = self._batch(db, [work for work, _ in batch])
         except Exception as exc:
             outcomes = [(False, self._failure(exc))] * len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
@@ -133,9 +148,24 @@ class StoreThread:
             return False, self._failure(exc)
 
     def _failure(self, exc: Exception) -> Exception:
+        if isinstance(exc, OSError) or (
+            isinstance(exc, sqlite3.Error) and (exc.sqlite_errorname or "").startswith(BROKEN)
+        ):
+            self._broken = True
         if isinstance(exc, sqlite3.Error | OSError):
             return StoreUnavailable(f"sqlite {self._label}: {exc}")
+        if isinstance(exc, StoreUnavailable):
+            self._broken = True
         return exc
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Device and inode of the file at ``path``: they change when it is deleted or replaced."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _marked(work: Work, db: sqlite3.Connection) -> Any:

@@ -80,7 +80,7 @@ def _ago(seconds: float) -> str:
 def _expired(exc: LinkExpired, services: Services) -> dict[str, object]:
     services.metrics.expired.inc()
     ago = services.clock() - exc.expired_at.timestamp()
-    keyword = services.keyword_for_file.get(exc.file_key, "")
+    keyword = exc.keyword or services.keyword_for_file.get(exc.file_key, "")
     return {
         "description": f"请重新发送关键词 {keyword}".strip(),
         "expired_at": exc.expired_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
@@ -99,7 +99,10 @@ def _bad_token(exc: LinkInvalid, services: Services) -> dict[str, object]:
 
 def _used_up(exc: LinkExhausted | LinkRevoked, services: Services) -> dict[str, object]:
     limit = exc.limit if isinstance(exc, LinkExhausted) else 0
-    return {"keyword": services.keyword_for_file.get(exc.file_key, ""), "max_downloads": limit}
+    return {
+        "keyword": exc.keyword or services.keyword_for_file.get(exc.file_key, ""),
+        "max_downloads": limit,
+    }
 
 
 def _retry(exc: TooManyBadTokens | LinkBusy | ServerBusy, services: Services) -> dict[str, object]:

@@ -30,7 +30,8 @@ COUNTS_KEPT_AFTER_EXPIRY = 3600.0
 
 
 def download_limits(settings: Settings) -> dict[str, int]:
-    """File → downloads per link; a file named by several keywords gets the strictest limit."""
+    """File → downloads per link, the strictest of its keywords' (for tokens issued before #9,
+    which do not carry their own limit)."""
     limits: dict[str, int] = {}
     for keyword in settings.keywords:
         limit = (
@@ -68,22 +69,20 @@ class Gate:
     def __init__(
         self,
         store: Store,
-        limits: dict[str, int],
         clock: Clock = time.time,
         *,
         metrics: Metrics | None = None,
         lease_seconds: float = 30.0,
     ) -> None:
         self._store = store
-        self._limits = limits
         self._clock = clock
         self._metrics = metrics or Metrics()
         self.lease_seconds = lease_seconds
         self._pending: set[asyncio.Task[None]] = set()
 
     def limit_of(self, link: Link, info: FileInfo) -> int:
-        """The link's download limit (0 = unlimited)."""
-        return self._limits.get(info.key, 0)
+        """The link's download limit (0 = unlimited), signed into its token."""
+        return link.max_downloads
 
     async def admit(self, link: Link, info: FileInfo, span: Span, visit: Visit) -> Admission:
         """Admission for one request; LinkRevoked, LinkExhausted or StoreUnavailable otherwise."""
@@ -96,14 +95,14 @@ class Gate:
                 logger.error("revocation of {} unchecked (no use limit): {}", link.link_id, exc)
                 revoked = False
             if revoked:
-                raise LinkRevoked(link.link_id, info.key)
+                raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
             return admission
         if visit.method == "HEAD" or span.length == 0:  # sends no bytes: never needs a lease
             usage = await self._ask(self._store.usage(link.link_id), link)
             if usage.revoked:
-                raise LinkRevoked(link.link_id, info.key)
+                raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
             if usage.completed >= limit:
-                raise LinkExhausted(link.link_id, info.key, limit)
+                raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
             return admission
         keep = link.expires_at.timestamp() - self._clock() + COUNTS_KEPT_AFTER_EXPIRY
         lease_id = secrets.token_hex(8)
@@ -118,9 +117,9 @@ class Gate:
             self._later(self._store.release(link.link_id, lease_id, 0), VOID_TIMEOUT)
             raise
         if grant is Grant.REVOKED:
-            raise LinkRevoked(link.link_id, info.key)
+            raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         if grant is Grant.EXHAUSTED:
-            raise LinkExhausted(link.link_id, info.key, limit)
+            raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
         admission.lease_id = lease_id
         return admission
 
@@ -133,10 +132,10 @@ class Gate:
             return
         limit = self.limit_of(link, info)
         if usage.revoked:
-            raise LinkRevoked(link.link_id, info.key)
+            raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         # A download in flight holds its lease until its count lands: treat it as taken.
         if limit and usage.completed + usage.active >= limit:
-            raise LinkExhausted(link.link_id, info.key, limit)
+            raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
 
     def refused(
         self, visit: Visit, outcome: Outcome, status: int, link_id: str = "", file: str = ""

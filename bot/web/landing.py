@@ -54,7 +54,7 @@ def landing_page(
         size=info.size,
         seconds_left=seconds_left,
         url=f"{services.settings.server.public_url}/d/{token}",
-        keyword=services.keyword_for_file.get(info.key, ""),
+        keyword=link.keyword or services.keyword_for_file.get(info.key, ""),
         in_wechat=agent is Agent.WECHAT,
     )
     return HTMLResponse(html, headers=LANDING_HEADERS)

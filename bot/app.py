@@ -14,11 +14,13 @@ from loguru import logger
 from bot import __version__
 from bot.answers import Answerer
 from bot.catalog import Catalog
+from bot.clientaddr import TrustedProxies, parse_networks
 from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
 from bot.metrics import Metrics
+from bot.replay import ReplayGuard
 from bot.replies import Responder
 from bot.routing import Router
 from bot.slots import DownloadSlots
@@ -78,9 +80,11 @@ def build_services(
             settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
         ),
         gate=Gate(store, download_limits(settings), clock),
+        replays=ReplayGuard(store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock),
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,
+        proxies=TrustedProxies(parse_networks(settings.server.trusted_proxies)),
     )
 
 

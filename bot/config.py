@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.clientaddr import parse_networks
 from bot.errors import ConfigError
 from bot.state import sqlite_path
 
@@ -32,6 +33,15 @@ class ServerSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     metrics: bool = False
+    trusted_proxies: list[str] = Field(default_factory=list)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -138,6 +138,9 @@ class Store(Protocol):
     async def attempts_since(self, since: float, link_id: str | None = None) -> list[Attempt]:
         """Attempts at or after ``since``, oldest first, optionally for one link."""
 
+    async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
+        """Remember a callback's body digest under its triple for ``ttl`` s; the known one if any."""
+
     async def prune(self, before: float) -> int:
         """Delete audit rows and spent state older than ``before``; returns rows removed."""
 

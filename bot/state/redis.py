@@ -67,6 +67,13 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 return false
 """
 )
+# KEYS: the pushed triple; ARGV: the body's digest, ttl ms. Returns the known digest or false.
+_REMEMBER_PUSH = """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
 # KEYS: revoked flag, usage hash. ARGV: limit, seconds to keep the counts.
 _CLAIM_DOWNLOAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'revoked' end
@@ -151,6 +158,7 @@ class RedisStore:
         self._claim_and_record = self._redis.register_script(_CLAIM_AND_RECORD)
         self._claim_download = self._redis.register_script(_CLAIM_DOWNLOAD)
         self._end_download = self._redis.register_script(_END_DOWNLOAD)
+        self._remember_push = self._redis.register_script(_REMEMBER_PUSH)
 
     async def open(self) -> None:
         """Check the server answers (a failure is logged; every call reconnects)."""
@@ -203,6 +211,14 @@ class RedisStore:
         if isinstance(value, str) and value.startswith(QUOTA):
             return float(value[1:]) + QUOTA_WINDOW
         return _reply(value)
+
+    @_guarded
+    async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
+        """Remember a callback's body digest under its signed triple; the known one if any."""
+        value = await self._remember_push(
+            keys=[PREFIX + "push:" + key], args=[digest, max(1, int(ttl * 1000))]
+        )
+        return value if isinstance(value, str) else None
 
     @_guarded
     async def link(self, link_id: str) -> LinkRecord | None:

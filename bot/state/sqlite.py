@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     counted INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
+CREATE TABLE IF NOT EXISTS pushes (
+    key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
 """
 _ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted"
@@ -180,6 +183,21 @@ class SqliteStore:
 
         return await self._run(work)
 
+    async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
+        """Remember a callback's body digest under its signed triple; the known one if any."""
+
+        def work(db: sqlite3.Connection) -> str | None:
+            now = self._clock()
+            with _write(db):
+                db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
+                row = db.execute("SELECT digest FROM pushes WHERE key = ?", (key,)).fetchone()
+                if row:
+                    return str(row[0])
+                db.execute("INSERT INTO pushes VALUES (?, ?, ?)", (key, digest, now + ttl))
+                return None
+
+        return await self._run(work)
+
     async def link(self, link_id: str) -> LinkRecord | None:
         """One recorded link."""
         rows = await self._query("SELECT * FROM links WHERE link_id = ?", (link_id,))
@@ -294,6 +312,7 @@ class SqliteStore:
                 db.execute("DELETE FROM revoked WHERE at < ?", (min(before, now - REVOKED_KEEP),))
                 db.execute("DELETE FROM usage WHERE until < ?", (now,))
                 db.execute("DELETE FROM replies WHERE expires_at < ?", (now,))
+                db.execute("DELETE FROM pushes WHERE expires_at < ?", (now,))
                 return db.total_changes - start
 
         return await self._run(work)

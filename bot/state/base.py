@@ -139,7 +139,7 @@ class Store(Protocol):
         """Attempts at or after ``since``, oldest first, optionally for one link."""
 
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
-        """Remember a callback's body digest under its triple for ``ttl`` s; the known one if any."""
+        """Remember a body digest under its signed triple for ``ttl`` s; the known one if any."""
 
     async def prune(self, before: float) -> int:
         """Delete audit rows and spent state older than ``before``; returns rows removed."""

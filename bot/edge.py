@@ -10,6 +10,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
 
+LINGER = 1.0  # seconds a refused connection stays half-open, for the client to read the 431
 TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\n"
@@ -32,8 +33,11 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._max_head = max_header_bytes
         self._head_timeout = header_timeout
-        self._head_bytes = 0
+        self._head_size = 0  # request line and headers of the current request, as parsed
+        self._pending = 0  # bytes received since the last head ended, while none has ended
+        self._heads = 0  # heads parsed on this connection
         self._in_head = True
+        self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -45,30 +49,66 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # already answered 431; the connection is about to close
+        heads = self._heads
         super().data_received(data)
-        if self._in_head and not self.transport.is_closing():
-            self._head_bytes += len(data)
-            if self._head_bytes > self._max_head:
-                self.logger.warning("request header over %d bytes: 431, closed", self._max_head)
-                self._disarm()
-                if self.cycle is None or self.cycle.response_complete:  # not inside an answer
-                    self.transport.write(TOO_LARGE)
-                self.transport.close()
+        if self._refused:  # a whole head over the cap, in this chunk
+            self._refuse()
+        elif self._heads != heads:
+            self._pending = 0
+        elif self._in_head:  # a head still unfinished: httptools keeps its partial value
+            self._pending += len(data)
+            if self._pending > self._max_head:
+                self._refused = True
+                self._refuse()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head = True
+        self._in_head, self._head_size = True, 0
         if self._head_timer is None:
             self._arm()
 
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
-        self._in_head, self._head_bytes = False, 0
+        self._in_head = False
+        self._heads += 1
         self._disarm()
+        if self._head_size > self._max_head:
+            self._refused = True  # answered by data_received once the parser returns
+            return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
         self._in_head = True  # bytes after this belong to the next request's head
+
+    def _refuse(self) -> None:
+        self.logger.warning("request header over %d bytes: 431, closed", self._max_head)
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:  # inside an answer
+            self.transport.close()
+            return
+        # Closing at once with unread bytes would reset the connection before the client reads
+        # the answer: half-close, stop reading, and close for good a moment later.
+        self.transport.write(TOO_LARGE)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.transport.pause_reading()
+        self.loop.call_later(LINGER, self.transport.close)
 
     def _arm(self) -> None:
         self._head_timer = self.loop.call_later(self._head_timeout, self._head_too_slow)

@@ -29,6 +29,7 @@ from bot.throttle import BadTokenLimit
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
+from bot.web.favicon import router as favicon_router
 from bot.web.gate import Gate, download_limits
 from bot.web.ops import WebhookTimer, ops_router
 from bot.web.pages import Pages
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
     app.include_router(ops_router(metrics=settings.server.metrics))
+    app.include_router(favicon_router)
     return app
 
 

@@ -121,6 +121,7 @@ class LogSettings(_Section):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
     file: Path | None = None
     json_lines: bool = Field(default=False, alias="json")
+    file_max_bytes: int = Field(default=20 * 1024 * 1024, ge=64 * 1024)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

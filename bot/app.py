@@ -13,6 +13,7 @@ from loguru import logger
 
 from bot import __version__
 from bot.answers import Answerer
+from bot.auditcap import RefusalCap
 from bot.catalog import Catalog
 from bot.clientaddr import TrustedProxies, parse_networks
 from bot.config import Settings, load_settings
@@ -80,7 +81,12 @@ def build_services(
         slots=DownloadSlots(
             settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
         ),
-        gate=Gate(store, download_limits(settings), clock),
+        gate=Gate(
+            store,
+            download_limits(settings),
+            clock,
+            RefusalCap(settings.limits.audit_rows_per_ip_per_minute, clock=clock),
+        ),
         replays=ReplayGuard(store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock),
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,

@@ -50,6 +50,7 @@ class Attempt:
     bytes_sent: int = 0
     complete: bool = False
     counted: bool = False
+    count: int = 1  # more than 1: a summary of refusals over the audit cap (bot.auditcap)
 
 
 @dataclass(frozen=True, slots=True)

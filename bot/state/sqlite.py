@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, outcome TEXT NOT NULL, link_id TEXT NOT NULL,
     file TEXT NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL, range TEXT NOT NULL,
     status INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, complete INTEGER NOT NULL,
-    counted INTEGER NOT NULL);
+    counted INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
 CREATE TABLE IF NOT EXISTS pushes (
@@ -42,8 +42,12 @@ CREATE TABLE IF NOT EXISTS pushes (
 CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
 """
 _ATTEMPT_COLUMNS = (
-    "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted"
+    "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
+    " count"
 )
+_ATTEMPT_VALUES = ", ".join("?" * len(_ATTEMPT_COLUMNS.split(", ")))
+# Files made before the audit cap (#10) lack attempts.count.
+_ADD_COUNT = "ALTER TABLE attempts ADD COLUMN count INTEGER NOT NULL DEFAULT 1"
 
 
 def _attempt(row: tuple[Any, ...]) -> Attempt:
@@ -101,6 +105,9 @@ class SqliteStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+                if "count" not in columns:
+                    db.execute(_ADD_COUNT)
         except BaseException:
             db.close()
             raise
@@ -268,7 +275,7 @@ class SqliteStore:
         """Append an attempt."""
         a = attempt
         await self._execute(
-            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant
+            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({_ATTEMPT_VALUES})",  # noqa: S608 - constant
             (
                 a.at,
                 a.outcome,
@@ -281,6 +288,7 @@ class SqliteStore:
                 a.bytes_sent,
                 int(a.complete),
                 int(a.counted),
+                a.count,
             ),
         )
 

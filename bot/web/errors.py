@@ -78,14 +78,14 @@ async def link_expired(request: Request, exc: Exception) -> Response:
     services = get_services(request)
     ago = services.clock() - exc.expired_at.timestamp()
     services.metrics.expired.inc()
-    logger.warning(
-        "expired link id={} file={!r} expired {}s ago ip={}",
-        exc.link_id,
-        exc.file_key,
-        int(ago),
-        client_ip(request),
-    )
-    await services.gate.refused(request, "expired", 410, exc.link_id, exc.file_key)
+    if await services.gate.refused(request, "expired", 410, exc.link_id, exc.file_key):
+        logger.warning(
+            "expired link id={} file={!r} expired {}s ago ip={}",
+            exc.link_id,
+            exc.file_key,
+            int(ago),
+            client_ip(request),
+        )
     keyword = services.keyword_for_file.get(exc.file_key, "")
     return _page(
         request,
@@ -103,11 +103,11 @@ async def link_expired(request: Request, exc: Exception) -> Response:
 
 
 async def link_invalid(request: Request, exc: Exception) -> Response:
-    logger.warning(
-        "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
-    )
     get_services(request).metrics.bad_tokens.inc()
-    await get_services(request).gate.refused(request, "bad_token", 403)
+    if await get_services(request).gate.refused(request, "bad_token", 403):
+        logger.warning(
+            "bad token ({}) ip={} path_len={}", exc, client_ip(request), len(request.url.path)
+        )
     return _page(
         request,
         403,
@@ -120,8 +120,8 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
 
 async def file_missing(request: Request, exc: Exception) -> Response:
     exc = cast(FileMissing, exc)
-    logger.error("file missing file={!r} ip={}", exc.file_key, client_ip(request))
-    await get_services(request).gate.refused(request, "missing", 404, file=exc.file_key)
+    if await get_services(request).gate.refused(request, "missing", 404, file=exc.file_key):
+        logger.error("file missing file={!r} ip={}", exc.file_key, client_ip(request))
     return _page(
         request,
         404,
@@ -134,7 +134,11 @@ async def file_missing(request: Request, exc: Exception) -> Response:
 
 async def too_many_bad_tokens(request: Request, exc: Exception) -> Response:
     exc = cast(TooManyBadTokens, exc)
-    logger.warning("too many bad tokens ip={} retry_after={}s", exc.ip, exc.retry_after)
+    cap = get_services(request).gate.cap
+    if cap.admit(exc.ip):  # no audit row, but one address must not flood the log either
+        logger.warning("too many bad tokens ip={} retry_after={}s", exc.ip, exc.retry_after)
+    else:
+        cap.count(exc.ip, "throttled", 429)
     return _page(
         request,
         429,
@@ -150,9 +154,11 @@ async def link_used_up(request: Request, exc: Exception) -> Response:
     exc = cast(LinkExhausted | LinkRevoked, exc)
     revoked = isinstance(exc, LinkRevoked)
     services = get_services(request)
-    logger.warning("{} id={} file={!r} ip={}", exc, exc.link_id, exc.file_key, client_ip(request))
     outcome = "revoked" if revoked else "exhausted"
-    await services.gate.refused(request, outcome, 410, exc.link_id, exc.file_key)
+    if await services.gate.refused(request, outcome, 410, exc.link_id, exc.file_key):
+        logger.warning(
+            "{} id={} file={!r} ip={}", exc, exc.link_id, exc.file_key, client_ip(request)
+        )
     return _page(
         request,
         410,
@@ -183,10 +189,14 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 async def download_refused(request: Request, exc: Exception) -> Response:
     exc = cast(DownloadRefused, exc)
     status = 429 if isinstance(exc, LinkBusy) else 503
-    logger.warning(
-        "download refused {} id={} ({}) ip={}", status, exc.link_id, exc.reason, client_ip(request)
-    )
-    await get_services(request).gate.refused(request, "busy", status, exc.link_id)
+    if await get_services(request).gate.refused(request, "busy", status, exc.link_id):
+        logger.warning(
+            "download refused {} id={} ({}) ip={}",
+            status,
+            exc.link_id,
+            exc.reason,
+            client_ip(request),
+        )
     return _page(
         request,
         status,

@@ -13,6 +13,7 @@ from loguru import logger
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable
 
+from bot.auditcap import RefusalCap
 from bot.catalog import FileInfo
 from bot.config import Settings
 from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
@@ -75,11 +76,18 @@ class Visit:
 class Gate:
     """Decides whether a download may go ahead and records how it ended."""
 
-    def __init__(self, store: Store, limits: dict[str, int], clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: dict[str, int],
+        clock: Clock = time.time,
+        cap: RefusalCap | None = None,
+    ) -> None:
         self._store = store
         self._limits = limits
         self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
+        self.cap = cap or RefusalCap(0, clock=clock)
 
     async def admit(
         self, link: Link, info: FileInfo, request: Request, response: FileResponse
@@ -131,13 +139,22 @@ class Gate:
 
     async def refused(
         self, request: Request, outcome: str, status: int, link_id: str = "", file: str = ""
-    ) -> None:
-        """Record a refused request (expired, bad token, exhausted…) in the audit trail."""
+    ) -> bool:
+        """Record a refused request (expired, bad token, exhausted…) in the audit trail.
+
+        False when the address is over the audit cap: then only counted (log nothing either).
+        """
         visit = Visit.of(request)
+        for summary in self.cap.due():
+            self._later(self._store.record_attempt(summary))
+        if not self.cap.admit(visit.ip):
+            self.cap.count(visit.ip, outcome, status)
+            return False
         attempt = Attempt(
             self._clock(), outcome, link_id, file, visit.ip, visit.user_agent, visit.range, status
         )
         self._later(self._store.record_attempt(attempt))
+        return True
 
     async def finish(self, admission: Admission, status: int, sent: int, complete: bool) -> None:
         """Count or free the claim, then record the attempt."""
@@ -173,6 +190,8 @@ class Gate:
 
     async def drain(self) -> None:
         """Wait for audit writes still under way (at shutdown, before the store closes)."""
+        for summary in self.cap.due(everything=True):
+            self._later(self._store.record_attempt(summary))
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

@@ -20,7 +20,7 @@ FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
 KEEP_FILES = 10  # rotated log files kept besides the current one
 # Request lines (uvicorn's access log) must not carry WeChat's signatures or whole link tokens.
 _SIGNATURES = re.compile(r"(signature=)[^&\s\"]*", re.IGNORECASE)
-_TOKENS = re.compile(r"(/d/)[^/\s\"?#]+")
+_TOKENS = re.compile(r"(/d/[/\s]*)[^/\s\"?#]+")  # also /d//<token> (a damaged link)
 
 
 def redact(text: str) -> str:

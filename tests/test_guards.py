@@ -148,6 +148,7 @@ def test_bad_token_limit_off_and_bounded() -> None:
             '"GET /d/tok?x=1 HTTP/1.1" 404', '"GET /d/…?x=1 HTTP/1.1" 404', id="token-query"
         ),
         pytest.param("/d/tok/more", "/d/…/more", id="token-suffix"),
+        pytest.param("/d//WyJhIiwiYiJd.ZZZ.sig", "/d//…", id="token-after-extra-slash"),
         pytest.param("GET /wechat?SIGNATURE=X", "GET /wechat?SIGNATURE=…", id="upper-case"),
         pytest.param("GET /healthz", "GET /healthz", id="nothing-to-hide"),
     ],

@@ -217,7 +217,11 @@ async def webhook_refused(request: Request, exc: Exception) -> Response:
 async def body_refused(request: Request, exc: Exception) -> Response:
     status = 413 if isinstance(exc, BodyTooLarge) else 408 if isinstance(exc, BodyTimeout) else 400
     logger.warning(
-        "body refused {} ip={} path={}: {}", status, client_ip(request), request.url.path, exc
+        "body refused {} ip={} path={}: {}",
+        status,
+        client_ip(request),
+        redact(request.url.path),
+        exc,
     )
     # The rest of the body is never read, so the connection cannot carry another request.
     return PlainTextResponse("body refused", status, {**NO_STORE, "Connection": "close"})
@@ -232,7 +236,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def bad_request(request: Request, exc: Exception) -> Response:
-    logger.warning("bad request ip={} path={}: {}", client_ip(request), request.url.path, exc)
+    path = redact(request.url.path)
+    logger.warning("bad request ip={} path={}: {}", client_ip(request), path, exc)
     return PlainTextResponse("bad request", 400, NO_STORE)
 
 

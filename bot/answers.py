@@ -13,6 +13,7 @@ from loguru import logger
 
 from bot.errors import StoreUnavailable
 from bot.links import Clock
+from bot.logsafe import readable
 from bot.metrics import Metrics
 from bot.replies import Responder, quota_text
 from bot.routing import SendLink, SendText
@@ -171,10 +172,10 @@ class Answerer:
         """The quota refusal, remembered as the answer to this (claimed) message."""
         key = message.dedup_key
         logger.warning(
-            "quota: openid={} had {} links in the last hour; next at {:.0f}",
+            "quota: openid={} had {} links in the last hour; next at {}",
             message.source,
             self._per_hour,
-            retry_at,
+            readable(retry_at),
         )
         text = quota_text(self._per_hour, retry_at, self._clock())
         self._remember(key, text)

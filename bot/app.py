@@ -13,13 +13,16 @@ from loguru import logger
 
 from bot import __version__
 from bot.answers import Answerer
+from bot.auditcap import RefusalCap
 from bot.catalog import Catalog
+from bot.clientaddr import TrustedProxies, parse_networks
 from bot.config import Settings, load_settings
 from bot.delivery import build_delivery
 from bot.errors import BotError
 from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
 from bot.metrics import Metrics
+from bot.replay import ReplayGuard
 from bot.replies import Responder
 from bot.routing import Router
 from bot.slots import DownloadSlots
@@ -28,6 +31,7 @@ from bot.throttle import BadTokenLimit
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
+from bot.web.favicon import router as favicon_router
 from bot.web.gate import Gate, download_limits
 from bot.web.ops import WebhookTimer, ops_router
 from bot.web.pages import Pages
@@ -93,10 +97,13 @@ def build_services(
             clock,
             metrics=metrics,
             lease_seconds=settings.links.claim_lease_seconds,
+            cap=RefusalCap(settings.limits.audit_rows_per_ip_per_minute, clock=clock),
         ),
+        replays=ReplayGuard(store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock),
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,
+        proxies=TrustedProxies(parse_networks(settings.server.trusted_proxies)),
     )
 
 
@@ -151,6 +158,7 @@ def create_app(
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
     app.include_router(ops_router(metrics=settings.server.metrics))
+    app.include_router(favicon_router)
     return app
 
 

@@ -101,36 +101,28 @@ def serve(
 ) -> None:
     """Run the bot under uvicorn."""
     from bot.app import create_app, settle_memory
-    from bot.logs import setup_logging
+    from bot.edge import uvicorn_options
+    from bot.logs import one_log_writer, setup_logging
 
     settings = _settings(config)
-    setup_logging(settings.log)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
-    common = {
-        "host": bind_host,
-        "port": bind_port,
-        "log_config": None,
-        "server_header": False,
-        # The fast C pieces of uvicorn[standard], named so a missing one fails loudly.
-        "loop": "uvloop",
-        "http": "httptools",
-        # The bot logs each link and download itself; uvicorn's line per request only at DEBUG.
-        "access_log": settings.log.level in ("TRACE", "DEBUG"),
-    }
+    common = {"host": bind_host, "port": bind_port, **uvicorn_options(settings)}
     if workers == 1:
+        setup_logging(settings.log)
         app = create_app(settings)
         settle_memory()
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        uvicorn.run(app, **common)
         return
     # Worker processes rebuild the same settings from the same file.
     os.environ["BOT_CONFIG"] = str(config_path(config).resolve())
-    uvicorn.run(
-        "bot.app:app_from_environment",
-        factory=True,
-        workers=workers,
-        **common,  # type: ignore[arg-type]
-    )
+    with one_log_writer(settings.log):  # workers send their lines; this process writes the file
+        uvicorn.run(
+            "bot.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            **common,
+        )
 
 
 @app.command()

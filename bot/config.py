@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.clientaddr import parse_networks
 from bot.errors import ConfigError
 from bot.state import sqlite_path
 
@@ -32,6 +33,15 @@ class ServerSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     metrics: bool = False
+    trusted_proxies: list[str] = Field(default_factory=list)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -89,6 +99,7 @@ class RepliesSettings(_Section):
 class LimitsSettings(_Section):
     links_per_user_per_hour: int = Field(default=10, ge=0)
     bad_tokens_per_ip_per_minute: int = Field(default=30, ge=0)
+    audit_rows_per_ip_per_minute: int = Field(default=60, ge=0)
     max_concurrent_downloads: int = Field(default=64, ge=0)
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)
@@ -113,6 +124,7 @@ class LogSettings(_Section):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
     file: Path | None = None
     json_lines: bool = Field(default=False, alias="json")
+    file_max_bytes: int = Field(default=20 * 1024 * 1024, ge=64 * 1024)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

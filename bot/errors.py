@@ -96,6 +96,10 @@ class StaleRequest(SignatureError):
     """A correctly signed callback whose timestamp is too far from our clock (a replay)."""
 
 
+class PushReplayed(SignatureError):
+    """A remembered signature/timestamp/nonce triple arrived with a different body (a replay)."""
+
+
 class EncryptionRequired(WeChatError):
     """A plaintext callback while ``[wechat] require_encryption`` is on."""
 

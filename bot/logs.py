@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from loguru import logger
 
 from bot.config import LogSettings
+from bot.logcollect import ENV, LogCollector, SocketSink
+from bot.logsafe import one_line
 
 FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
+KEEP_FILES = 10  # rotated log files kept besides the current one
 # Request lines (uvicorn's access log) must not carry WeChat's signatures or whole link tokens.
 _SIGNATURES = re.compile(r"(signature=)[^&\s\"]*", re.IGNORECASE)
-_TOKENS = re.compile(r"(/d/)[^/\s\"?#]+")
+_TOKENS = re.compile(r"(/d/[/\s]*)[^/\s\"?#]+")  # also /d//<token> (a damaged link)
 # A whole token anywhere else in a line (payload.timestamp.signature), e.g. after another "/".
 _TOKEN_SHAPES = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}")
 
@@ -34,30 +41,38 @@ class InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, redact(record.getMessage()))
 
 
-def setup_logging(settings: LogSettings) -> None:
-    """Replace loguru's default sink with the configured ones; idempotent."""
+def setup_logging(settings: LogSettings, *, collector: LogCollector | None = None) -> None:
+    """Replace loguru's default sink with the configured ones; idempotent.
+
+    With ``--workers N`` the file has one writer: the parent passes its ``collector``, and a
+    worker (``$BOT_LOG_SOCKET`` set) sends its lines to it instead of opening the file.
+    """
     logger.remove()
+    logger.configure(patcher=one_line)  # a newline in any field cannot forge a line
     # diagnose=False: a traceback must not print local variables (keys, tokens) and costs ~20 ms.
-    logger.add(
-        sys.stderr,
-        level=settings.level,
-        format=FORMAT,
-        serialize=settings.json_lines,
-        diagnose=False,
-    )
+    common: dict[str, Any] = {
+        "level": settings.level,
+        "format": FORMAT,
+        "serialize": settings.json_lines,
+        "diagnose": False,
+    }
+    logger.add(sys.stderr, **common)
     if settings.file is not None:
-        settings.file.parent.mkdir(parents=True, exist_ok=True)
-        logger.add(
-            settings.file,
-            level=settings.level,
-            format=FORMAT,
-            serialize=settings.json_lines,
-            rotation="20 MB",
-            retention=10,
-            enqueue=True,
-            encoding="utf-8",
-            diagnose=False,
-        )
+        forward = os.environ.get(ENV)
+        if collector is not None:
+            logger.add(collector.write, **common)
+        elif forward:
+            logger.add(SocketSink(forward), **common)
+        else:
+            settings.file.parent.mkdir(parents=True, exist_ok=True)
+            logger.add(
+                settings.file,
+                rotation=settings.file_max_bytes,
+                retention=KEEP_FILES,
+                enqueue=True,
+                encoding="utf-8",
+                **common,
+            )
     # Records below the level are dropped by `logging` itself, before any formatting; at level 0
     # uvicorn also wraps the app in its TRACE message logger, which cost half the webhook's time.
     level = logger.level(settings.level).no
@@ -66,3 +81,25 @@ def setup_logging(settings: LogSettings) -> None:
         logging.getLogger(name).handlers = [InterceptHandler()]
         logging.getLogger(name).propagate = False
         logging.getLogger(name).setLevel(level)
+    if level > logger.level("DEBUG").no:
+        # uvicorn's line per request only at DEBUG, in every worker: with no handler, uvicorn
+        # does not even format it (it checks hasHandlers() per connection).
+        logging.getLogger("uvicorn.access").handlers = []
+
+
+@contextmanager
+def one_log_writer(settings: LogSettings) -> Iterator[None]:
+    """Around ``uvicorn.run(workers=N)``: this process writes the log file, workers send lines."""
+    if settings.file is None:
+        setup_logging(settings)
+        yield
+        return
+    collector = LogCollector(settings.file, max_bytes=settings.file_max_bytes, keep=KEEP_FILES)
+    os.environ[ENV] = collector.address  # inherited by the worker processes
+    setup_logging(settings, collector=collector)
+    try:
+        yield
+    finally:
+        del os.environ[ENV]
+        logger.remove()
+        collector.close()  # every worker has exited: read their lines to the end

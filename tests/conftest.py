@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -103,7 +104,7 @@ def push(
     msg_type: str = "text",
     event: str = "",
     user: str = "o_follower_1",
-    nonce: str = "n0nce",
+    nonce: str | None = None,
     encrypt: bool = False,
     compatible: bool = False,
 ) -> httpx.Response:
@@ -117,6 +118,7 @@ def push(
         event=event,
         msg_id=msg_id,
     )
+    nonce = nonce or secrets.token_hex(5)  # as WeChat: a fresh nonce per push (#10: replays)
     params, body = WECHAT.build_request(
         xml, timestamp=str(int(timestamp)), nonce=nonce, encrypt=encrypt, compatible=compatible
     )
@@ -193,9 +195,11 @@ class RunningServer:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)
 
 
-def start_server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+def start_server(app: Any, **options: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    # Like `bot serve`: client addresses come from [server] trusted_proxies, not from uvicorn.
+    options = {"log_config": None, "proxy_headers": False, **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -6,6 +6,7 @@ import itertools
 import logging
 import os
 import re
+import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -68,9 +69,10 @@ class Hostile:
     def now(self) -> str:
         return str(int(self.clock()))
 
-    def query(self, *, timestamp: str | None = None, nonce: str = "n0nce") -> dict[str, str]:
-        """A correctly signed callback query (remembered for the log grep)."""
+    def query(self, *, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
+        """A correctly signed callback query (remembered for the log grep); a fresh nonce."""
         ts = self.now() if timestamp is None else timestamp
+        nonce = nonce or secrets.token_hex(5)  # a seen triple with another body is a replay
         sig = signature(TOKEN, ts, nonce)
         self.signatures.add(sig)
         return {"signature": sig, "timestamp": ts, "nonce": nonce}
@@ -114,7 +116,7 @@ class Hostile:
     def valid_link(self, *, encrypt: bool = False) -> str:
         """Ask for a link the way WeChat would and return its path (remembering the token)."""
         params, body = CODEC.build_request(
-            self.message_xml(), timestamp=self.now(), nonce="v4lid", encrypt=encrypt
+            self.message_xml(), timestamp=self.now(), nonce=secrets.token_hex(5), encrypt=encrypt
         )
         self.signatures.update(v for k, v in params.items() if k.endswith("signature"))
         reply = self.request("POST", "/wechat", params=params, content=body)

@@ -153,6 +153,7 @@ def test_bad_token_limit_off_and_bounded() -> None:
             '"GET /d/tok?x=1 HTTP/1.1" 404', '"GET /d/…?x=1 HTTP/1.1" 404', id="token-query"
         ),
         pytest.param("/d/tok/more", "/d/…/more", id="token-suffix"),
+        pytest.param("/d//WyJhIiwiYiJd.ZZZ.sig", "/d//…", id="token-after-extra-slash"),
         pytest.param("GET /wechat?SIGNATURE=X", "GET /wechat?SIGNATURE=…", id="upper-case"),
         pytest.param("GET /healthz", "GET /healthz", id="nothing-to-hide"),
     ],
@@ -223,9 +224,14 @@ def server_with(
 def test_repeated_bad_tokens_get_429(
     serve: Callable[[Settings], RunningServer], tmp_path: Path, files_dir: Path, logs: LogCapture
 ) -> None:
-    server = server_with(serve, tmp_path, limits={"bad_tokens_per_ip_per_minute": 3})
+    server = server_with(
+        serve,
+        tmp_path,
+        limits={"bad_tokens_per_ip_per_minute": 3},
+        server={"trusted_proxies": ["127.0.0.1"]},  # the test client stands in for a proxy
+    )
     good = link_path(reply_text(send(server, content="芝麻开门")))
-    attacker = {"X-Forwarded-For": "203.0.113.9"}  # uvicorn trusts the header from 127.0.0.1
+    attacker = {"X-Forwarded-For": "203.0.113.9"}
     with server.client() as client:
         refused = [client.get(f"/d/forged{i}", headers=attacker).status_code for i in range(3)]
         blocked = client.get("/d/forged-more", headers=attacker)

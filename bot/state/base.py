@@ -51,6 +51,7 @@ class Outcome(StrEnum):
     UNAVAILABLE = "unavailable"
     BUSY = "busy"
     BAD_RANGE = "bad_range"
+    THROTTLED = "throttled"  # over bad_tokens_per_ip_per_minute: no row, counted over the cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Attempt:
     complete: bool = False
     counted: bool = False
     method: str = "GET"
+    count: int = 1  # more than 1: a summary of refusals over the audit cap (bot.auditcap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +176,15 @@ class Audit(Protocol):
         """Delete audit rows and spent state older than ``before``; returns rows removed."""
 
 
-class Store(Replies, Counts, Audit, Protocol):
-    """The three concerns in one backend; failures raise StoreUnavailable.
+class Pushes(Protocol):
+    """Accepted callbacks' signed triples (``bot.replay``), shared by every worker and instance."""
+
+    async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
+        """Remember ``digest`` under ``key`` for ``ttl`` s unless known; returns the known one."""
+
+
+class Store(Replies, Counts, Audit, Pushes, Protocol):
+    """The four concerns in one backend; failures raise StoreUnavailable.
 
     A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
     calls serve retries, quota refusals and other workers.

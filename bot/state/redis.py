@@ -79,6 +79,13 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 return false
 """
 )
+# KEYS: the pushed triple; ARGV: the body's digest, ttl ms. Returns the known digest or false.
+_REMEMBER_PUSH = """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
 
 
 def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -143,6 +150,7 @@ class RedisStore:
         self._claim_message = self._redis.register_script(_CLAIM_MESSAGE)
         self._record_link = self._redis.register_script(_RECORD_LINK)
         self._claim_and_record = self._redis.register_script(_CLAIM_AND_RECORD)
+        self._remember_push = self._redis.register_script(_REMEMBER_PUSH)
 
     async def open(self) -> None:
         """Check the server answers (a failure is logged; every call reconnects)."""
@@ -212,6 +220,14 @@ class RedisStore:
         if isinstance(value, str) and value.startswith(QUOTA):
             return float(value[1:]) + QUOTA_WINDOW
         return _reply(value)
+
+    @_guarded
+    async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
+        """Remember a callback's body digest under its signed triple; the known one if any."""
+        value = await self._remember_push(
+            keys=[PREFIX + "push:" + key], args=[digest, max(1, int(ttl * 1000))]
+        )
+        return value if isinstance(value, str) else None
 
     @_guarded
     async def link(self, link_id: str) -> LinkRecord | None:

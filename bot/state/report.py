@@ -46,14 +46,14 @@ def summarize(
         row.followers.add(link.openid)
     for attempt in attempts:
         if attempt.outcome == "bad_token":
-            bad_tokens += 1
+            bad_tokens += attempt.count
             continue
         if not attempt.file:
             continue
         row = rows.setdefault(attempt.file, FileStats(attempt.file))
         row.completed += attempt.counted
         row.bytes_sent += attempt.bytes_sent
-        row.expired += attempt.outcome == "expired"
+        row.expired += attempt.count if attempt.outcome == "expired" else 0
     return sorted(rows.values(), key=lambda r: r.file), bad_tokens
 
 

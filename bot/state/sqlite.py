@@ -46,15 +46,25 @@ CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, outcome TEXT NOT NULL, link_id TEXT NOT NULL,
     file TEXT NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL, range TEXT NOT NULL,
     status INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, complete INTEGER NOT NULL,
-    counted INTEGER NOT NULL, method TEXT NOT NULL DEFAULT 'GET');
+    counted INTEGER NOT NULL, method TEXT NOT NULL DEFAULT 'GET',
+    count INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pushes (
+    key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
 """
 _ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
-    " method"
+    " method, count"
 )
+_ATTEMPT_VALUES = ", ".join("?" * len(_ATTEMPT_COLUMNS.split(", ")))
+# Columns added to attempts after its first release, added to older files on open.
+_ADDED_COLUMNS = {
+    "method": "TEXT NOT NULL DEFAULT 'GET'",  # #9
+    "count": "INTEGER NOT NULL DEFAULT 1",  # #10, the audit cap
+}
 
 
 def _attempt(row: tuple[Any, ...]) -> Attempt:
@@ -178,8 +188,9 @@ class SqliteStore:
                     if statement.strip():
                         db.execute(statement)
                 columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
-                if "method" not in columns:  # a file from before #9
-                    db.execute("ALTER TABLE attempts ADD COLUMN method TEXT NOT NULL DEFAULT 'GET'")
+                for name, kind in _ADDED_COLUMNS.items():
+                    if name not in columns:  # a file from before that column
+                        db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {kind}")
         except BaseException:
             db.close()
             raise
@@ -258,6 +269,21 @@ class SqliteStore:
                 answer = Reply(done=True, text=text) if retry_at is None else Reply(done=False)
                 _put_reply(db, key, answer, now + ttl)
                 return retry_at
+
+        return await self._run(work)
+
+    async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
+        """Remember a callback's body digest under its signed triple; the known one if any."""
+
+        def work(db: sqlite3.Connection) -> str | None:
+            now = self._clock()
+            with _write(db):
+                db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
+                row = db.execute("SELECT digest FROM pushes WHERE key = ?", (key,)).fetchone()
+                if row:
+                    return str(row[0])
+                db.execute("INSERT INTO pushes VALUES (?, ?, ?)", (key, digest, now + ttl))
+                return None
 
         return await self._run(work)
 
@@ -348,7 +374,7 @@ class SqliteStore:
         """Append an attempt."""
         a = attempt
         await self._execute(
-            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
+            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({_ATTEMPT_VALUES})",  # noqa: S608 - constant
             (
                 a.at,
                 a.outcome,
@@ -362,6 +388,7 @@ class SqliteStore:
                 int(a.complete),
                 int(a.counted),
                 a.method,
+                a.count,
             ),
         )
 
@@ -393,6 +420,7 @@ class SqliteStore:
                 db.execute("DELETE FROM revoked WHERE at < ?", (min(before, now - REVOKED_KEEP),))
                 db.execute("DELETE FROM counts WHERE until < ?", (now,))
                 db.execute("DELETE FROM replies WHERE expires_at < ?", (now,))
+                db.execute("DELETE FROM pushes WHERE expires_at < ?", (now,))
                 return db.total_changes - start
 
         return await self._run(work)

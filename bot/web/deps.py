@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from bot.catalog import Catalog
+from bot.clientaddr import TrustedProxies
 from bot.config import Settings
 from bot.links import Clock, LinkSigner
 from bot.metrics import Metrics
@@ -22,6 +23,7 @@ from bot.wechat import Codec
 if TYPE_CHECKING:
     from bot.answers import Answerer
     from bot.delivery import Delivery
+    from bot.replay import ReplayGuard
     from bot.state import Store
     from bot.web.gate import Gate
 
@@ -52,8 +54,10 @@ class Services:
     bad_tokens: BadTokenLimit
     slots: DownloadSlots
     delivery: Delivery
+    replays: ReplayGuard
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthCheck = always_ok
+    proxies: TrustedProxies = field(default_factory=TrustedProxies)
 
 
 def get_services(request: Request) -> Services:
@@ -71,8 +75,13 @@ ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def client_ip(request: Request) -> str:
-    """The peer address (uvicorn applies --forwarded-allow-ips for proxies)."""
-    return request.client.host if request.client else "-"
+    """The client's address: the socket peer, or what a ``[server] trusted_proxies`` peer says."""
+    peer = request.client.host if request.client else "-"
+    proxies = get_services(request).proxies
+    if not proxies.networks:
+        return peer
+    headers = request.headers
+    return proxies.client(peer, headers.getlist("x-forwarded-for"), headers.get("x-real-ip"))
 
 
 def visit_of(request: Request) -> Visit:

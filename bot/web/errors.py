@@ -204,7 +204,7 @@ REFUSALS: dict[type[Exception], Refusal] = {
         429,
         "too_many_requests",
         "throttled",
-        None,
+        Outcome.THROTTLED,
         "请求过于频繁 · Too many requests",
         "请稍后再试",
         log="too many bad tokens ip={exc.ip} retry_after={exc.retry_after}s",
@@ -244,29 +244,25 @@ def wants_json(request: Request) -> bool:
 
 
 async def refuse(request: Request, exc: Exception) -> Response:
-    """The one handler: log, record a download refusal, answer with the page or plain text."""
+    """The one handler: record a download refusal, log, answer with the page or plain text."""
     row, services = refusal_for(exc), get_services(request)
     context: dict[str, object] = {"title": row.title, "description": row.description}
     context.update(row.context(exc, services))
-    ip = client_ip(request)
-    line = row.log.format(
-        exc=exc,
-        ip=ip,
-        status=row.status,
-        path=request.url.path,
-        path_len=len(request.url.path),
-        ago=context.pop("ago_seconds", 0),
-        link_id=getattr(exc, "link_id", "") or "-",
-    )
-    logger.log(row.level, line)
-    if row.outcome is not None:
-        services.gate.refused(
-            visit_of(request),
-            row.outcome,
-            row.status,
-            getattr(exc, "link_id", ""),
-            getattr(exc, "file_key", ""),
+    visit, ago = visit_of(request), context.pop("ago_seconds", 0)
+    # Gate.refused says False past the audit cap for this address: then no log line either.
+    if row.outcome is None or services.gate.refused(
+        visit, row.outcome, row.status, getattr(exc, "link_id", ""), getattr(exc, "file_key", "")
+    ):
+        line = row.log.format(
+            exc=exc,
+            ip=visit.ip,
+            status=row.status,
+            path=redact(request.url.path),
+            path_len=len(request.url.path),
+            ago=ago,
+            link_id=getattr(exc, "link_id", "") or "-",
         )
+        logger.log(row.level, line)
     headers = {**NO_STORE, **row.headers(exc)}
     if not row.page:
         return PlainTextResponse(row.code, row.status, headers)
@@ -289,7 +285,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def bad_request(request: Request, exc: Exception) -> Response:
-    logger.warning("bad request ip={} path={}: {}", client_ip(request), request.url.path, exc)
+    path = redact(request.url.path)
+    logger.warning("bad request ip={} path={}: {}", client_ip(request), path, exc)
     return PlainTextResponse("bad request", 400, NO_STORE)
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
+from bot.auditcap import RefusalCap
 from bot.catalog import FileInfo
 from bot.config import Settings
 from bot.delivery.ranges import Span
@@ -73,12 +74,14 @@ class Gate:
         *,
         metrics: Metrics | None = None,
         lease_seconds: float = 30.0,
+        cap: RefusalCap | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._metrics = metrics or Metrics()
         self.lease_seconds = lease_seconds
         self._pending: set[asyncio.Task[None]] = set()
+        self._cap = cap or RefusalCap(0, clock=clock)
 
     def limit_of(self, link: Link, info: FileInfo) -> int:
         """The link's download limit (0 = unlimited), signed into its token."""
@@ -139,9 +142,21 @@ class Gate:
 
     def refused(
         self, visit: Visit, outcome: Outcome, status: int, link_id: str = "", file: str = ""
-    ) -> None:
-        """The one place a refused request is recorded: an audit row and a metric."""
+    ) -> bool:
+        """The one place a refused request is recorded: an audit row and a metric.
+
+        Past ``[limits] audit_rows_per_ip_per_minute`` for its address a refusal is only counted
+        into a summary row (``bot.auditcap``) and False says: log nothing either. A throttled
+        request writes no row of its own (its bad tokens did), but counts towards the cap.
+        """
         self._metrics.refusals.labels(outcome.value).inc()
+        for summary in self._cap.due():
+            self._later(self._store.record_attempt(summary))
+        if not self._cap.admit(visit.ip):
+            self._cap.count(visit.ip, outcome, status)
+            return False
+        if outcome is Outcome.THROTTLED:
+            return True
         attempt = Attempt(
             self._clock(),
             outcome,
@@ -154,6 +169,7 @@ class Gate:
             method=visit.method,
         )
         self._later(self._store.record_attempt(attempt))
+        return True
 
     def transfer(
         self, admission: Admission, on_end: Callable[[], None] = lambda: None
@@ -235,6 +251,8 @@ class Gate:
 
     async def drain(self) -> None:
         """Wait for audit writes still under way (at shutdown, before the store closes)."""
+        for summary in self._cap.due(everything=True):
+            self._later(self._store.record_attempt(summary))
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

@@ -23,6 +23,12 @@ def webhook_router(path: str) -> APIRouter:
             nonce=q.get("nonce", ""),
             echostr=q.get("echostr", ""),
         )
+        await services.replays.check(
+            echostr.encode(),
+            signature=q.get("signature", ""),
+            timestamp=q.get("timestamp", ""),
+            nonce=q.get("nonce", ""),
+        )
         return PlainTextResponse(echostr)
 
     @router.post(path, include_in_schema=False)
@@ -39,6 +45,13 @@ def webhook_router(path: str) -> APIRouter:
             nonce=q.get("nonce", ""),
             encrypt_type=q.get("encrypt_type"),
             msg_signature=q.get("msg_signature"),
+        )
+        await services.replays.check(
+            body,
+            signature=q.get("signature", ""),
+            timestamp=q.get("timestamp", ""),
+            nonce=q.get("nonce", ""),
+            msg_signature=q.get("msg_signature") or "",
         )
         text = await services.answerer.answer(message)
         if text is None:

@@ -1,0 +1,59 @@
+"""Replays of a seen callback signature: the same triple may only ever carry the same body."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from loguru import logger
+
+from bot.errors import PushReplayed, StoreUnavailable
+from bot.links import Clock
+from bot.state import Pushes, bounded
+
+STORE_TIMEOUT = 1.0
+
+
+def push_key(signature: str, timestamp: str, nonce: str, msg_signature: str = "") -> str:
+    """The remembered name of a signed triple (with msg_signature, which signs the body)."""
+    text = f"{signature}\n{timestamp}\n{nonce}\n{msg_signature}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class ReplayGuard:
+    """PushReplayed when a signed triple seen before comes back with a different body.
+
+    WeChat's signature covers token, timestamp and nonce but not the body (plaintext mode), so a
+    logged query string would otherwise sign any body until the timestamp goes stale. The same
+    body again is WeChat's own retry and passes (dedup answers it).
+    """
+
+    def __init__(self, memory: Pushes, *, max_clock_skew: int, clock: Clock = time.time):
+        self._memory, self._skew, self._clock = memory, max_clock_skew, clock
+        self._local: dict[str, tuple[float, str]] = {}  # when the store does not answer
+
+    async def check(
+        self, body: bytes, *, signature: str, timestamp: str, nonce: str, msg_signature: str = ""
+    ) -> None:
+        """Remember this accepted callback; PushReplayed if its triple carried another body."""
+        key = push_key(signature, timestamp, nonce, msg_signature)
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        # Kept until the timestamp goes stale (then freshness refuses the triple anyway).
+        ttl = max(1.0, float(timestamp) + self._skew + 1 - self._clock())
+        try:
+            known = await bounded(self._memory.remember_push(key, digest, ttl), STORE_TIMEOUT)
+        except StoreUnavailable as exc:
+            logger.error("replay check of a callback falls back to this process: {}", exc)
+            known = self._remember_here(key, digest, ttl)
+        if known is not None and known != digest:
+            raise PushReplayed("replay: a seen signature/timestamp/nonce with a different body")
+
+    def _remember_here(self, key: str, digest: str, ttl: float) -> str | None:
+        now = time.monotonic()
+        if len(self._local) > 10_000:
+            self._local = {k: v for k, v in self._local.items() if v[0] > now}
+        entry = self._local.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        self._local[key] = (now + ttl, digest)
+        return None

@@ -10,11 +10,9 @@ from pathlib import Path
 from bot.auditcap import SUMMARY_AGENT, RefusalCap
 from bot.config import Settings, load_settings
 from bot.state import Attempt, Store
-from tests.conftest import Clock, LogCapture, RunningServer, write_config
+from tests.conftest import Clock, LogCapture, RunningServer, Start, write_config
 from tests.test_cli import bot
-from tests.test_state import Start, start, state_url, with_store
-
-__all__ = ["start", "state_url"]  # fixtures shared with tests/test_state.py
+from tests.test_state import with_store
 
 
 def rows(db: Path) -> list[tuple[str, int, str]]:

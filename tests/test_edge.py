@@ -137,6 +137,8 @@ def test_seen1_claimed_address_does_not_lock_its_owner_out(stack: Callable[..., 
             attacker.get(f"/d/forged{i}", headers={"X-Forwarded-For": VICTIM, "X-Real-IP": VICTIM})
     with client_from(VICTIM, edge.url) as victim:
         assert victim.get(good).status_code == 200
+        # Since #9b valid links always download; the victim's own bad-token budget is untouched.
+        assert victim.get("/d/typo").status_code == 403
 
 
 def test_seen1_audit_records_the_real_address(stack: Callable[..., Stack]) -> None:
@@ -169,9 +171,11 @@ def test_seen1_direct_forwarded_for_is_ignored_without_trusted_proxies(
             client.get(f"/d/x{i}", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
             for i in range(5)
         ]
-        blocked = client.get(good, headers={"X-Forwarded-For": "192.0.2.1"})
+        blocked = client.get("/d/y", headers={"X-Forwarded-For": "192.0.2.1"})
+        valid = client.get(good, headers={"X-Forwarded-For": "192.0.2.1"})
     assert codes == [403, 403, 403, 429, 429]
     assert blocked.status_code == 429
+    assert valid.status_code == 200  # #9b: only bad tokens are throttled, valid links download
 
 
 @pytest.mark.parametrize(

@@ -3,24 +3,47 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Installs are locked: uv.lock pins every package (with hashes) and `uv sync --locked` installs
+# exactly those into .venv. After changing dependencies in pyproject.toml run `make lock`
+# (and commit uv.lock); `make test` fails while the two disagree. uv itself comes from PyPI
+# with pip, at this version, into .tools/uv (the Dockerfile's UV_VERSION must match).
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+# uv: this interpreter, never a downloaded one; the system CA store (proxies with their own CA).
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_SYSTEM_CERTS := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Debian packages the test suite talks to for real (installed with apt-get when missing);
 # fonts-wqy-microhei gives the browser screenshots Chinese glyphs.
 TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei
 # ...and the ones `make bench` needs: the reference server and the load generators.
 BENCH_DEBS := nginx-light wrk curl
 
-.PHONY: run test lint debs bench clean
+.PHONY: run test lint debs bench clean lock lock-check
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(UV):
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
+lock-check: | $(UV)
+	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+
+# Exactly the locked versions (the project itself editable, with its dev extra).
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@$(MAKE) --no-print-directory lock-check
+	$(UV) sync --locked --extra dev --quiet
 	touch $(STAMP)
+
+# Re-resolve after editing dependencies in pyproject.toml; `make lock LOCK_ARGS=--upgrade`
+# moves every package to its newest allowed version.
+lock: | $(UV)
+	$(UV) lock $(LOCK_ARGS)
 
 config.toml: | $(STAMP)
 	$(BIN)/bot init
 
-run: $(STAMP) config.toml
+run: lock-check $(STAMP) config.toml
 	$(BIN)/bot serve
 
 debs:
@@ -31,7 +54,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) debs lint
+test: lock-check $(STAMP) debs lint
 	$(BIN)/pytest
 
 # Speed, side by side with nginx and a bare endpoint in one run (~10 min); not part of `make test`.
@@ -40,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -24,7 +24,7 @@ BENCH_DEBS := nginx-light wrk curl
 DEPLOY_DEBS := podman podman-compose debootstrap runc buildah uidmap slirp4netns fuse-overlayfs \
 	containernetworking-plugins golang-github-containernetworking-plugin-dnsname
 
-.PHONY: run test lint debs bench clean lock lock-check test-deploy
+.PHONY: run test lint debs bench clean lock lock-check audit-deps test-deploy
 
 $(UV):
 	$(PYTHON) -m venv .tools/uv
@@ -38,6 +38,13 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	@$(MAKE) --no-print-directory lock-check
 	$(UV) sync --locked --extra dev --quiet
 	touch $(STAMP)
+
+# Known vulnerabilities in exactly the locked versions (pip-audit from PyPI, run by uv; needs
+# PyPI's JSON API or OSV to be reachable). Not part of `make test`.
+audit-deps: | $(UV)
+	$(UV) export --frozen --all-extras --no-emit-project --format requirements-txt \
+		--quiet -o .tools/locked-requirements.txt
+	$(UV) tool run pip-audit --strict --disable-pip --require-hashes -r .tools/locked-requirements.txt
 
 # Re-resolve after editing dependencies in pyproject.toml; `make lock LOCK_ARGS=--upgrade`
 # moves every package to its newest allowed version.

@@ -73,7 +73,7 @@ bench: $(STAMP)
 	@TEST_DEBS="$(BENCH_DEBS)" sh .ci/ensure-debs
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-# The deployment check (~20 min from a cold cache, a few with cached images; not part of
+# The deployment check (~6 min from a cold cache here, ~2 with cached images; not part of
 # `make test`): the image from docker/Dockerfile in docker/compose.yaml under podman, checked
 # through nginx (deploy/). Base images are pulled, or built as stand-ins (deploy/standins.sh).
 test-deploy: export CONTAINERS_CONF := $(CURDIR)/deploy/containers.conf

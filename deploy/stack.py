@@ -8,6 +8,7 @@ nginx.conf) is the shipped file. The images must exist: `make test-deploy` build
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +84,10 @@ class Stack:
         )
 
     def up(self) -> None:
+        compose = yaml.safe_load((self.folder / "docker" / "compose.yaml").read_text())
+        taken = subnets_in_use(fixed_subnets(compose))
+        if taken:  # podman would refuse to create the network, with a less helpful message
+            raise RuntimeError(f"subnets already used by podman networks {taken}: remove them")
         self.compose("up", "-d", "--no-build")
 
     def down(self) -> None:
@@ -143,6 +148,30 @@ class Stack:
             name = line.split()[0]
             parts.append(f"--- {name}\n" + "\n".join(self.logs(name).splitlines()[-40:]))
         return "\n".join(parts)
+
+
+def fixed_subnets(compose: dict[str, Any]) -> set[str]:
+    """The subnets the compose file's networks pin (ipam.config[].subnet)."""
+    networks = (compose.get("networks") or {}).values()
+    return {
+        entry["subnet"]
+        for network in networks
+        for entry in ((network or {}).get("ipam") or {}).get("config", [])
+        if "subnet" in entry
+    }
+
+
+def subnets_in_use(wanted: set[str]) -> dict[str, str]:
+    """Existing podman networks (name -> subnet) holding one of ``wanted`` (a stale run's)."""
+    if not wanted:
+        return {}
+    taken = {}
+    for name in run(["podman", "network", "ls", "--format", "{{.Name}}"]).split():
+        for network in json.loads(run(["podman", "network", "inspect", name])):
+            for subnet in network.get("subnets") or []:
+                if subnet.get("subnet") in wanted:
+                    taken[name] = subnet["subnet"]
+    return taken
 
 
 def environment_ready() -> None:

@@ -6,9 +6,10 @@ import copy
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
-from deploy.stack import REPLICAS, loopback_compose
+from deploy.stack import REPLICAS, fixed_subnets, loopback_compose
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICIAL = {"python:3.11-slim", "nginx:1.27", "redis:7"}
@@ -48,3 +49,22 @@ def test_the_tested_stack_differs_from_the_shipped_one_only_in_ports_and_replica
     shipped["services"]["nginx"].pop("ports")
     shipped["services"]["bot"].pop("deploy", None)
     assert tested == shipped
+
+
+@pytest.mark.parametrize(
+    ("networks", "subnets"),
+    [
+        pytest.param(None, set(), id="no-networks"),
+        pytest.param({"backend": None}, set(), id="no-ipam"),
+        pytest.param(
+            {"edge": {"ipam": {"config": [{"subnet": "172.28.0.0/24"}]}}, "backend": None},
+            {"172.28.0.0/24"},
+            id="one-fixed",
+        ),
+    ],
+)
+def test_fixed_subnets_are_found_for_the_preflight(
+    networks: dict[str, object] | None, subnets: set[str]
+) -> None:
+    """A stale network holding a pinned subnet is named before podman-compose fails on it."""
+    assert fixed_subnets({"services": {}, "networks": networks}) == subnets

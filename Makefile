@@ -20,9 +20,10 @@ TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei
 # ...and the ones `make bench` needs: the reference server and the load generators.
 BENCH_DEBS := nginx-light wrk curl
 # ...and the ones `make test-deploy` needs: podman runs docker/compose.yaml, debootstrap builds
-# stand-in base images when no container registry answers, dnsname gives containers DNS.
+# stand-in base images when no container registry answers, netavark + aardvark-dns give
+# containers names on every network they join (deploy/containers.conf picks them).
 DEPLOY_DEBS := podman podman-compose debootstrap runc buildah uidmap slirp4netns fuse-overlayfs \
-	containernetworking-plugins golang-github-containernetworking-plugin-dnsname
+	netavark aardvark-dns
 
 .PHONY: run test lint debs bench clean lock lock-check audit-deps test-deploy
 

@@ -81,7 +81,9 @@ test-deploy: export CONTAINERS_CONF := $(CURDIR)/deploy/containers.conf
 test-deploy: $(STAMP)
 	@TEST_DEBS="$(DEPLOY_DEBS)" sh .ci/ensure-debs
 	sh deploy/standins.sh
-	podman build --quiet -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+	@# The host's network and CA bundle for the build's downloads (PyPI, maybe via a TLS proxy).
+	podman build --quiet --network host \
+		-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
 		-f docker/Dockerfile -t wechat-link-bot:latest .
 	$(BIN)/pytest deploy -p no:cacheprovider
 

@@ -46,7 +46,7 @@ ensure() {
   fi
   echo "no registry answered for $image: building a stand-in"
   base_image
-  podman build --quiet --label wechat-link-bot.standin=true -t "$image" \
+  podman build --quiet --network host --label wechat-link-bot.standin=true -t "$image" \
     -f "$here/standins/$2.Containerfile" "$here/standins" >/dev/null
 }
 

@@ -114,20 +114,28 @@ class Stack:
         )
         return done.stdout + done.stderr
 
-    def wait_healthy(self, timeout: float = 180) -> None:
-        """Poll /healthz through nginx (podman 4.3 ignores service_healthy and HEALTHCHECK)."""
+    def wait_healthy(self, timeout: float = 180, steady: float = 12) -> None:
+        """Poll /healthz through nginx until it has answered 200 for ``steady`` seconds on end.
+
+        podman 4.3 ignores service_healthy and HEALTHCHECK. One 200 is not enough: a bot still
+        starting refuses nginx, and each nginx worker then skips that upstream for its
+        fail_timeout (10 s), so steady must outlast it.
+        """
         deadline = time.monotonic() + timeout
-        last = "no answer"
+        last, since = "no answer", None
         while time.monotonic() < deadline:
             try:
                 response = httpx.get(f"{self.url}/healthz", timeout=5)
-                if response.status_code == 200:
-                    return
                 last = f"{response.status_code} {response.text[:200]}"
+                ok = response.status_code == 200
             except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(1)
-        raise TimeoutError(f"{self.url}/healthz not 200 within {timeout} s: {last}")
+                last, ok = repr(exc), False
+            now = time.monotonic()
+            since = (since or now) if ok else None
+            if since is not None and now - since >= steady:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.url}/healthz not steadily 200 within {timeout} s: {last}")
 
     def report(self) -> str:
         """The tail of every container's log, for a failing run."""

@@ -3,25 +3,60 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Installs are locked: uv.lock pins every package (with hashes) and `uv sync --locked` installs
+# exactly those into .venv. After changing dependencies in pyproject.toml run `make lock`
+# (and commit uv.lock); `make test` fails while the two disagree. uv itself comes from PyPI
+# with pip, at this version, into .tools/uv (the Dockerfile's UV_VERSION must match).
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+# uv: this interpreter, never a downloaded one; the system CA store (proxies with their own CA).
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_SYSTEM_CERTS := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Debian packages the test suite talks to for real (installed with apt-get when missing);
 # fonts-wqy-microhei gives the browser screenshots Chinese glyphs; aria2, curl and wget are the
 # download clients the counting tests (#9) run for real.
 TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei aria2 curl wget
 # ...and the ones `make bench` needs: the reference server and the load generators.
 BENCH_DEBS := nginx-light wrk curl
+# ...and the ones `make test-deploy` needs: podman runs docker/compose.yaml, debootstrap builds
+# stand-in base images when no container registry answers, netavark + aardvark-dns give
+# containers names on every network they join (deploy/containers.conf picks them).
+DEPLOY_DEBS := podman podman-compose debootstrap runc buildah uidmap slirp4netns fuse-overlayfs \
+	netavark aardvark-dns
 
-.PHONY: run test lint debs bench clean
+.PHONY: run test lint debs bench clean lock lock-check audit-deps test-deploy
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(UV):
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
+lock-check: | $(UV)
+	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+
+# Exactly the locked versions (the project itself editable, with its dev extra).
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@$(MAKE) --no-print-directory lock-check
+	$(UV) sync --locked --extra dev --quiet
 	touch $(STAMP)
+
+# Known vulnerabilities in exactly the locked versions (pip-audit from PyPI, run by uv; needs
+# PyPI's JSON API or OSV to be reachable). Not part of `make test`.
+audit-deps: | $(UV)
+	$(UV) export --frozen --all-extras --no-emit-project --format requirements-txt \
+		--quiet -o .tools/locked-requirements.txt
+	$(UV) tool run pip-audit --strict --disable-pip --require-hashes -r .tools/locked-requirements.txt
+
+# Re-resolve after editing dependencies in pyproject.toml; `make lock LOCK_ARGS=--upgrade`
+# moves every package to its newest allowed version.
+lock: | $(UV)
+	$(UV) lock $(LOCK_ARGS)
 
 config.toml: | $(STAMP)
 	$(BIN)/bot init
 
-run: $(STAMP) config.toml
+run: lock-check $(STAMP) config.toml
 	$(BIN)/bot serve
 
 debs:
@@ -32,7 +67,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) debs lint
+test: lock-check $(STAMP) debs lint
 	$(BIN)/pytest
 
 # Speed, side by side with nginx and a bare endpoint in one run (~10 min); not part of `make test`.
@@ -40,5 +75,18 @@ bench: $(STAMP)
 	@TEST_DEBS="$(BENCH_DEBS)" sh .ci/ensure-debs
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+# The deployment check (~6 min from a cold cache here, ~2 with cached images; not part of
+# `make test`): the image from docker/Dockerfile in docker/compose.yaml under podman, checked
+# through nginx (deploy/). Base images are pulled, or built as stand-ins (deploy/standins.sh).
+test-deploy: export CONTAINERS_CONF := $(CURDIR)/deploy/containers.conf
+test-deploy: $(STAMP)
+	@TEST_DEBS="$(DEPLOY_DEBS)" sh .ci/ensure-debs
+	sh deploy/standins.sh
+	@# The host's network and CA bundle for the build's downloads (PyPI, maybe via a TLS proxy).
+	podman build --quiet --network host \
+		-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+		-f docker/Dockerfile -t wechat-link-bot:latest .
+	$(BIN)/pytest deploy -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -36,8 +36,10 @@ lock-check: | $(UV)
 	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 
 # Exactly the locked versions (the project itself editable, with its dev extra).
+# A .venv made before the lock (python -m venv: pip, setuptools) is made again by uv.
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	@$(MAKE) --no-print-directory lock-check
+	@grep -qs '^uv = ' $(VENV)/pyvenv.cfg || rm -rf $(VENV)
 	$(UV) sync --locked --extra dev --quiet
 	touch $(STAMP)
 

@@ -88,7 +88,30 @@ class Stack:
         taken = subnets_in_use(fixed_subnets(compose))
         if taken:  # podman would refuse to create the network, with a less helpful message
             raise RuntimeError(f"subnets already used by podman networks {taken}: remove them")
+        self.create_pinned_networks(compose)
         self.compose("up", "-d", "--no-build")
+
+    def create_pinned_networks(self, compose: dict[str, Any]) -> None:
+        """Networks whose subnet the compose file pins, made first as docs/deploy.md says.
+
+        podman-compose 1.0 ignores ``ipam`` (the network would get any subnet, and the bot,
+        trusting only 172.28.0.0/24, would take nginx for the client); it uses a network that
+        exists under its ``<project>_<name>`` with the project's labels (``down`` removes it).
+        """
+        for name, network in (compose.get("networks") or {}).items():
+            for entry in ((network or {}).get("ipam") or {}).get("config", []):
+                if "subnet" in entry:
+                    run(
+                        ["podman", "network", "create", "--subnet", entry["subnet"],
+                         "--label", f"io.podman.compose.project={self.project}",
+                         "--label", f"com.docker.compose.project={self.project}",
+                         f"{self.project}_{name}"],
+                    )  # fmt: skip
+
+    def addresses(self, container: str) -> set[str]:
+        """A container's addresses on its networks."""
+        template = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+        return set(run(["podman", "inspect", "--format", template, container]).split())
 
     def down(self) -> None:
         self.compose("down", "-v", "--timeout", "5")

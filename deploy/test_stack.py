@@ -148,13 +148,22 @@ def test_two_replicas_share_dedup(stack: Stack) -> None:
 def test_spoofed_forwarded_for_is_ignored(stack: Stack) -> None:
     """Deliver 7 (seen 1, via the shipped nginx): a client-written X-Forwarded-For changes nothing.
 
-    Needs the trusted-proxy fix (branch issue-10): on code without it this check fails.
+    Checks #10's trusted proxies: only nginx, on the edge network, may name the client.
     """
     path = simulate(stack, "芝麻开门", "o_deploy_spoof")
     served = httpx.get(f"{stack.url}{path}", headers={"X-Forwarded-For": FORGED}, timeout=30)
     assert served.status_code == 200
     audit = stack.bot("audit", link_id(path), "--config", CONFIG)
-    assert FORGED not in audit, audit
+    for _ in range(20):  # the download's row lands just after its answer
+        if " served " in audit:
+            break
+        time.sleep(0.5)
+        audit = stack.bot("audit", link_id(path), "--config", CONFIG)
+    assert " served " in audit and FORGED not in audit, audit
+    # ...and nginx is trusted to name the client (the edge network has its pinned subnet): the
+    # audit shows the address nginx saw, not nginx's own.
+    nginx = stack.addresses(stack.container("nginx"))
+    assert nginx and not nginx & set(audit.split()), (nginx, audit)
     # Bad tokens under ever-changing forged addresses still count against the real one: every
     # worker of every replica keeps its own count, so enough to fill them all, and some more.
     refused = 0

@@ -19,7 +19,11 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # download clients the counting tests (#9) run for real.
 TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei aria2 curl wget
 # ...and the ones `make bench` needs: the reference server and the load generators.
-BENCH_DEBS := nginx-light wrk curl
+BENCH_DEBS := nginx-light wrk curl redis-server
+# The bench's own venv: the project plus the peers it is measured against (WeRoBot, gunicorn),
+# installed from the same lock.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 # ...and the ones `make test-deploy` needs: podman runs docker/compose.yaml, debootstrap builds
 # stand-in base images when no container registry answers, netavark + aardvark-dns give
 # containers names on every network they join (deploy/containers.conf picks them).
@@ -42,6 +46,13 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	@grep -qs '^uv = ' $(VENV)/pyvenv.cfg || rm -rf $(VENV)
 	$(UV) sync --locked --extra dev --quiet
 	touch $(STAMP)
+
+# The bench's venv: the same lock with the bench extra as well.
+$(BENCH_STAMP): pyproject.toml uv.lock | $(UV)
+	@$(MAKE) --no-print-directory lock-check
+	@grep -qs '^uv = ' $(BENCH_VENV)/pyvenv.cfg || rm -rf $(BENCH_VENV)
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --extra dev --extra bench --quiet
+	touch $(BENCH_STAMP)
 
 # Known vulnerabilities in exactly the locked versions (pip-audit from PyPI, run by uv; needs
 # PyPI's JSON API or OSV to be reachable). Not part of `make test`.
@@ -72,10 +83,11 @@ lint: $(STAMP)
 test: lock-check $(STAMP) debs lint
 	$(BIN)/pytest
 
-# Speed, side by side with nginx and a bare endpoint in one run (~10 min); not part of `make test`.
-bench: $(STAMP)
+# Speed, side by side with nginx, a bare endpoint and the peer bots in one run (~15 min);
+# not part of `make test`.
+bench: $(BENCH_STAMP)
 	@TEST_DEBS="$(BENCH_DEBS)" sh .ci/ensure-debs
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 # The deployment check (~6 min from a cold cache here, ~2 with cached images; not part of
 # `make test`): the image from docker/Dockerfile in docker/compose.yaml under podman, checked
@@ -91,4 +103,4 @@ test-deploy: $(STAMP)
 	$(BIN)/pytest deploy -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -192,11 +192,11 @@ def simulate(
     url: Annotated[str | None, typer.Option(help="webhook URL (default from config)")] = None,
 ) -> None:
     """Send a message to a running bot exactly as WeChat would, and print the reply."""
-    from bot.wechat import Codec, build_message_xml, parse_message
+    from bot.wechat import Simulator, build_message_xml, parse_message
 
     settings = _settings(config, check_files=False)
     wechat = settings.wechat
-    codec = Codec(wechat.token, wechat.app_id, wechat.encoding_aes_key)
+    codec = Simulator(wechat.token, wechat.app_id, wechat.encoding_aes_key)
     now = int(time.time())
     xml = build_message_xml(
         to_user=wechat.app_id,

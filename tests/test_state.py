@@ -26,7 +26,7 @@ from bot.links import LinkSigner
 from bot.replies import CHINA
 from bot.state import Attempt, Grant, LinkRecord, Reply, Store, store_from_url
 from bot.state.base import QUOTA_WINDOW
-from bot.wechat import Codec, parse_message
+from bot.wechat import Simulator, parse_message
 from tests.conftest import (
     AES_KEY,
     APP_ID,
@@ -43,7 +43,7 @@ from tests.conftest import (
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-CODEC = Codec(TOKEN, APP_ID, AES_KEY)
+CODEC = Simulator(TOKEN, APP_ID, AES_KEY)
 LIMITED: list[dict[str, Any]] = [
     {"match": "芝麻开门", "file": DEMO_NAME},
     {"match": "Big", "file": BIG_NAME, "max_downloads": 1},

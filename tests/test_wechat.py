@@ -10,7 +10,15 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.errors import MessageError, SignatureError
-from bot.wechat import Codec, Message, build_message_xml, parse_message, signature, text_reply
+from bot.wechat import (
+    Codec,
+    Message,
+    Simulator,
+    build_message_xml,
+    parse_message,
+    signature,
+    text_reply,
+)
 
 # Tencent's official crypto sample.
 TOKEN = "pamtest"
@@ -30,8 +38,8 @@ TEXT_XML = build_message_xml(
 )
 
 
-def codec(*, key: str = AES_KEY, app_id: str = APP_ID) -> Codec:
-    return Codec(TOKEN, app_id, key, random_bytes=lambda n: PREFIX[:n])
+def codec(*, key: str = AES_KEY, app_id: str = APP_ID) -> Simulator:
+    return Simulator(TOKEN, app_id, key, random_bytes=lambda n: PREFIX[:n])
 
 
 def raw_cipher(plain: bytes) -> str:
@@ -136,7 +144,7 @@ def test_codec_refuses_bad_settings(token: str, key: str, app_id: str) -> None:
     ],
 )
 def test_request_round_trip(encrypt: bool, compatible: bool, tags: list[str]) -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     params, body = c.build_request(
         TEXT_XML, timestamp=TIMESTAMP, nonce=NONCE, encrypt=encrypt, compatible=compatible
     )
@@ -150,7 +158,7 @@ def test_request_round_trip(encrypt: bool, compatible: bool, tags: list[str]) ->
 
 
 def test_reply_round_trip() -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     reply = text_reply(to_user="oUser", from_user="gh", content="链接 ]]> ok", create_time=1)
     sealed = c.seal(reply, encrypted=True, nonce=NONCE, timestamp=TIMESTAMP)
     assert [child.tag for child in SafeET.fromstring(sealed)] == [
@@ -166,7 +174,7 @@ def test_reply_round_trip() -> None:
 
 
 def test_read_reply_checks_msg_signature() -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     sealed = c.seal(TEXT_XML, encrypted=True, nonce=NONCE, timestamp=TIMESTAMP)
     with pytest.raises(SignatureError):
         c.read_reply(sealed.replace(f"[{NONCE}]", "[other]").encode())
@@ -238,7 +246,7 @@ def test_well_formed_forged_payload_opens() -> None:
     ],
 )
 def test_open_refuses(change: dict[str, str | None], error: type[Exception], code: int) -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     params, body = c.build_request(TEXT_XML, timestamp=TIMESTAMP, nonce=NONCE, encrypt=True)
     query: dict[str, str] = {k: v for k, v in (params | change).items() if v is not None}
     with pytest.raises(error) as info:

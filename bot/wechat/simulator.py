@@ -1,0 +1,83 @@
+"""WeChat's side of the callback, for ``bot simulate`` and the tests only."""
+
+from __future__ import annotations
+
+from bot.errors import MessageError, SignatureError
+from bot.wechat.crypto import Codec, same, signature
+from bot.wechat.messages import child_text, parse_tree
+from bot.wechat.replies import cdata
+
+
+class Simulator(Codec):
+    """Builds pushes as WeChat's server sends them and reads the bot's replies (same secrets)."""
+
+    def build_request(
+        self,
+        message_xml: str,
+        *,
+        timestamp: str,
+        nonce: str,
+        encrypt: bool,
+        compatible: bool = False,
+    ) -> tuple[dict[str, str], bytes]:
+        """Query parameters and body of a push as WeChat's server would send it."""
+        sig = signature(self.token, timestamp, nonce)
+        params = {"signature": sig, "timestamp": timestamp, "nonce": nonce}
+        if not encrypt:
+            return params, message_xml.encode()
+        ciphertext = self.encrypt(message_xml)
+        params["encrypt_type"] = "aes"
+        params["msg_signature"] = signature(self.token, timestamp, nonce, ciphertext)
+        element = f"<Encrypt>{cdata(ciphertext)}</Encrypt>"
+        if compatible:
+            head, _, tail = message_xml.rstrip().rpartition("</xml>")
+            if not head or tail:
+                raise MessageError("message XML must end with </xml>")
+            return params, f"{head}{element}</xml>".encode()
+        to_user = child_text(parse_tree(message_xml), "ToUserName")
+        return params, f"<xml><ToUserName>{cdata(to_user)}</ToUserName>{element}</xml>".encode()
+
+    def read_reply(self, body: bytes) -> str:
+        """The reply XML in a response body, decrypted (MsgSignature checked) when encrypted."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MessageError(f"reply is not UTF-8: {exc}") from exc
+        if text.strip() in ("", "success"):
+            return text
+        root = parse_tree(text)
+        encrypt = child_text(root, "Encrypt")
+        if not encrypt:
+            return text
+        expected = signature(
+            self.token, child_text(root, "TimeStamp"), child_text(root, "Nonce"), encrypt
+        )
+        if not same(child_text(root, "MsgSignature"), expected):
+            raise SignatureError("reply MsgSignature does not match")
+        return self.decrypt(encrypt)
+
+
+def build_message_xml(
+    *,
+    to_user: str,
+    from_user: str,
+    create_time: int,
+    msg_type: str = "text",
+    content: str = "",
+    event: str = "",
+    event_key: str = "",
+    msg_id: str | None = None,
+) -> str:
+    """A push as WeChat's server sends it, for `bot simulate` and tests."""
+    xml = (
+        f"<xml><ToUserName>{cdata(to_user)}</ToUserName>"
+        f"<FromUserName>{cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{int(create_time)}</CreateTime><MsgType>{cdata(msg_type)}</MsgType>"
+    )
+    if msg_type == "text" or content:
+        xml += f"<Content>{cdata(content)}</Content>"
+    if msg_type == "event" or event:
+        xml += f"<Event>{cdata(event)}</Event><EventKey>{cdata(event_key)}</EventKey>"
+    if msg_id is not None:
+        xml += f"<MsgId>{cdata(msg_id)}</MsgId>"
+    return xml + "</xml>"

@@ -19,7 +19,6 @@ from bot.errors import BotError
 from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
 from bot.metrics import Metrics
-from bot.replies import Responder
 from bot.routing import Router
 from bot.slots import DownloadSlots
 from bot.state import Store, bounded, store_from_url
@@ -43,13 +42,15 @@ def build_services(
     store = store or store_from_url(settings.state.url, clock=clock)
     keyword_for_file: dict[str, str] = {}
     for keyword in settings.keywords:
-        keyword_for_file.setdefault(keyword.file, keyword.match)
+        for name in keyword.file_list:
+            keyword_for_file.setdefault(name, keyword.name)
     signer = LinkSigner(
         settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
     )
-    router = Router(settings.keywords, settings.replies)
+    router = Router(
+        settings.keywords, settings.replies, signer, settings.server.public_url, clock=clock
+    )
     metrics = Metrics()
-    responder = Responder(router, signer, settings.server.public_url)
     return Services(
         settings=settings,
         clock=clock,
@@ -63,12 +64,11 @@ def build_services(
         ),
         signer=signer,
         catalog=Catalog(settings.files.dir, keyword_for_file),
-        responder=responder,
         pages=Pages(),
         keyword_for_file=keyword_for_file,
         store=store,
         answerer=Answerer(
-            responder,
+            router,
             store,
             per_hour=settings.limits.links_per_user_per_hour,
             clock=clock,

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -19,7 +20,7 @@ from bot.config import Settings, config_path, load_settings
 from bot.errors import BotError, ConfigError
 
 if TYPE_CHECKING:
-    from bot.state import Store
+    from bot.state import LinkRecord, Store
 
 T = TypeVar("T")
 
@@ -34,6 +35,12 @@ EXAMPLE = "config.example.toml"
 
 def _fail(exc: BotError) -> typer.Exit:
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _usage(problem: str) -> typer.Exit:
+    """A wrong command line (not a configuration problem): exit 2."""
+    typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
     return typer.Exit(2)
 
 
@@ -61,6 +68,10 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     except BotError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+
+
+async def _record(record: LinkRecord, store: Store) -> None:
+    await store.record_link(record, 0)
 
 
 def _example_text() -> str:
@@ -155,32 +166,32 @@ def link(
     config: ConfigOpt = None,
     user: Annotated[str, typer.Option(help="openid to log as the requester")] = "cli",
 ) -> None:
-    """Print a fresh download URL for a keyword."""
-    from bot.links import LinkSigner
-    from bot.routing import normalize
-
-    settings = _settings(config)
-    match = [k for k in settings.keywords if normalize(k.match) == normalize(keyword)]
-    if not match:
-        raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
+    """Print a fresh download URL for a keyword (one per file of its rule)."""
+    from bot.links import LinkSigner, link_url
+    from bot.rules import RuleBook
     from bot.state import LinkRecord
 
-    files = [k.file for k in settings.keywords]
+    settings = _settings(config)
+    rule = RuleBook(settings.keywords).for_text(keyword)
+    if rule is None or not rule.settings.file_list:
+        raise _usage(f"no keyword {keyword!r} gives a file; `bot check` lists them")
+    files = [name for k in settings.keywords for name in k.file_list]
     signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, files=files)
-    token, issued = signer.issue(match[0].file)
-    record = LinkRecord(
-        issued.link_id,
-        user,
-        match[0].match,
-        match[0].file,
-        issued.issued_at.timestamp(),
-        issued.expires_at.timestamp(),
-    )
-    _with_store(settings, lambda store: store.record_link(record, 0))
-    typer.echo(f"{settings.server.public_url}/d/{token}")
-    typer.echo(
-        f"link {issued.link_id} for {user}, expires {issued.expires_at.isoformat()}", err=True
-    )
+    for name in rule.settings.file_list:
+        token, issued = signer.issue(name)
+        record = LinkRecord(
+            issued.link_id,
+            user,
+            rule.settings.name,
+            name,
+            issued.issued_at.timestamp(),
+            issued.expires_at.timestamp(),
+        )
+        _with_store(settings, partial(_record, record))
+        typer.echo(link_url(settings.server.public_url, token))
+        typer.echo(
+            f"link {issued.link_id} for {user}, expires {issued.expires_at.isoformat()}", err=True
+        )
 
 
 @app.command()

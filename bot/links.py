@@ -104,6 +104,11 @@ class LinkSigner:
         return link_id, self._files[ref]
 
 
+def link_url(public_url: str, token: str) -> str:
+    """The one shape of a download link: ``{public_url}/d/<token>``."""
+    return f"{public_url.rstrip('/')}/d/{token}"
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts), UTC)
 

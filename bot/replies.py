@@ -1,38 +1,10 @@
-"""What the bot says to a message: routing, link issuing and reply texts (no I/O)."""
+"""Texts the bot words outside routing (the quota refusal) and Beijing time (no I/O)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.config import KeywordSettings
-from bot.links import Link, LinkSigner
-from bot.routing import Action, Router
-from bot.wechat import Message
-
 CHINA = timezone(timedelta(hours=8))
-
-
-class Responder:
-    """Routes a parsed message and words the replies; state lives in ``bot.answers``."""
-
-    def __init__(self, router: Router, signer: LinkSigner, public_url: str) -> None:
-        self._router = router
-        self._signer = signer
-        self._base = public_url.rstrip("/") + "/d/"
-
-    def route(self, message: Message) -> Action:
-        """What to do with one message."""
-        return self._router.route(message)
-
-    def link_reply(self, keyword: KeywordSettings) -> tuple[str, Link]:
-        """A fresh link to the keyword's file and the reply text carrying it."""
-        token, link = self._signer.issue(keyword.file)
-        text = keyword.reply.format(
-            url=self._base + token,
-            filename=keyword.file,
-            minutes=max(1, self._signer.ttl // 60),
-        )
-        return text, link
 
 
 def quota_text(limit: int, retry_at: float, now: float) -> str:

@@ -242,11 +242,20 @@ def test_same_message_three_times_at_once_gets_one_link(
 def test_retry_waits_for_the_first_attempts_answer(start: Start, clock: Clock) -> None:
     server = start()
     # Another worker has claimed msg 77 and is still answering it.
-    assert with_store(server.settings, lambda s: s.claim_message("msg:77", 60), clock) is None
+    assert (
+        with_store(
+            server.settings, lambda s: s.claim_message("msg:gh_account:o_follower_1:77", 60), clock
+        )
+        is None
+    )
 
     def answer_later() -> None:
         time.sleep(0.5)
-        with_store(server.settings, lambda s: s.save_reply("msg:77", "第一次的回答", 60), clock)
+        with_store(
+            server.settings,
+            lambda s: s.save_reply("msg:gh_account:o_follower_1:77", "第一次的回答", 60),
+            clock,
+        )
 
     helper = threading.Thread(target=answer_later)
     helper.start()
@@ -259,7 +268,12 @@ def test_retry_still_pending_at_the_deadline_gets_success(
     start: Start, clock: Clock, logs: LogCapture
 ) -> None:
     server = start()
-    assert with_store(server.settings, lambda s: s.claim_message("msg:78", 60), clock) is None
+    assert (
+        with_store(
+            server.settings, lambda s: s.claim_message("msg:gh_account:o_follower_1:78", 60), clock
+        )
+        is None
+    )
     began = time.monotonic()
     response = post(server.url, msg_id="78", timestamp=clock())
     elapsed = time.monotonic() - began

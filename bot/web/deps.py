@@ -12,7 +12,6 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.links import Clock, LinkSigner
 from bot.metrics import Metrics
-from bot.replies import Responder
 from bot.slots import DownloadSlots
 from bot.throttle import BadTokenLimit
 from bot.web.pages import Pages
@@ -41,7 +40,6 @@ class Services:
     codec: Codec
     signer: LinkSigner
     catalog: Catalog
-    responder: Responder
     pages: Pages
     keyword_for_file: dict[str, str]
     store: Store

@@ -33,8 +33,9 @@ def download_limits(settings: Settings) -> dict[str, int]:
         limit = (
             settings.links.max_downloads if keyword.max_downloads is None else keyword.max_downloads
         )
-        known = limits.get(keyword.file)
-        limits[keyword.file] = limit if not known else min(known, limit or known)
+        for name in keyword.file_list:
+            known = limits.get(name)
+            limits[name] = limit if not known else min(known, limit or known)
     return limits
 
 

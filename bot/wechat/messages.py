@@ -26,14 +26,19 @@ class Message:
     content: str = ""
     event: str = ""
     event_key: str = ""
+    recognition: str = ""  # a voice message's text, when 语音识别 is on
+    scan_result: str = ""  # scancode_waitmsg: what the menu's scanner read
 
     @property
     def dedup_key(self) -> str:
-        """Key under which WeChat's retries of this message or event are recognised."""
+        """Key under which WeChat's retries of this message or event are recognised.
+
+        Account + sender + MsgId: MsgId alone has been seen to collide across followers.
+        """
         if self.msg_id:
-            return f"msg:{self.msg_id}"
+            return f"msg:{self.target}:{self.source}:{self.msg_id}"
         event = self.event or self.type  # a message without MsgId falls back to the event form
-        return f"evt:{self.source}:{self.create_time}:{event}:{self.event_key}"
+        return f"evt:{self.target}:{self.source}:{self.create_time}:{event}:{self.event_key}"
 
 
 def parse_tree(xml: bytes | str) -> Element:
@@ -82,6 +87,8 @@ def parse_message(xml: bytes | str) -> Message:
             content=fields.get("Content", ""),
             event=event or (fields.get("Event", "").strip().lower() if is_event else ""),
             event_key=fields.get("EventKey", "") if is_event else "",
+            recognition=fields.get("Recognition", "") if msg_type == "voice" else "",
+            scan_result=(root.findtext("ScanCodeInfo/ScanResult") or "") if is_event else "",
         )
     except MessageError:
         raise

@@ -67,6 +67,8 @@ def build_message_xml(
     event: str = "",
     event_key: str = "",
     msg_id: str | None = None,
+    recognition: str | None = None,
+    scan_result: str = "",
 ) -> str:
     """A push as WeChat's server sends it, for `bot simulate` and tests."""
     xml = (
@@ -78,6 +80,14 @@ def build_message_xml(
         xml += f"<Content>{cdata(content)}</Content>"
     if msg_type == "event" or event:
         xml += f"<Event>{cdata(event)}</Event><EventKey>{cdata(event_key)}</EventKey>"
+    if recognition is not None:  # a voice message with 语音识别 on
+        xml += "<MediaId><![CDATA[media]]></MediaId><Format><![CDATA[amr]]></Format>"
+        xml += f"<Recognition>{cdata(recognition)}</Recognition>"
+    if scan_result:  # scancode_waitmsg / scancode_push
+        xml += (
+            "<ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType>"
+            f"<ScanResult>{cdata(scan_result)}</ScanResult></ScanCodeInfo>"
+        )
     if msg_id is not None:
         xml += f"<MsgId>{cdata(msg_id)}</MsgId>"
     return xml + "</xml>"

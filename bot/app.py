@@ -7,19 +7,19 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from loguru import logger
 
 from bot import __version__
 from bot.answers import Answerer
-from bot.catalog import Catalog
-from bot.config import Settings, load_settings
+from bot.config import Settings, config_path, load_settings
 from bot.errors import BotError
-from bot.links import Clock, LinkSigner
+from bot.links import Clock
 from bot.logs import setup_logging
 from bot.metrics import Metrics
-from bot.routing import Router
+from bot.reload import listen_for_reload, rule_parts
 from bot.slots import DownloadSlots
 from bot.state import Store, bounded, store_from_url
 from bot.throttle import BadTokenLimit
@@ -40,16 +40,7 @@ def build_services(
 ) -> Services:
     """Everything derived from settings, prepared once (the store is opened by the lifespan)."""
     store = store or store_from_url(settings.state.url, clock=clock)
-    keyword_for_file: dict[str, str] = {}
-    for keyword in settings.keywords:
-        for name in keyword.file_list:
-            keyword_for_file.setdefault(name, keyword.name)
-    signer = LinkSigner(
-        settings.links.secret_keys, settings.links.ttl_seconds, files=keyword_for_file, clock=clock
-    )
-    router = Router(
-        settings.keywords, settings.replies, signer, settings.server.public_url, clock=clock
-    )
+    parts = rule_parts(settings, clock)
     metrics = Metrics()
     return Services(
         settings=settings,
@@ -62,13 +53,13 @@ def build_services(
             max_clock_skew=settings.wechat.max_clock_skew,
             require_encryption=settings.wechat.require_encryption,
         ),
-        signer=signer,
-        catalog=Catalog(settings.files.dir, keyword_for_file),
+        signer=parts.signer,
+        catalog=parts.catalog,
         pages=Pages(),
-        keyword_for_file=keyword_for_file,
+        keyword_for_file=parts.keyword_for_file,
         store=store,
         answerer=Answerer(
-            router,
+            parts.router,
             store,
             per_hour=settings.limits.links_per_user_per_hour,
             clock=clock,
@@ -108,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.sleep(PRUNE_EVERY)
 
     pruner = asyncio.create_task(prune_periodically())
+    listen_for_reload(app, app.state.config)
     try:
         yield
     finally:
@@ -117,9 +109,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock = time.time, store: Store | None = None
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    store: Store | None = None,
+    config: Path | None = None,
 ) -> FastAPI:
-    """The bot's ASGI app for these settings (``store`` defaults to ``[state] url``)."""
+    """The bot's ASGI app for these settings (``store`` defaults to ``[state] url``).
+
+    With ``config`` (the file the settings came from), SIGHUP reloads its rules.
+    """
     app = FastAPI(
         title="wechat-link-bot",
         version=__version__,
@@ -129,6 +128,7 @@ def create_app(
         lifespan=lifespan,
     )
     services = app.state.services = build_services(settings, clock=clock, store=store)
+    app.state.config = config
     install_error_handlers(app)
     app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)
     app.include_router(webhook_router(settings.wechat.path))
@@ -149,6 +149,6 @@ def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from ``$BOT_CONFIG``."""
     settings = load_settings()
     setup_logging(settings.log)
-    app = create_app(settings)
+    app = create_app(settings, config=config_path())
     settle_memory()
     return app

@@ -112,6 +112,7 @@ def serve(
     """Run the bot under uvicorn."""
     from bot.app import create_app, settle_memory
     from bot.logs import setup_logging
+    from bot.reload import ReloadingSupervisor, forget_server, note_server
 
     settings = _settings(config)
     setup_logging(settings.log)
@@ -128,19 +129,46 @@ def serve(
         # The bot logs each link and download itself; uvicorn's line per request only at DEBUG.
         "access_log": settings.log.level in ("TRACE", "DEBUG"),
     }
-    if workers == 1:
-        app = create_app(settings)
-        settle_memory()
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
-        return
-    # Worker processes rebuild the same settings from the same file.
-    os.environ["BOT_CONFIG"] = str(config_path(config).resolve())
-    uvicorn.run(
-        "bot.app:app_from_environment",
-        factory=True,
-        workers=workers,
-        **common,  # type: ignore[arg-type]
-    )
+    path = config_path(config).resolve()
+    note_server(path)  # `bot reload` finds this process through it
+    try:
+        if workers == 1:
+            app = create_app(settings, config=path)
+            settle_memory()
+            uvicorn.run(app, **common)  # type: ignore[arg-type]
+            return
+        # Worker processes rebuild the same settings from the same file.
+        os.environ["BOT_CONFIG"] = str(path)
+        supervised = uvicorn.Config(
+            "bot.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            **common,  # type: ignore[arg-type]
+        )
+        ReloadingSupervisor(supervised, sockets=[supervised.bind_socket()]).run()
+    finally:
+        forget_server(path)
+
+
+@app.command()
+def reload(config: ConfigOpt = None) -> None:
+    """Make the running bot re-read its rules, replies and files (checks the config first)."""
+    import signal
+
+    from bot.reload import pid_file, running_server
+
+    path = config_path(config).resolve()
+    _settings(path)  # a config that fails validation is refused here, with the reason (exit 2)
+    pid = running_server(path)
+    if pid is None:
+        typer.secho(
+            f"error: no running `bot serve` for {path} ({pid_file(path)} names none)",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+    os.kill(pid, signal.SIGHUP)
+    typer.echo(f"asked the bot (pid {pid}) to reload {path}")
 
 
 @app.command()

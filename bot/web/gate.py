@@ -82,6 +82,10 @@ class Gate:
         self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
 
+    def use_limits(self, limits: dict[str, int]) -> None:
+        """Downloads per link for each file, from now on (a reload of the rules)."""
+        self._limits = limits
+
     async def admit(
         self, link: Link, info: FileInfo, request: Request, response: FileResponse
     ) -> Admission:

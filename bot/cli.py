@@ -24,7 +24,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+OWNER_HELP = (
+    "Your WeChat official account's bot: it answers followers' keywords, menu taps and QR scans "
+    "with short-lived download links.\n\n"
+    "Start with `bot init` (writes config.toml), edit the rules in it (the keywords tables) and "
+    "check them with `bot check`. Run `bot serve`, and try it with `bot simulate 芝麻开门`. "
+    "After editing the rules of a running bot, `bot reload` applies them without a restart."
+)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=OWNER_HELP)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -109,7 +116,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="overrides server.port")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
-    """Run the bot under uvicorn."""
+    """Run the bot: answer WeChat and serve the download links."""
     from bot.app import create_app, settle_memory
     from bot.logs import setup_logging
     from bot.reload import ReloadingSupervisor, forget_server, note_server
@@ -173,7 +180,7 @@ def reload(config: ConfigOpt = None) -> None:
 
 @app.command()
 def check(config: ConfigOpt = None) -> None:
-    """Validate the configuration and list keyword → file."""
+    """Check config.toml and list every rule: what triggers it, which files, limit, window."""
     settings = _settings(config)
     mode = "safe/compatible (AES)" if settings.wechat.encoding_aes_key else "plaintext"
     typer.echo(f"config ok: {config_path(config)}")
@@ -181,11 +188,9 @@ def check(config: ConfigOpt = None) -> None:
     typer.echo(
         f"links: valid {settings.links.ttl_seconds}s, {len(settings.links.secret_keys)} key(s)"
     )
-    width = max([len(k.match) for k in settings.keywords] + [7])
-    typer.echo(f"{'keyword':<{width}}  {'size':>12}  file")
-    for keyword in settings.keywords:
-        size = (settings.files.dir / keyword.file).stat().st_size
-        typer.echo(f"{keyword.match:<{width}}  {size:>12,}  {keyword.file}")
+    from bot.ruletable import render, rows
+
+    typer.echo(render(rows(settings.keywords, settings.files.dir, settings.links.max_downloads)))
 
 
 @app.command()
@@ -224,27 +229,40 @@ def link(
 
 @app.command()
 def simulate(
-    text: Annotated[str, typer.Argument(help="message text (ignored with --event)")] = "",
+    text: Annotated[str, typer.Argument(help="what the follower types")] = "",
     config: ConfigOpt = None,
-    event: Annotated[str | None, typer.Option(help="send an event instead, e.g. subscribe")] = None,
-    user: Annotated[str, typer.Option(help="FromUserName (follower openid)")] = "o_simulated_user",
+    event: Annotated[
+        str | None, typer.Option(help="an event instead, e.g. subscribe (a new follower)")
+    ] = None,
+    click: Annotated[str | None, typer.Option(help="tap the menu button with this key")] = None,
+    scan: Annotated[
+        str | None, typer.Option(help="scan the QR code of this scene (add --event subscribe)")
+    ] = None,
+    voice: Annotated[str | None, typer.Option(help="a voice message recognised as TEXT")] = None,
+    user: Annotated[str, typer.Option(help="the follower's openid")] = "o_simulated_user",
     url: Annotated[str | None, typer.Option(help="webhook URL (default from config)")] = None,
 ) -> None:
-    """Send a message to a running bot exactly as WeChat would, and print the reply."""
-    from bot.wechat import Simulator, build_message_xml, parse_message
+    """Play a follower: send a message, menu tap or QR scan as WeChat would; print the reply."""
+    from bot.wechat.simulator import Simulator, describe_reply, follower_push
 
+    if sum(x is not None for x in (click, scan, voice)) > 1:
+        raise _usage("give at most one of --click, --scan, --voice")
+    if event and (click is not None or voice is not None):
+        raise _usage("--event goes with --scan only")
     settings = _settings(config, check_files=False)
     wechat = settings.wechat
     codec = Simulator(wechat.token, wechat.app_id, wechat.encoding_aes_key)
     now = int(time.time())
-    xml = build_message_xml(
-        to_user=wechat.app_id,
-        from_user=user,
-        create_time=now,
-        msg_type="event" if event else "text",
-        content="" if event else text,
-        event=event or "",
-        msg_id=None if event else str(secrets.randbits(62)),
+    xml = follower_push(
+        account=wechat.app_id,
+        user=user,
+        now=now,
+        msg_id=str(secrets.randbits(62)),
+        text=text,
+        event=event,
+        click=click,
+        scan=scan,
+        voice=voice,
     )
     params, body = codec.build_request(
         xml, timestamp=str(now), nonce=secrets.token_hex(5), encrypt=codec.encrypted
@@ -259,11 +277,7 @@ def simulate(
     if response.status_code != 200:
         typer.secho(f"error: HTTP {response.status_code}: {response.text}", err=True, fg="red")
         raise typer.Exit(1)
-    if response.content in (b"success", b""):
-        typer.echo("(no reply: success)")
-        return
-    reply = parse_message(codec.read_reply(response.content))
-    typer.echo(reply.content)
+    typer.echo(describe_reply(codec.read_reply(response.content)))
 
 
 @app.command()
@@ -275,7 +289,7 @@ def revoke(
 ) -> None:
     """Revoke links: later requests for them get 410 link_revoked."""
     if sum(x is not None for x in (link_id, user, file)) != 1:
-        raise _fail(ConfigError("revoke", "give exactly one of LINK_ID, --user, --file"))
+        raise _usage("give exactly one of LINK_ID, --user, --file")
     settings = _settings(config, check_files=False)
 
     async def work(store: Store) -> tuple[int, int]:
@@ -298,7 +312,7 @@ def stats(
     try:
         start = time.time() - parse_duration(since) if since else 0.0
     except ValueError as exc:
-        raise _fail(ConfigError("--since", str(exc))) from None
+        raise _usage(f"--since: {exc}") from None
 
     async def work(store: Store) -> str:
         links, attempts = await store.links_since(start), await store.attempts_since(start)

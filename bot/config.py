@@ -22,6 +22,8 @@ DEFAULT_WELCOME = "感谢关注！发送下面的关键词获取文件：\n{keyw
 DEFAULT_HELP = "没有找到这个关键词。可以发送：\n{keywords}"
 PLACEHOLDERS = {"", "change-me", "changeme", "change_me", "placeholder", "secret", "token", "xxx"}
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
+# config.example.toml's AppID and the like: refused when real pushes would have to match it.
+_PLACEHOLDER_APP_ID = re.compile(r"^(wx0+|wx_?x+|wx_?app_?id|appid|change[-_]?me)$", re.I)
 
 
 class _Section(BaseModel):
@@ -219,6 +221,13 @@ def _check_secrets(settings: Settings) -> None:
             "wechat.app_id", "is empty", "copy the AppID (wx…) from the 公众号 admin page"
         )
     aes = settings.wechat.encoding_aes_key
+    if aes and _PLACEHOLDER_APP_ID.match(settings.wechat.app_id):
+        raise ConfigError(
+            "wechat.app_id",
+            f"is the placeholder {settings.wechat.app_id!r} while an EncodingAESKey is set: "
+            "every encrypted push would fail with -40005 (appid mismatch)",
+            "copy the AppID (wx…) from the 公众号 admin page (基本配置)",
+        )
     if aes and not re.fullmatch(r"[A-Za-z0-9]{43}", aes):
         raise ConfigError(
             "wechat.encoding_aes_key",

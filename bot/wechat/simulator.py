@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.errors import MessageError, SignatureError
 from bot.wechat.crypto import Codec, same, signature
 from bot.wechat.messages import child_text, parse_tree
@@ -91,3 +93,47 @@ def build_message_xml(
     if msg_id is not None:
         xml += f"<MsgId>{cdata(msg_id)}</MsgId>"
     return xml + "</xml>"
+
+
+def follower_push(
+    *,
+    account: str,
+    user: str,
+    now: int,
+    msg_id: str,
+    text: str = "",
+    event: str | None = None,
+    click: str | None = None,
+    scan: str | None = None,
+    voice: str | None = None,
+) -> str:
+    """What a follower's action pushes: a text, a voice, a menu click, a QR scan, an event."""
+    fields: dict[str, Any] = {"content": text, "msg_id": msg_id}
+    if voice is not None:
+        fields = {"msg_type": "voice", "msg_id": msg_id, "recognition": voice}
+    key = ""
+    if click is not None:
+        event, key = "CLICK", click
+    elif scan is not None:  # a follower scanning again; with --event subscribe, a new one
+        event = event or "SCAN"
+        key = f"qrscene_{scan}" if event.lower() == "subscribe" else scan
+    if event:
+        fields = {"msg_type": "event", "event": event, "event_key": key}
+    return build_message_xml(to_user=account, from_user=user, create_time=now, **fields)
+
+
+def describe_reply(xml: str) -> str:
+    """A reply as a person reads it: the text, or a news card's title, description and link."""
+    if xml.strip() in ("", "success"):
+        return "(no reply: success)"
+    root = parse_tree(xml)
+    if child_text(root, "MsgType") != "news":
+        return child_text(root, "Content")
+    cards = []
+    for item in root.iterfind("Articles/item"):
+        lines = [f"[图文] {child_text(item, 'Title')}", child_text(item, "Description")]
+        lines.append(f"→ {child_text(item, 'Url')}")
+        if child_text(item, "PicUrl"):
+            lines.append(f"(picture {child_text(item, 'PicUrl')})")
+        cards.append("\n".join(line for line in lines if line))
+    return "\n\n".join(cards)

@@ -46,10 +46,10 @@ def rule_parts(
     settings: Settings, clock: Clock, keep_files: frozenset[str] = frozenset()
 ) -> RuleParts:
     """Router, signer and catalogue for these rules; links to ``keep_files`` keep working."""
-    keyword_for_file: dict[str, str] = {}
-    for keyword in settings.keywords:
+    keyword_for_file: dict[str, str] = {}  # what pages tell a follower to send again
+    for keyword in sorted(settings.keywords, key=lambda k: not k.aliases):  # typable ones first
         for name in keyword.file_list:
-            keyword_for_file.setdefault(name, keyword.name)
+            keyword_for_file.setdefault(name, keyword.aliases[0] if keyword.aliases else "")
     files = set(keyword_for_file) | keep_files
     signer = LinkSigner(
         settings.links.secret_keys, settings.links.ttl_seconds, files=files, clock=clock

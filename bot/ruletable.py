@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.rule_settings import KeywordSettings, window_text
 
-HEADER = ("triggers", "gives", "size", "limit", "window")
+HEADER = ("triggers", "size", "gives", "limit", "window")
 
 
 def display_width(text: str) -> int:
@@ -49,10 +49,10 @@ def rows(
         style = "" if rule.style == "text" else f" [{rule.style}]"
         first = triggers(rule)
         if not rule.file_list:
-            table.append((first, "text reply" + style, "", "", window))
+            table.append((first, "", "text reply" + style, "", window))
         for name in rule.file_list:
             size = f"{(files_dir / name).stat().st_size:,}"
-            table.append((first, name + style, size, str(limit or "∞"), window))
+            table.append((first, size, name + style, str(limit or "∞"), window))
             first = ""
     return table
 
@@ -63,6 +63,6 @@ def render(table: list[tuple[str, ...]]) -> str:
     widths = [max(display_width(row[i]) for row in everything) for i in range(len(HEADER))]
     lines = []
     for row in everything:
-        cells = [pad(cell, widths[i], right=i in (2, 3)) for i, cell in enumerate(row)]
+        cells = [pad(cell, widths[i], right=i in (1, 3)) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import load_settings
 from bot.ruletable import display_width
 from tests.conftest import AES_KEY, BIG_NAME, DEMO_NAME, free_port, write_config
 from tests.test_cli import bot
@@ -127,3 +128,27 @@ def test_simulate_clicks_scans_voice_and_reads_a_news_card(tmp_path: Path, files
         card = simulate("卡片")
         assert card.startswith("[图文] 安装包\n点我\n→ http://127.0.0.1:") and "<xml>" not in card
         assert simulate("--voice", "") == "(no reply: success)\n"
+
+
+def test_example_rules_load_when_switched_on(tmp_path: Path, files_dir: Path) -> None:
+    """Issue #11 deliver 7: config.example.toml's commented rules are valid once uncommented."""
+    text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text("utf-8")
+    head, rest = text.split("# More rules, commented out", 1)
+    block, tail = rest.split("[replies]", 1)
+    block = "\n".join(
+        line if line.startswith("##") else line.removeprefix("# ")
+        for line in block.splitlines()[1:]
+    )
+    text = head + block + "\n[replies]" + tail
+    text = text.replace('token = "CHANGE-ME"', 'token = "abc123"').replace(
+        'secret_keys = ["CHANGE-ME"]', 'secret_keys = ["0123456789abcdef0123"]'
+    )
+    config = tmp_path / "example.toml"
+    config.write_text(text, encoding="utf-8")
+    settings = load_settings(config)
+    kinds = {
+        (r.mode, r.style, bool(r.click), bool(r.scene), bool(r.active_from))
+        for r in settings.keywords
+    }
+    assert len(settings.keywords) == 7 and len(kinds) == 7
+    assert settings.keywords[1].aliases == ["使用说明", "manual", "说明书"]

@@ -135,10 +135,9 @@ def test_example_rules_load_when_switched_on(tmp_path: Path, files_dir: Path) ->
     text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text("utf-8")
     head, rest = text.split("# More rules, commented out", 1)
     block, tail = rest.split("[replies]", 1)
-    block = "\n".join(
-        line if line.startswith("##") else line.removeprefix("# ")
-        for line in block.splitlines()[1:]
-    )
+    lines = block.splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("##")) :]
+    block = "\n".join(line if line.startswith("##") else line.removeprefix("# ") for line in lines)
     text = head + block + "\n[replies]" + tail
     text = text.replace('token = "CHANGE-ME"', 'token = "abc123"').replace(
         'secret_keys = ["CHANGE-ME"]', 'secret_keys = ["0123456789abcdef0123"]'

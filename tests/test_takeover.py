@@ -193,3 +193,16 @@ def test_same_msgid_from_two_followers_is_two_messages(
         )
     )
     assert account.content == "每天 9:00-18:00"
+
+
+def test_tappable_keywords_in_welcome(
+    tmp_path: Path, files_dir: Path, serve: Callable[..., RunningServer]
+) -> None:
+    """Issue #11 deliver 2: `[replies] tappable` renders each keyword as a bizmsgmenu link."""
+    replies = {**REPLIES, "welcome": "欢迎！{keywords}", "tappable": True}
+    server = serve(load_settings(write_config(tmp_path, keywords=RULES, replies=replies)))
+    welcome = reply_of(push(server, encrypt=True, msg_type="event", event="subscribe")).content
+    assert welcome.splitlines()[0] == (
+        '欢迎！· <a href="weixin://bizmsgmenu?msgmenucontent=芝麻开门&msgmenuid=1">芝麻开门</a>'
+    )
+    assert "msgmenucontent=下载&msgmenuid=" in welcome and "MENU_BIG" not in welcome

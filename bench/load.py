@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bench.servers import AES_KEY, APP_ID, KEYWORD, TOKEN
-from bot.wechat import Codec, build_message_xml
+from bot.wechat import Simulator, build_message_xml
 
 LUA = Path(__file__).resolve().parent / "wrk.lua"
 
@@ -101,7 +101,7 @@ def slow_clients(
 
 def write_pushes(path: Path, *, count: int, encrypt: bool) -> Path:
     """``count`` distinct, freshly signed keyword pushes (plaintext or safe mode) for wrk.lua."""
-    codec = Codec(TOKEN, APP_ID, AES_KEY)
+    codec = Simulator(TOKEN, APP_ID, AES_KEY)
     now = int(time.time())
     run = secrets.randbits(30)
     lines = []

@@ -80,7 +80,7 @@ def _ago(seconds: float) -> str:
 def _expired(exc: LinkExpired, services: Services) -> dict[str, object]:
     services.metrics.expired.inc()
     ago = services.clock() - exc.expired_at.timestamp()
-    keyword = exc.keyword or services.keyword_for_file.get(exc.file_key, "")
+    keyword = services.keyword_to_send(exc.keyword, exc.file_key)
     return {
         "description": f"请重新发送关键词 {keyword}".strip(),
         "expired_at": exc.expired_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
@@ -100,7 +100,7 @@ def _bad_token(exc: LinkInvalid, services: Services) -> dict[str, object]:
 def _used_up(exc: LinkExhausted | LinkRevoked, services: Services) -> dict[str, object]:
     limit = exc.limit if isinstance(exc, LinkExhausted) else 0
     return {
-        "keyword": exc.keyword or services.keyword_for_file.get(exc.file_key, ""),
+        "keyword": services.keyword_to_send(exc.keyword, exc.file_key),
         "max_downloads": limit,
     }
 

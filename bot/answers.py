@@ -12,8 +12,9 @@ from typing import Protocol, TypeVar
 from loguru import logger
 
 from bot.errors import StoreUnavailable
-from bot.links import Clock
+from bot.links import Clock, Link
 from bot.metrics import Metrics
+from bot.pickup import PickupCodes, mask, reserve
 from bot.replies import Responder, quota_text
 from bot.routing import SendLink, SendText
 from bot.state import LinkRecord, Reply, Store, bounded
@@ -69,6 +70,7 @@ class Draft:
     text: str | None
     record: LinkRecord | None = None
     expires: str = ""
+    code: str = ""  # the pick-up code reserved for the link, if any
 
 
 class Answerer:
@@ -83,8 +85,10 @@ class Answerer:
         clock: Clock = time.time,
         deadline: float = DEADLINE,
         metrics: Metrics | None = None,
+        codes: PickupCodes | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._codes = codes
         self._responder = responder
         self._store = store
         self._per_hour = per_hour
@@ -97,10 +101,12 @@ class Answerer:
         deadline = time.monotonic() + self._deadline
         key = message.dedup_key
         while True:
-            draft = self._draft(message)  # signed before the claim: one store trip
+            draft = await self._draft(message, deadline)  # signed (and coded) before the claim
             replies, prior = await self._claim(key, draft, deadline)
             if prior is None:
                 return self._issued(message, draft)
+            if draft.code and self._codes is not None:  # this draft's link is never sent
+                await self._quietly(self._codes.drop_code(draft.code), deadline)
             if isinstance(prior, float):
                 return await self._refuse(message, prior, deadline)
             reply = await self._wait(key, prior, replies, deadline)
@@ -111,15 +117,17 @@ class Answerer:
                 return None
             # The first attempt's claim is gone (expired, or lost with the store): answer it.
 
-    def _draft(self, message: Message) -> Draft:
-        """The answer if this attempt is the first (pure: routing and signing)."""
+    async def _draft(self, message: Message, deadline: float) -> Draft:
+        """The answer if this attempt is the first (routing, signing, a pick-up code)."""
         action = self._responder.route(message)
         if isinstance(action, SendText):
             return Draft(action.text)
         if not isinstance(action, SendLink):
             return Draft(None)
         keyword = action.keyword
-        text, link = self._responder.link_reply(keyword)
+        token, link = self._responder.issue(keyword)
+        code = await self._pickup_code(token, link, deadline)
+        text = self._responder.link_text(keyword, token, code)
         record = LinkRecord(
             link.link_id,
             message.source,
@@ -128,7 +136,17 @@ class Answerer:
             link.issued_at.timestamp(),
             link.expires_at.timestamp(),
         )
-        return Draft(text, record, link.expires_at.isoformat())
+        return Draft(text, record, link.expires_at.isoformat(), code)
+
+    async def _pickup_code(self, token: str, link: Link, deadline: float) -> str:
+        """A stored pick-up code for the link; "" (the reply goes without) when off or failing."""
+        if self._codes is None or not self._responder.pickup_codes:
+            return ""
+        try:
+            return await self._bounded(reserve(self._codes, token, link), deadline)
+        except StoreUnavailable as exc:
+            logger.error("link {} goes without a pick-up code: {}", link.link_id, exc)
+            return ""
 
     async def _claim(
         self, key: str, draft: Draft, deadline: float
@@ -157,12 +175,13 @@ class Answerer:
         link = draft.record
         if link is not None:
             logger.info(
-                "link issued id={} keyword={!r} file={!r} openid={} expires={}",
+                "link issued id={} keyword={!r} file={!r} openid={} expires={} code={}",
                 link.link_id,
                 link.keyword,
                 link.file,
                 message.source,
                 draft.expires,
+                mask(draft.code),
             )
             self._metrics.links_issued.labels(link.keyword).inc()
         return draft.text

@@ -16,7 +16,10 @@ from bot.errors import ConfigError
 from bot.state import sqlite_path
 
 DEFAULT_CONFIG = Path("config.toml")
-DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}"
+DEFAULT_REPLY = (
+    "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}"
+    "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"
+)
 DEFAULT_WELCOME = "感谢关注！发送下面的关键词获取文件：\n{keywords}"
 DEFAULT_HELP = "没有找到这个关键词。可以发送：\n{keywords}"
 PLACEHOLDERS = {"", "change-me", "changeme", "change_me", "placeholder", "secret", "token", "xxx"}
@@ -32,6 +35,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     metrics: bool = False
+    account_name: str = Field(default="", max_length=64)
 
     @field_validator("public_url")
     @classmethod
@@ -65,6 +69,7 @@ class LinksSettings(_Section):
     ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
     max_downloads: int = Field(default=0, ge=0)
     landing: Literal["wechat", "always"] = "wechat"
+    pickup_codes: bool = True
 
 
 class FilesSettings(_Section):
@@ -91,6 +96,7 @@ class LimitsSettings(_Section):
     max_concurrent_downloads: int = Field(default=64, ge=0)
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)
+    wrong_codes_per_minute: int = Field(default=60, ge=0)
 
 
 class StateSettings(_Section):
@@ -221,7 +227,7 @@ def _check_secrets(settings: Settings) -> None:
 
 
 def _check_templates(settings: Settings) -> None:
-    link = {"url": "u", "filename": "f", "minutes": 10}
+    link = {"url": "u", "filename": "f", "minutes": 10, "code": "C", "pickup_url": "p"}
     checks = [(f"keywords[{i}].reply", k.reply, link) for i, k in enumerate(settings.keywords)]
     checks += [
         ("replies.welcome", settings.replies.welcome, {"keywords": "k"}),

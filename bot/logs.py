@@ -14,11 +14,12 @@ FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
 # Request lines (uvicorn's access log) must not carry WeChat's signatures or whole link tokens.
 _SIGNATURES = re.compile(r"(signature=)[^&\s\"]*", re.IGNORECASE)
 _TOKENS = re.compile(r"(/d/)[^/\s\"?#]+")
+_CODES = re.compile(r"(/k/|[?&]code=)([^/\s\"?&#]{0,2})[^/\s\"?&#]*")
 
 
 def redact(text: str) -> str:
-    """Text with ``signature``/``msg_signature`` values and ``/d/<token>`` tokens masked."""
-    return _TOKENS.sub(r"\1…", _SIGNATURES.sub(r"\1…", text))
+    """Text with signatures, ``/d/<token>`` tokens and pick-up codes (but 2 characters) masked."""
+    return _CODES.sub(r"\1\2…", _TOKENS.sub(r"\1…", _SIGNATURES.sub(r"\1…", text)))
 
 
 class InterceptHandler(logging.Handler):

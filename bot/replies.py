@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from bot.config import KeywordSettings
 from bot.links import Link, LinkSigner
+from bot.pickup import PATH as PICKUP_PATH
+from bot.pickup import link_template
 from bot.routing import Action, Router
 from bot.wechat import Message
 
@@ -15,24 +17,38 @@ CHINA = timezone(timedelta(hours=8))
 class Responder:
     """Routes a parsed message and words the replies; state lives in ``bot.answers``."""
 
-    def __init__(self, router: Router, signer: LinkSigner, public_url: str) -> None:
+    def __init__(
+        self, router: Router, signer: LinkSigner, public_url: str, *, pickup_codes: bool = False
+    ) -> None:
         self._router = router
         self._signer = signer
         self._base = public_url.rstrip("/") + "/d/"
+        self._pickup_url = public_url.rstrip("/") + PICKUP_PATH
+        self.pickup_codes = pickup_codes
 
     def route(self, message: Message) -> Action:
         """What to do with one message."""
         return self._router.route(message)
 
     def link_reply(self, keyword: KeywordSettings) -> tuple[str, Link]:
-        """A fresh link to the keyword's file and the reply text carrying it."""
-        token, link = self._signer.issue(keyword.file)
-        text = keyword.reply.format(
+        """A fresh link to the keyword's file and the reply text carrying it (no pick-up code)."""
+        token, link = self.issue(keyword)
+        return self.link_text(keyword, token), link
+
+    def issue(self, keyword: KeywordSettings) -> tuple[str, Link]:
+        """A fresh token for the keyword's file, and its link."""
+        return self._signer.issue(keyword.file)
+
+    def link_text(self, keyword: KeywordSettings, token: str, code: str = "") -> str:
+        """The reply carrying a token; lines naming {code} are left out when there is no code."""
+        template = link_template(keyword.reply, codes=bool(code))
+        return template.format(
             url=self._base + token,
             filename=keyword.file,
             minutes=max(1, self._signer.ttl // 60),
+            code=code,
+            pickup_url=self._pickup_url,
         )
-        return text, link
 
 
 def quota_text(limit: int, retry_at: float, now: float) -> str:

@@ -15,6 +15,7 @@ from bot.errors import (
     BodyRefused,
     BodyTimeout,
     BodyTooLarge,
+    CodeUnknown,
     DownloadRefused,
     EncryptionRequired,
     FileMissing,
@@ -29,6 +30,7 @@ from bot.errors import (
     TooManyBadTokens,
 )
 from bot.logs import redact
+from bot.pickup import PATH as PICKUP_PATH
 from bot.replies import CHINA
 from bot.web.deps import client_ip, get_services
 
@@ -115,6 +117,21 @@ async def link_invalid(request: Request, exc: Exception) -> Response:
         "invalid",
         title="链接无效 · Invalid link",
         description="请重新发送关键词获取链接",
+    )
+
+
+async def code_unknown(request: Request, exc: Exception) -> Response:
+    exc = cast(CodeUnknown, exc)
+    logger.warning("wrong pick-up code {} ip={}", exc.shown, client_ip(request))
+    return _page(
+        request,
+        404,
+        "code_unknown",
+        "pickup",
+        title="提取码不对或已过期 · Wrong code",
+        description="请回到公众号重新获取",
+        wrong=True,
+        action=PICKUP_PATH,
     )
 
 
@@ -230,6 +247,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register every domain-error → response mapping."""
     app.add_exception_handler(LinkExpired, link_expired)
     app.add_exception_handler(LinkInvalid, link_invalid)
+    app.add_exception_handler(CodeUnknown, code_unknown)
     app.add_exception_handler(FileMissing, file_missing)
     app.add_exception_handler(LinkExhausted, link_used_up)
     app.add_exception_handler(LinkRevoked, link_used_up)

@@ -56,5 +56,6 @@ def landing_page(
         url=f"{services.settings.server.public_url}/d/{token}",
         keyword=services.keyword_for_file.get(info.key, ""),
         in_wechat=agent is Agent.WECHAT,
+        on_desktop=agent is Agent.DESKTOP,
     )
     return HTMLResponse(html, headers=LANDING_HEADERS)

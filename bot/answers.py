@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar
 
 from loguru import logger
 
+from bot.config import KeywordSettings
 from bot.errors import StoreUnavailable
 from bot.links import Clock, Link
 from bot.metrics import Metrics
@@ -126,7 +127,7 @@ class Answerer:
             return Draft(None)
         keyword = action.keyword
         token, link = self._responder.issue(keyword)
-        code = await self._pickup_code(token, link, deadline)
+        code = await self._pickup_code(token, link, deadline) if self._wants(keyword) else ""
         text = self._responder.link_text(keyword, token, code)
         record = LinkRecord(
             link.link_id,
@@ -138,9 +139,12 @@ class Answerer:
         )
         return Draft(text, record, link.expires_at.isoformat(), code)
 
+    def _wants(self, keyword: KeywordSettings) -> bool:
+        return self._codes is not None and self._responder.wants_code(keyword)
+
     async def _pickup_code(self, token: str, link: Link, deadline: float) -> str:
-        """A stored pick-up code for the link; "" (the reply goes without) when off or failing."""
-        if self._codes is None or not self._responder.pickup_codes:
+        """A stored pick-up code for the link; "" (the reply goes without) when the store fails."""
+        if self._codes is None:
             return ""
         try:
             return await self._bounded(reserve(self._codes, token, link), deadline)

@@ -35,6 +35,10 @@ class Responder:
         token, link = self.issue(keyword)
         return self.link_text(keyword, token), link
 
+    def wants_code(self, keyword: KeywordSettings) -> bool:
+        """True when codes are on and this keyword's reply shows one."""
+        return self.pickup_codes and "{code}" in keyword.reply
+
     def issue(self, keyword: KeywordSettings) -> tuple[str, Link]:
         """A fresh token for the keyword's file, and its link."""
         return self._signer.issue(keyword.file)

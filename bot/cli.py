@@ -176,11 +176,21 @@ def link(
         issued.issued_at.timestamp(),
         issued.expires_at.timestamp(),
     )
-    _with_store(settings, lambda store: store.record_link(record, 0))
+    from bot.pickup import PATH, codes_of, reserve
+
+    async def keep(store: Store) -> str:
+        """Record the link; its pick-up code ("" when codes are off)."""
+        await store.record_link(record, 0)
+        codes = codes_of(settings.links.pickup_codes, store)
+        return await reserve(codes, token, issued) if codes else ""
+
+    code = _with_store(settings, keep)
     typer.echo(f"{settings.server.public_url}/d/{token}")
     typer.echo(
         f"link {issued.link_id} for {user}, expires {issued.expires_at.isoformat()}", err=True
     )
+    if code:
+        typer.echo(f"pick-up code {code} at {settings.server.public_url}{PATH}", err=True)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from tests.conftest import (
     write_config,
 )
 from tests.test_http import link_path, reply_text, send
-from tests.test_state import Start, start, state_url, with_store  # noqa: F401 - fixtures
+from tests.test_state import Start, bot, start, state_url, with_store  # noqa: F401 - fixtures
 from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT, MAC_WECHAT, WINDOWS_WECHAT
 
 WRONG = "提取码不对或已过期，请回到公众号重新获取"
@@ -133,6 +134,20 @@ def test_use_limits_hold_through_the_code(boot: Start, files_dir: Path) -> None:
         second = client.get(f"/k/{code}")
     assert first.content == (files_dir / BIG_NAME).read_bytes()
     assert second.status_code == 410 and "下载次数已用完" in second.text
+
+
+def test_bot_link_prints_a_code_that_works(
+    tmp_path: Path, files_dir: Path, serve: Callable[[Settings], RunningServer], clock: Clock
+) -> None:
+    clock.now = time.time()  # `bot link` runs on the real clock
+    config = write_config(tmp_path)
+    result = bot(config, "link", "芝麻开门")
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"pick-up code ([A-Z0-9]{6}) at http://127.0.0.1:8000/k", result.stderr)
+    assert match, result.stderr
+    server = serve(load_settings(config))  # another process, the same store
+    found = pick_up(server, match.group(1))
+    assert found.status_code == 302 and found.headers["location"] == link_path(result.stdout)
 
 
 def test_a_retry_gets_the_same_code(server: RunningServer) -> None:

@@ -93,6 +93,7 @@ def test_wechat_guide_countdown_and_copy(
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     page = context.new_page()
     page.clock.install(time=PAGE_TIME)
+    page.clock.pause_at(PAGE_TIME + 1000)  # the page's clock moves only by run_for (a loaded box)
     response = page.goto(url)
     assert response is not None and response.status == 200
     guide = page.locator("#guide")

@@ -72,6 +72,7 @@ class Draft:
     record: LinkRecord | None = None
     expires: str = ""
     code: str = ""  # the pick-up code reserved for the link, if any
+    store_down: bool = False  # reserving the code found the store unavailable
 
 
 class Answerer:
@@ -127,8 +128,10 @@ class Answerer:
             return Draft(None)
         keyword = action.keyword
         token, link = self._responder.issue(keyword)
-        code = await self._pickup_code(token, link, deadline) if self._wants(keyword) else ""
-        text = self._responder.link_text(keyword, token, code)
+        code: str | None = ""
+        if self._wants(keyword):
+            code = await self._pickup_code(token, link, deadline)
+        text = self._responder.link_text(keyword, token, code or "")
         record = LinkRecord(
             link.link_id,
             message.source,
@@ -137,26 +140,28 @@ class Answerer:
             link.issued_at.timestamp(),
             link.expires_at.timestamp(),
         )
-        return Draft(text, record, link.expires_at.isoformat(), code)
+        return Draft(text, record, link.expires_at.isoformat(), code or "", code is None)
 
     def _wants(self, keyword: KeywordSettings) -> bool:
         return self._codes is not None and self._responder.wants_code(keyword)
 
-    async def _pickup_code(self, token: str, link: Link, deadline: float) -> str:
-        """A stored pick-up code for the link; "" (the reply goes without) when the store fails."""
+    async def _pickup_code(self, token: str, link: Link, deadline: float) -> str | None:
+        """A stored pick-up code for the link; None (the reply goes without) if the store fails."""
         if self._codes is None:
             return ""
         try:
             return await self._bounded(reserve(self._codes, token, link), deadline)
         except StoreUnavailable as exc:
             logger.error("link {} goes without a pick-up code: {}", link.link_id, exc)
-            return ""
+            return None
 
     async def _claim(
         self, key: str, draft: Draft, deadline: float
     ) -> tuple[Replies, Reply | float | None]:
         """Claim the message and, when first, record the link and the answer (one store trip)."""
         try:
+            if draft.store_down:  # it just failed: a second wait would double the cost
+                raise StoreUnavailable("it did not answer for the pick-up code")
             return self._store, await self._bounded(
                 self._store.claim_and_record(
                     key, REPLY_TTL, draft.text, draft.record, self._per_hour

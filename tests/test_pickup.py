@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.conftest import (
     SECRET,
     Clock,
     LogCapture,
+    RedisServer,
     RunningServer,
     write_config,
 )
@@ -148,6 +150,24 @@ def test_bot_link_prints_a_code_that_works(
     server = serve(load_settings(config))  # another process, the same store
     found = pick_up(server, match.group(1))
     assert found.status_code == 302 and found.headers["location"] == link_path(result.stdout)
+
+
+def test_a_hung_store_costs_one_wait_and_the_reply_goes_without_a_code(
+    tmp_path: Path,
+    files_dir: Path,
+    serve: Callable[[Settings], RunningServer],
+    own_redis: RedisServer,
+    logs: LogCapture,
+) -> None:
+    server = serve(load_settings(write_config(tmp_path, state={"url": own_redis.url()})))
+    own_redis.process.send_signal(signal.SIGSTOP)
+    began = time.monotonic()
+    text = reply_text(send(server, content="芝麻开门"))
+    elapsed = time.monotonic() - began
+    assert "/d/" in text and "提取码" not in text
+    assert logs.find("goes without a pick-up code", level="ERROR")
+    assert logs.find("falls back to this process", level="ERROR")
+    assert elapsed < 3.0  # one bounded wait (~1 s), not one per store call
 
 
 def test_a_retry_gets_the_same_code(server: RunningServer) -> None:

@@ -56,16 +56,15 @@ async def _open_desk(request: Request) -> PickupDesk:
 DeskDep = Annotated[PickupDesk, Depends(_open_desk)]
 
 
-def box_page(services: Services, *, status: int = 200, wrong: bool = False) -> HTMLResponse:
-    """The pick-up page: one box, one button (with the wrong-code line when ``wrong``)."""
+def box_page(services: Services) -> HTMLResponse:
+    """The pick-up page: one box, one button (``bot.web.errors`` renders the wrong-code one)."""
     html = services.pages.render(
         "pickup",
         title="提取码取文件 · Pick-up code",
         description="输入公众号回复里的提取码 · Enter the code from the official account's reply",
-        wrong=wrong,
         action=PATH,
     )
-    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+    return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
 @router.get(PATH, include_in_schema=False)
@@ -95,7 +94,7 @@ async def _redirect(request: Request, services: Services, desk: PickupDesk, type
         code = normalize(typed) if len(typed) <= MAX_TYPED else None
         found = await bounded(codes.resolve_code(code), STORE_TIMEOUT) if code else None
         if found is None:
-            raise CodeUnknown(mask(typed))
+            raise CodeUnknown(mask(code or typed.strip()))
     token, link_id = found
-    logger.info("pick-up code {} -> link id={} ip={}", mask(typed), link_id, ip)
+    logger.info("pick-up code {} -> link id={} ip={}", mask(code or ""), link_id, ip)
     return RedirectResponse(f"/d/{token}", status_code=302, headers=REDIRECT_HEADERS)

@@ -14,9 +14,10 @@ from loguru import logger
 from bot.errors import StoreUnavailable
 from bot.links import Clock
 from bot.metrics import Metrics
+from bot.pickup import mask, reserve
 from bot.replies import quota_text
-from bot.routing import Draft, Router
-from bot.state import Reply, Store, bounded
+from bot.routing import Draft, Issued, Router, SendLink
+from bot.state import PickupCodes, Reply, Store, bounded
 from bot.wechat import Message
 from bot.wechat.replies import ReplyValue, SuccessReply, TextReply, reply_from_json
 
@@ -78,8 +79,10 @@ class Answerer:
         clock: Clock = time.time,
         deadline: float = DEADLINE,
         metrics: Metrics | None = None,
+        codes: PickupCodes | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._codes = codes  # None: pick-up codes are off
         self.router = router  # replaced as a whole on reload
         self._store = store
         self._per_hour = per_hour
@@ -92,10 +95,13 @@ class Answerer:
         deadline = time.monotonic() + self._deadline
         key = message.dedup_key
         while True:
-            draft = self.router.draft(message)  # signed before the claim: one store trip
-            replies, prior = await self._claim(key, draft, deadline)
+            # Signed (and its pick-up codes reserved) before the claim: one store trip.
+            draft, store_down = await self._draft(message, deadline)
+            replies, prior = await self._claim(key, draft, deadline, store_down=store_down)
             if prior is None:
                 return self._issued(message, draft)
+            if draft.codes:  # this draft's links are never sent
+                await self._quietly(self._drop(draft.codes), deadline)
             if isinstance(prior, float):
                 return await self._refuse(message, prior, deadline)
             reply = await self._wait(key, prior, replies, deadline)
@@ -106,12 +112,46 @@ class Answerer:
                 return SuccessReply()
             # The first attempt's claim is gone (expired, or lost with the store): answer it.
 
+    async def _draft(self, message: Message, deadline: float) -> tuple[Draft, bool]:
+        """The answer if this attempt is the first, and whether reserving its codes found the
+        store unavailable (the reply then goes without codes)."""
+        router = self.router  # one router for the whole draft, even if a reload swaps it
+        action = router.route(message)
+        if not (
+            isinstance(action, SendLink)
+            and self._codes is not None
+            and router.wants_code(action.keyword)
+        ):
+            return router.draft_of(action, message.source), False
+        issued = router.issue(action.keyword, message.source)
+        records = tuple(one.record for one in issued)
+        try:
+            codes = await self._bounded(self._reserve(self._codes, issued), deadline)
+        except StoreUnavailable as exc:
+            logger.error("link {} goes without a pick-up code: {}", _ids(issued), exc)
+            return Draft(router.word(action, issued), records), True
+        return Draft(router.word(action, issued, codes), records, codes), False
+
+    @staticmethod
+    async def _reserve(codes: PickupCodes, issued: tuple[Issued, ...]) -> tuple[str, ...]:
+        """A code for each link, each live exactly as long as its link."""
+        return tuple([await reserve(codes, one.token, one.link) for one in issued])
+
+    async def _drop(self, codes: tuple[str, ...]) -> None:
+        """Forget the codes of a draft that is not sent (a retry's, a quota refusal's)."""
+        if self._codes is None:
+            return
+        for code in codes:
+            await self._codes.drop_code(code)
+
     async def _claim(
-        self, key: str, draft: Draft, deadline: float
+        self, key: str, draft: Draft, deadline: float, *, store_down: bool = False
     ) -> tuple[Replies, Reply | float | None]:
         """Claim the message and, when first, record the link and the answer (one store trip)."""
         first = draft.links[0] if draft.links else None
         try:
+            if store_down:  # it just failed for the pick-up codes: a second wait doubles the cost
+                raise StoreUnavailable("it did not answer for the pick-up codes")
             prior = await self._bounded(
                 self._store.claim_and_record(
                     key, REPLY_TTL, draft.reply.to_json(), first, self._per_hour
@@ -133,14 +173,15 @@ class Answerer:
     def _issued(self, message: Message, draft: Draft) -> ReplyValue:
         """Log and count the links this attempt's answer carries."""
         self._remember(message.dedup_key, draft.reply)
-        for link in draft.links:
+        for n, link in enumerate(draft.links):
             logger.info(
-                "link issued id={} keyword={!r} file={!r} openid={} expires={}",
+                "link issued id={} keyword={!r} file={!r} openid={} expires={} code={}",
                 link.link_id,
                 link.keyword,
                 link.file,
                 message.source,
                 datetime.fromtimestamp(link.expires_at, UTC).isoformat(),
+                mask(draft.codes[n] if draft.codes else ""),
             )
             self._metrics.links_issued.labels(link.keyword).inc()
         return draft.reply
@@ -188,3 +229,7 @@ class Answerer:
             await self._bounded(call, deadline)
         except StoreUnavailable as exc:
             logger.error("{}", exc)
+
+
+def _ids(issued: tuple[Issued, ...]) -> str:
+    return ",".join(one.link.link_id for one in issued)

@@ -20,6 +20,7 @@ from bot.errors import BotError
 from bot.links import Clock
 from bot.logs import setup_logging
 from bot.metrics import Metrics
+from bot.pickup import codes_of
 from bot.reload import listen_for_reload, rule_parts
 from bot.slots import DownloadSlots
 from bot.state import Store, bounded, store_from_url
@@ -28,8 +29,11 @@ from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
 from bot.web.gate import Gate
+from bot.web.home import router as home_router
 from bot.web.ops import WebhookTimer, ops_router
 from bot.web.pages import Pages
+from bot.web.pickup import PickupDesk
+from bot.web.pickup import router as pickup_router
 from bot.web.webhook import webhook_router
 from bot.wechat import Codec
 
@@ -68,6 +72,7 @@ def build_services(
             per_hour=settings.limits.links_per_user_per_hour,
             clock=clock,
             metrics=metrics,
+            codes=codes_of(settings.links.pickup_codes, store),
         ),
         slots=slots,
         delivery=build_delivery(settings, slots),
@@ -139,10 +144,16 @@ def create_app(
     )
     services = app.state.services = build_services(settings, clock=clock, store=store)
     app.state.config = config
+    app.state.pickup = PickupDesk(
+        codes_of(settings.links.pickup_codes, services.store),
+        BadTokenLimit(settings.limits.wrong_codes_per_minute, clock=clock),
+    )
     install_error_handlers(app)
     app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
+    app.include_router(pickup_router)
+    app.include_router(home_router)
     app.include_router(ops_router(metrics=settings.server.metrics))
     return app
 

@@ -21,7 +21,8 @@ from bot.config import Settings, config_path, load_settings
 from bot.errors import BotError, ConfigError
 
 if TYPE_CHECKING:
-    from bot.state import LinkRecord, Store
+    from bot.routing import Issued
+    from bot.state import Store
 
 T = TypeVar("T")
 
@@ -78,8 +79,13 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
-async def _record(record: LinkRecord, store: Store) -> None:
-    await store.record_link(record, 0)
+async def _record(issued: Issued, codes: bool, store: Store) -> str:
+    """Record a link issued by `bot link`; its pick-up code ("" when codes are off)."""
+    from bot.pickup import codes_of, reserve
+
+    await store.record_link(issued.record, 0)
+    keeper = codes_of(codes, store)
+    return await reserve(keeper, issued.token, issued.link) if keeper else ""
 
 
 def _example_text() -> str:
@@ -208,11 +214,15 @@ def link(
     rule = router.book.for_text(keyword)
     if rule is None or not rule.settings.file_list:
         raise _usage(f"no keyword {keyword!r} gives a file; `bot check` lists them")
+    from bot.pickup import PATH
+
     for issued in router.issue(rule.settings, user):
-        _with_store(settings, partial(_record, issued.record))
+        code = _with_store(settings, partial(_record, issued, settings.links.pickup_codes))
         typer.echo(issued.url)
         expires = issued.link.expires_at.isoformat()
         typer.echo(f"link {issued.link.link_id} for {user}, expires {expires}", err=True)
+        if code:
+            typer.echo(f"pick-up code {code} at {settings.server.public_url}{PATH}", err=True)
 
 
 @app.command()

@@ -35,6 +35,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     metrics: bool = False
+    account_name: str = Field(default="", max_length=64)
 
     @field_validator("public_url")
     @classmethod
@@ -69,6 +70,7 @@ class LinksSettings(_Section):
     max_downloads: int = Field(default=0, ge=0)
     claim_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     landing: Literal["wechat", "always"] = "wechat"
+    pickup_codes: bool = True
 
 
 class FilesSettings(_Section):
@@ -91,6 +93,7 @@ class LimitsSettings(_Section):
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)
     send_timeout: float = Field(default=60.0, gt=0, le=3600)
+    wrong_codes_per_minute: int = Field(default=60, ge=0)
 
 
 class StateSettings(_Section):
@@ -250,7 +253,7 @@ def _check_secrets(settings: Settings) -> None:
 
 def _check_templates(settings: Settings) -> None:
     link: dict[str, object] = {"url": "u", "filename": "f", "minutes": 10, "keyword": "k"}
-    link["window"] = "w"
+    link.update(window="w", code="C", pickup_url="p")
     checks = [
         (f"keywords[{i}].{key}", template, {n: link[n] for n in names})
         for i, rule in enumerate(settings.keywords)

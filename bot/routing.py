@@ -9,6 +9,8 @@ from typing import Protocol
 
 from bot.config import RepliesSettings
 from bot.links import Clock, Link, LinkSigner, link_url
+from bot.pickup import PATH as PICKUP_PATH
+from bot.pickup import link_template
 from bot.rule_settings import KeywordSettings, link_limit, window_text
 from bot.rules import Rule, RuleBook, fold
 from bot.state import LinkRecord
@@ -78,6 +80,7 @@ class Draft:
 
     reply: ReplyValue
     links: tuple[LinkRecord, ...] = ()
+    codes: tuple[str, ...] = ()  # the pick-up codes reserved for ``links``, in order (or none)
 
 
 def normalize(text: str) -> str:
@@ -99,6 +102,7 @@ class Router:
         clock: Clock = time.time,
     ) -> None:
         self._signer, self._public_url, self._clock = signer, public_url, clock
+        self._pickup_url = public_url.rstrip("/") + PICKUP_PATH
         self._max_downloads = max_downloads  # [links] max_downloads, unless the rule says
         self.book = RuleBook(keywords)
         listing = self.book.listing(tappable=replies.tappable)
@@ -140,13 +144,16 @@ class Router:
         return SendLink(s, greeting)
 
     def draft(self, message: Routable) -> Draft:
-        """The reply to one message, with fresh links where it carries them."""
-        action = self.route(message)
+        """The reply to one message, with fresh links (and no pick-up codes) where it has them."""
+        return self.draft_of(self.route(message), message.source)
+
+    def draft_of(self, action: Action, openid: str) -> Draft:
+        """The reply for an action already routed (links issued to ``openid``, without codes)."""
         if isinstance(action, SendText):
             return Draft(TextReply(action.text))
         if not isinstance(action, SendLink):
             return Draft(SuccessReply())
-        issued = self.issue(action.keyword, message.source)
+        issued = self.issue(action.keyword, openid)
         return Draft(self.word(action, issued), tuple(i.record for i in issued))
 
     def issue(self, rule: KeywordSettings, openid: str) -> tuple[Issued, ...]:
@@ -166,23 +173,39 @@ class Router:
             issued.append(Issued(token, link_url(self._public_url, token), link, record))
         return tuple(issued)
 
-    def word(self, action: SendLink, issued: Sequence[Issued]) -> ReplyValue:
-        """The reply carrying these links, in the rule's style."""
+    @staticmethod
+    def wants_code(rule: KeywordSettings) -> bool:
+        """True when the rule's reply shows a pick-up code (``{code}`` in a template it uses)."""
+        return any("{code}" in template for template in rule.link_templates.values())
+
+    def word(
+        self, action: SendLink, issued: Sequence[Issued], codes: Sequence[str] = ()
+    ) -> ReplyValue:
+        """The reply carrying these links (and their pick-up codes, if any), in the rule's style.
+
+        Without a code, the template lines naming ``{code}`` or ``{pickup_url}`` are left out.
+        """
         rule, minutes = action.keyword, max(1, self._signer.ttl // 60)
-        pieces = []
-        for one in issued:
+        filled: list[dict[str, str]] = []
+        for n, one in enumerate(issued):
+            code = codes[n] if codes else ""
             names = {"url": one.url, "filename": one.link.file_key, "minutes": minutes}
-            pieces.append(rule.reply.format(**names))
-        if rule.style == "news":  # one file (checked at load)
-            one = issued[0]
-            names = {"url": one.url, "filename": one.link.file_key, "minutes": minutes}
-            return NewsReply(
-                title=rule.title.format(**names),
-                description=_joined(action.greeting, rule.description.format(**names)),
-                url=one.url,
-                pic_url=rule.picurl.format(**names),
+            names |= {"code": code, "pickup_url": self._pickup_url}
+            filled.append(
+                {
+                    key: link_template(template, codes=bool(code)).format(**names)
+                    for key, template in rule.link_templates.items()
+                }
             )
-        return TextReply(_joined(action.greeting, *pieces))
+        if rule.style == "news":  # one file (checked at load)
+            card = filled[0]
+            return NewsReply(
+                title=card["title"],
+                description=_joined(action.greeting, card["description"]),
+                url=issued[0].url,
+                pic_url=card["picurl"],
+            )
+        return TextReply(_joined(action.greeting, *(piece["reply"] for piece in filled)))
 
 
 def _joined(*parts: str) -> str:

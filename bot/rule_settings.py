@@ -11,13 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.replies import CHINA
 
-DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}"
-DEFAULT_ANCHOR_REPLY = '<a href="{url}">点击下载「{filename}」</a>（{minutes} 分钟内有效）'
+PICKUP_LINE = "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"  # left out when codes are off
+DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}" + PICKUP_LINE
+DEFAULT_ANCHOR_REPLY = (
+    '<a href="{url}">点击下载「{filename}」</a>（{minutes} 分钟内有效）' + PICKUP_LINE
+)
 DEFAULT_TITLE = "{filename}"
 DEFAULT_DESCRIPTION = "点击打开下载（{minutes} 分钟内有效）"
 DEFAULT_INACTIVE = "「{keyword}」现在不在开放时间内（北京时间 {window}）。"
 WINDOW_FORMAT = "%Y-%m-%d %H:%M"
-LINK_NAMES = ("url", "filename", "minutes")
+LINK_NAMES = ("url", "filename", "minutes", "code", "pickup_url")
 INACTIVE_NAMES = ("keyword", "window")
 
 
@@ -56,6 +59,13 @@ class KeywordSettings(BaseModel):
     def file_list(self) -> list[str]:
         """The files a link is issued for (none: the rule answers ``reply`` only)."""
         return [self.file] if self.file else list(self.files)
+
+    @property
+    def link_templates(self) -> dict[str, str]:
+        """What a reply carrying links fills in: the card's fields for news, else ``reply``."""
+        if self.style == "news":
+            return {key: getattr(self, key) for key in ("title", "description", "picurl")}
+        return {"reply": self.reply}
 
     @property
     def window(self) -> tuple[float | None, float | None]:

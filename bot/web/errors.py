@@ -21,6 +21,7 @@ from bot.errors import (
     BodyRefused,
     BodyTimeout,
     BodyTooLarge,
+    CodeUnknown,
     EncryptionRequired,
     FileMissing,
     LinkBusy,
@@ -37,6 +38,7 @@ from bot.errors import (
     TooManyBadTokens,
 )
 from bot.logs import redact
+from bot.pickup import PATH as PICKUP_PATH
 from bot.replies import CHINA
 from bot.state import Outcome
 from bot.web.deps import Services, client_ip, get_services, visit_of
@@ -105,6 +107,10 @@ def _used_up(exc: LinkExhausted | LinkRevoked, services: Services) -> dict[str, 
     }
 
 
+def _wrong_code(exc: CodeUnknown, services: Services) -> dict[str, object]:
+    return {"wrong": True, "action": PICKUP_PATH}
+
+
 def _retry(exc: TooManyBadTokens | LinkBusy | ServerBusy, services: Services) -> dict[str, object]:
     return {"retry_after": exc.retry_after}
 
@@ -138,6 +144,16 @@ REFUSALS: dict[type[Exception], Refusal] = {
         "请重新发送关键词获取链接",
         log="bad token ({exc}) ip={ip} path_len={path_len}",
         context=_bad_token,
+    ),
+    CodeUnknown: Refusal(  # a wrong pick-up code at /k: no link, so no audit row
+        404,
+        "code_unknown",
+        "pickup",
+        None,
+        "提取码不对或已过期 · Wrong code",
+        "请回到公众号重新获取",
+        log="wrong pick-up code {exc.shown} ip={ip}",
+        context=_wrong_code,
     ),
     FileMissing: Refusal(
         404,

@@ -56,5 +56,6 @@ def landing_page(
         url=link_url(services.settings.server.public_url, token),
         keyword=services.keyword_to_send(link.keyword, info.key),
         in_wechat=agent is Agent.WECHAT,
+        on_desktop=agent is Agent.DESKTOP,
     )
     return HTMLResponse(html, headers=LANDING_HEADERS)

@@ -49,6 +49,14 @@ class LinkInvalid(LinkError):
     """Tampered, garbage or foreign token."""
 
 
+class CodeUnknown(LinkInvalid):
+    """A pick-up code that is wrong or expired (counted like a bad token); ``shown`` is masked."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        super().__init__(f"unknown pick-up code {shown}")
+
+
 class LinkExpired(LinkError):
     """A genuine token past its lifetime."""
 

@@ -174,8 +174,21 @@ class Audit(Protocol):
         """Delete audit rows and spent state older than ``before``; returns rows removed."""
 
 
-class Store(Replies, Counts, Audit, Protocol):
-    """The three concerns in one backend; failures raise StoreUnavailable.
+class PickupCodes(Protocol):
+    """Pick-up codes (``bot.pickup``): each names one issued link's token until the link expires."""
+
+    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
+        """Keep ``code`` → ``token`` until ``expires_at``; False if ``code`` is live already."""
+
+    async def resolve_code(self, code: str) -> tuple[str, str] | None:
+        """The live code's (token, link id), or None when unknown or expired."""
+
+    async def drop_code(self, code: str) -> None:
+        """Forget a code whose link was never sent (a retry's draft, a quota refusal)."""
+
+
+class Store(Replies, Counts, Audit, PickupCodes, Protocol):
+    """The four concerns in one backend; failures raise StoreUnavailable.
 
     A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
     calls serve retries, quota refusals and other workers.

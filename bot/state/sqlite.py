@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pickup_codes (
+    code TEXT PRIMARY KEY, token TEXT NOT NULL, link_id TEXT NOT NULL, expires_at REAL NOT NULL);
 """
 _ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
@@ -393,9 +395,43 @@ class SqliteStore:
                 db.execute("DELETE FROM revoked WHERE at < ?", (min(before, now - REVOKED_KEEP),))
                 db.execute("DELETE FROM counts WHERE until < ?", (now,))
                 db.execute("DELETE FROM replies WHERE expires_at < ?", (now,))
+                db.execute("DELETE FROM pickup_codes WHERE expires_at < ?", (now,))
                 return db.total_changes - start
 
         return await self._run(work)
+
+    # --- pick-up codes (bot.pickup.PickupCodes) ------------------------------------------------
+
+    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
+        """Store a code unless it is live already."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            with _write(db):
+                row = db.execute(
+                    "SELECT 1 FROM pickup_codes WHERE code = ? AND expires_at > ?",
+                    (code, self._clock()),
+                ).fetchone()
+                if row:
+                    return False
+                db.execute(
+                    "INSERT OR REPLACE INTO pickup_codes VALUES (?, ?, ?, ?)",
+                    (code, token, link_id, expires_at),
+                )
+                return True
+
+        return await self._run(work)
+
+    async def resolve_code(self, code: str) -> tuple[str, str] | None:
+        """The live code's token and link id."""
+        rows = await self._query(
+            "SELECT token, link_id FROM pickup_codes WHERE code = ? AND expires_at > ?",
+            (code, self._clock()),
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def drop_code(self, code: str) -> None:
+        """Forget a code."""
+        await self._execute("DELETE FROM pickup_codes WHERE code = ?", (code,))
 
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         await self._run(lambda db: db.execute(sql, params).close())

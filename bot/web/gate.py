@@ -21,6 +21,7 @@ from bot.delivery.ranges import Span
 from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
 from bot.links import Clock, Link
 from bot.metrics import Metrics
+from bot.rule_settings import link_limit
 from bot.state import Attempt, Claim, Grant, Outcome, Store, bounded
 
 T = TypeVar("T")
@@ -34,11 +35,10 @@ def download_limits(settings: Settings) -> dict[str, int]:
     which do not carry their own limit)."""
     limits: dict[str, int] = {}
     for keyword in settings.keywords:
-        limit = (
-            settings.links.max_downloads if keyword.max_downloads is None else keyword.max_downloads
-        )
-        known = limits.get(keyword.file)
-        limits[keyword.file] = limit if not known else min(known, limit or known)
+        limit = link_limit(keyword, settings.links.max_downloads)
+        for name in keyword.file_list:
+            known = limits.get(name)
+            limits[name] = limit if not known else min(known, limit or known)
     return limits
 
 

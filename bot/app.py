@@ -7,6 +7,7 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from loguru import logger
@@ -33,6 +34,9 @@ from bot.web.pages import Pages
 from bot.web.webhook import webhook_router
 from bot.wechat import Codec
 
+if TYPE_CHECKING:
+    from bot.delivery.s3 import S3Delivery
+
 PRUNE_EVERY = 3600.0
 
 
@@ -50,6 +54,12 @@ def build_services(
     router = Router(settings.keywords, settings.replies)
     metrics = Metrics()
     responder = Responder(router, signer, settings.server.public_url)
+    s3 = s3_delivery(settings)
+    catalog = (
+        Catalog(settings.files.dir, keyword_for_file)
+        if s3 is None
+        else s3.catalog(keyword_for_file)
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -62,7 +72,7 @@ def build_services(
             require_encryption=settings.wechat.require_encryption,
         ),
         signer=signer,
-        catalog=Catalog(settings.files.dir, keyword_for_file),
+        catalog=catalog,
         responder=responder,
         pages=Pages(),
         keyword_for_file=keyword_for_file,
@@ -81,7 +91,17 @@ def build_services(
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,
+        s3=s3,
     )
+
+
+def s3_delivery(settings: Settings) -> S3Delivery | None:
+    """The bucket's delivery when ``[files] delivery = "s3"`` (boto3 is imported only then)."""
+    if settings.files.delivery != "s3":
+        return None
+    from bot.delivery.s3 import S3Delivery
+
+    return S3Delivery(settings.s3)
 
 
 async def prune(services: Services) -> None:

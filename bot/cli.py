@@ -104,6 +104,7 @@ def serve(
 
     settings = _settings(config)
     setup_logging(settings.log)
+    _objects(settings)  # s3 mode: every keyword's object is there, or exit 2
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     common = {
@@ -143,10 +144,29 @@ def check(config: ConfigOpt = None) -> None:
         f"links: valid {settings.links.ttl_seconds}s, {len(settings.links.secret_keys)} key(s)"
     )
     width = max([len(k.match) for k in settings.keywords] + [7])
+    objects = _objects(settings)
     typer.echo(f"{'keyword':<{width}}  {'size':>12}  file")
-    for keyword in settings.keywords:
-        size = (settings.files.dir / keyword.file).stat().st_size
-        typer.echo(f"{keyword.match:<{width}}  {size:>12,}  {keyword.file}")
+    for i, keyword in enumerate(settings.keywords):
+        if objects is None:
+            size, where = (settings.files.dir / keyword.file).stat().st_size, keyword.file
+        else:
+            size, where = objects[i]
+        typer.echo(f"{keyword.match:<{width}}  {size:>12,}  {where}")
+
+
+def _objects(settings: Settings) -> list[tuple[int, str]] | None:
+    """s3 mode: (size, s3://bucket/key) of every keyword's object, HEADed; exit 2 if one is
+    missing or the bucket does not answer. None in the other modes."""
+    from bot.app import s3_delivery
+
+    delivery = s3_delivery(settings)
+    if delivery is None:
+        return None
+    try:
+        found = delivery.check([k.file for k in settings.keywords])
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    return [(o.size, delivery.where(o.key)) for o in found]
 
 
 @app.command()

@@ -148,3 +148,7 @@ class ServerBusy(DownloadRefused):
 
 class LinkBusy(DownloadRefused):
     """This link already has ``[limits] max_concurrent_per_link`` downloads running."""
+
+
+class ObjectStoreUnavailable(DownloadRefused):
+    """The bucket (``[files] delivery = "s3"``) did not answer, or refused the bot's key."""

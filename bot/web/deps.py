@@ -20,6 +20,7 @@ from bot.wechat import Codec
 
 if TYPE_CHECKING:
     from bot.answers import Answerer
+    from bot.delivery.s3 import S3Delivery
     from bot.state import Store
     from bot.web.gate import Gate
 
@@ -51,6 +52,7 @@ class Services:
     slots: DownloadSlots
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthCheck = always_ok
+    s3: S3Delivery | None = None  # [files] delivery = "s3": the bucket sends the bytes
 
 
 def get_services(request: Request) -> Services:

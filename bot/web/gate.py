@@ -38,15 +38,18 @@ def download_limits(settings: Settings) -> dict[str, int]:
     return limits
 
 
-def request_kind(method: str, headers: Headers, response: FileResponse, size: int) -> Kind:
-    """``start``: the response sends byte 0; ``resume``: it starts later; ``none``: no body."""
+def request_kind(method: str, headers: Headers, response: FileResponse | None, size: int) -> Kind:
+    """``start``: the response sends byte 0; ``resume``: it starts later; ``none``: no body.
+
+    ``response`` None: a redirect (s3), where the bucket, not the bot, answers If-Range.
+    """
     if method == "HEAD":
         return "none"
     http_range, if_range = headers.get("range"), headers.get("if-range")
     if http_range is None:
         return "start"
     # Starlette's own parser and If-Range test, so the kind matches what FileResponse then sends.
-    if if_range is not None and not response._should_use_range(if_range):
+    if if_range is not None and response is not None and not response._should_use_range(if_range):
         return "start"
     try:
         ranges = FileResponse._parse_range_header(http_range, size)
@@ -82,7 +85,7 @@ class Gate:
         self._pending: set[asyncio.Task[None]] = set()
 
     async def admit(
-        self, link: Link, info: FileInfo, request: Request, response: FileResponse
+        self, link: Link, info: FileInfo, request: Request, response: FileResponse | None
     ) -> Admission:
         """Admission for one request; LinkRevoked, LinkExhausted or StoreUnavailable otherwise."""
         kind = request_kind(request.method, request.headers, response, info.size)
@@ -142,7 +145,8 @@ class Gate:
     async def finish(self, admission: Admission, status: int, sent: int, complete: bool) -> None:
         """Count or free the claim, then record the attempt."""
         a, v = admission, admission.visit
-        counted = a.counts and complete and status in (200, 206)
+        # 302: a redirect to the bucket (s3 delivery) hands the whole object over.
+        counted = a.counts and complete and status in (200, 206, 302)
         if a.claimed:
             await self.quietly(self._store.end_download(a.link.link_id, counted))
         attempt = Attempt(

@@ -1,0 +1,1 @@
+"""How a checked download leaves the bot; ``s3``: a presigned redirect to object storage."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import BIG_NAME, DEMO_NAME, free_port, write_config
@@ -87,3 +89,17 @@ def s3_config(tmp: Path, bucket: Bucket, *, keys_in_file: bool = True, **section
         s3 |= {"access_key_id": ACCESS_KEY_ID, "secret_access_key": SECRET_ACCESS_KEY}
     files = {"delivery": "s3", "dir": "no-such-folder", **sections.pop("files", {})}
     return write_config(tmp, files=files, s3=s3, **sections)
+
+
+@pytest.fixture(name="s3_server", scope="module")
+def s3_server_fixture() -> Iterator[S3Server]:
+    """One moto S3 server per test module."""
+    server = start_s3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="bucket")
+def bucket_fixture(s3_server: S3Server) -> Bucket:
+    """A fresh bucket with the demo files for each test."""
+    return make_bucket(s3_server)

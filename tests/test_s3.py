@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,14 +16,20 @@ from jinja2.filters import do_filesizeformat
 
 from bot.config import Settings, load_settings
 from bot.web.downloads import content_disposition
-from tests.conftest import BIG_NAME, DEMO_NAME, LogCapture, RunningServer
+from tests.conftest import (
+    BIG_NAME,
+    DEMO_NAME,
+    LogCapture,
+    RunningServer,
+)
 from tests.s3 import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     Bucket,
-    S3Server,
+    bucket_fixture,  # noqa: F401 - the `bucket` fixture
     make_bucket,
     s3_config,
+    s3_server_fixture,  # noqa: F401 - the `s3_server` fixture
     start_s3,
 )
 from tests.test_cli import bot
@@ -30,18 +38,6 @@ from tests.test_ops import _samples
 from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT
 
 Serve = Callable[[Settings], RunningServer]
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    server = start_s3()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_server: S3Server) -> Bucket:
-    return make_bucket(s3_server)
 
 
 @pytest.fixture
@@ -190,3 +186,27 @@ def test_bucket_going_away_gives_503_busy_page_fast(
     assert logs.find("object store: HEAD/presign of", level="ERROR")
     for text in [answer.text, as_json.text, *logs.messages()]:
         assert SECRET_ACCESS_KEY not in text and ACCESS_KEY_ID not in text
+
+
+def test_a_bucket_that_hangs_gives_503_within_seconds(
+    tmp_path: Path, bucket: Bucket, serve: Serve
+) -> None:
+    """Issue #13 deliver 4: an endpoint that takes the connection and never answers → 503, fast
+    (bounded timeouts, one retry), the HEAD off the event loop (the webhook still answers)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections land in the backlog; nothing ever reads or answers
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        server = serve(load_settings(s3_config(tmp_path, bucket, s3={"endpoint_url": endpoint})))
+        path = get_link(server)
+        with server.client() as client, ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            waiting = pool.submit(client.get, path)
+            time.sleep(0.5)
+            other = get_link(server, user="o_meanwhile")  # the loop is free while the HEAD hangs
+            answer = waiting.result()
+            elapsed = time.monotonic() - started
+    assert other.startswith("/d/")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    assert "下载人数较多" in answer.text
+    assert elapsed < 20, f"a hung bucket took {elapsed:.1f} s to refuse"

@@ -26,7 +26,11 @@ from bot.errors import ConfigError, FileMissing, ObjectStoreUnavailable
 
 RETRY_AFTER = 30  # seconds, when the bucket does not answer
 # A dead bucket must turn into a 503 within a few seconds, not botocore's 60 s x 5 tries.
-CLIENT_CONFIG = {"connect_timeout": 2, "read_timeout": 3, "retries": {"max_attempts": 2}}
+CLIENT_CONFIG = {
+    "connect_timeout": 2,
+    "read_timeout": 3,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
+}
 NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 
 

@@ -117,6 +117,29 @@ def test_redirect_is_counted_audited_and_measured(
     assert "302" in audit.stdout and "410" in audit.stdout, audit.stdout
 
 
+@pytest.mark.parametrize(
+    "range_header",
+    [
+        pytest.param("bytes=0-0", id="first-byte"),
+        pytest.param("bytes=100-", id="resume-nothing-counted"),
+        pytest.param("bytes=999999999-", id="unsatisfiable"),
+        pytest.param("bytes=garbage", id="malformed"),
+    ],
+)
+def test_every_redirect_of_a_limited_link_counts_whatever_its_range(
+    s3_bot: Callable[..., RunningServer], range_header: str
+) -> None:
+    """Issue #13 deliver 3: the presigned URL serves the whole object whatever Range the bot saw,
+    so a first redirect always counts (an odd Range must not buy an uncounted URL)."""
+    server = s3_bot(links={"max_downloads": 1})
+    path = get_link(server, "big")
+    with server.client() as client:
+        first = client.get(path, headers={"Range": range_header})
+        second = client.get(path)
+    assert first.status_code == 302
+    assert second.status_code == 410 and "location" not in second.headers
+
+
 def test_error_links_get_the_bots_pages_and_no_redirect(
     s3_bot: Callable[..., RunningServer], bucket: Bucket
 ) -> None:

@@ -30,6 +30,7 @@ CLIENT_CONFIG = {
     "connect_timeout": 2,
     "read_timeout": 3,
     "retries": {"total_max_attempts": 2, "mode": "standard"},
+    "max_pool_connections": 32,  # HEADs run in anyio's worker threads (40 at most)
 }
 NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 

@@ -54,7 +54,8 @@ def request_kind(method: str, headers: Headers, response: FileResponse | None, s
     try:
         ranges = FileResponse._parse_range_header(http_range, size)
     except (MalformedRangeHeader, RangeNotSatisfiable):
-        return "none"
+        # The bot answers 400/416 itself; a redirect hands the bucket the whole object anyway.
+        return "none" if response is not None else "start"
     return "resume" if ranges and min(start for start, _ in ranges) > 0 else "start"
 
 

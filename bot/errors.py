@@ -151,4 +151,8 @@ class LinkBusy(DownloadRefused):
 
 
 class ObjectStoreUnavailable(DownloadRefused):
-    """The bucket (``[files] delivery = "s3"``) did not answer, or refused the bot's key."""
+    """The bucket (``[files] delivery = "s3"``) did not answer, or refused the bot's key pair."""
+
+    def __init__(self, reason: str, retry_after: int, *, denied: bool = False) -> None:
+        super().__init__(reason, retry_after)
+        self.denied = denied  # the bucket answered 403: the key pair, not the network

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,3 +106,39 @@ def s3_server_fixture() -> Iterator[S3Server]:
 def bucket_fixture(s3_server: S3Server) -> Bucket:
     """A fresh bucket with the demo files for each test."""
     return make_bucket(s3_server)
+
+
+class _Refuse(http.server.BaseHTTPRequestHandler):
+    """Answers every request as a bucket that refuses the key pair (403 AccessDenied)."""
+
+    BODY = b'<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'
+
+    def _refuse(self, body: bool) -> None:
+        self.send_response(403)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        if body:
+            self.wfile.write(self.BODY)
+
+    def do_HEAD(self) -> None:
+        self._refuse(body=False)
+
+    def do_GET(self) -> None:
+        self._refuse(body=True)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def refusing_bucket() -> Iterator[str]:
+    """The endpoint URL of an S3-speaking server that answers 403 AccessDenied to everything."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -28,6 +28,7 @@ from tests.s3 import (
     Bucket,
     bucket_fixture,  # noqa: F401 - the `bucket` fixture
     make_bucket,
+    refusing_bucket,
     s3_config,
     s3_server_fixture,  # noqa: F401 - the `s3_server` fixture
     start_s3,
@@ -209,6 +210,20 @@ def test_bucket_going_away_gives_503_busy_page_fast(
     assert logs.find("object store: HEAD/presign of", level="ERROR")
     for text in [answer.text, as_json.text, *logs.messages()]:
         assert SECRET_ACCESS_KEY not in text and ACCESS_KEY_ID not in text
+
+
+def test_a_bucket_refusing_the_key_gives_503_busy_page(
+    tmp_path: Path, bucket: Bucket, serve: Serve, logs: LogCapture
+) -> None:
+    """Issue #13 deliver 4: a bucket answering 403 (key pair revoked) → 503 busy page, no 500."""
+    with refusing_bucket() as endpoint:
+        server = serve(load_settings(s3_config(tmp_path, bucket, s3={"endpoint_url": endpoint})))
+        path = get_link(server)
+        with server.client() as client:
+            answer = client.get(path)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    assert "下载人数较多" in answer.text and "location" not in answer.headers
+    assert logs.find("failed: answered 403", level="ERROR")
 
 
 def test_a_bucket_that_hangs_gives_503_within_seconds(

@@ -27,6 +27,7 @@ from tests.s3 import (
     Bucket,
     bucket_fixture,  # noqa: F401 - the `bucket` fixture
     make_bucket,
+    refusing_bucket,
     s3_config,
     s3_server_fixture,  # noqa: F401 - the `s3_server` fixture
     start_s3,
@@ -61,6 +62,7 @@ def test_bot_check_lists_every_object_with_its_size(tmp_path: Path, bucket: Buck
             "unreachable", "s3.endpoint_url", "check s3.endpoint_url", id="bucket-unreachable"
         ),
         pytest.param("no-bucket", "keywords[0].file", "s3.bucket", id="no-such-bucket"),
+        pytest.param("denied", "s3.access_key_id", "may read (GetObject)", id="key-refused"),
     ],
 )
 def test_start_up_refuses_a_missing_object_or_a_dead_bucket(
@@ -68,14 +70,17 @@ def test_start_up_refuses_a_missing_object_or_a_dead_bucket(
 ) -> None:
     """Issue #13 deliver 2 / 6: a missing object or unreachable bucket: exit 2, key and fix named."""
     s3: dict[str, object] = {}
-    if fault == "missing":
-        bucket.delete(BIG_NAME)
-    elif fault == "unreachable":
-        s3 = {"endpoint_url": f"http://127.0.0.1:{free_port()}"}
-    else:
-        s3 = {"bucket": "no-such-bucket-here"}
-    started = time.monotonic()
-    result = bot(command, "--config", str(s3_config(tmp_path, bucket, s3=s3)))
+    with refusing_bucket() as refusing:
+        if fault == "missing":
+            bucket.delete(BIG_NAME)
+        elif fault == "unreachable":
+            s3 = {"endpoint_url": f"http://127.0.0.1:{free_port()}"}
+        elif fault == "denied":
+            s3 = {"endpoint_url": refusing}
+        else:
+            s3 = {"bucket": "no-such-bucket-here"}
+        started = time.monotonic()
+        result = bot(command, "--config", str(s3_config(tmp_path, bucket, s3=s3)))
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"config '{key}'" in result.stderr and fix in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

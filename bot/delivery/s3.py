@@ -33,6 +33,7 @@ CLIENT_CONFIG = {
     "max_pool_connections": 32,  # HEADs run in anyio's worker threads (40 at most)
 }
 NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+DENIED = {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +103,10 @@ class S3Delivery:
         try:
             answer = self.client.head_object(Bucket=self.settings.bucket, Key=self.object_key(key))
         except ClientError as exc:
-            if _code(exc) in NOT_FOUND:
+            code = _code(exc)
+            if code in NOT_FOUND:
                 raise FileMissing(key) from None
-            raise self._unavailable(key, f"answered {_code(exc)}") from None
+            raise self._unavailable(key, f"answered {code}", denied=code in DENIED) from None
         except BotoCoreError as exc:
             raise self._unavailable(key, type(exc).__name__) from None
         modified = answer.get("LastModified")
@@ -130,6 +132,14 @@ class S3Delivery:
                     "s3.prefix or s3.bucket",
                 ) from None
             except ObjectStoreUnavailable as exc:
+                if exc.denied:
+                    raise ConfigError(
+                        "s3.access_key_id",
+                        f"the bucket {self.settings.bucket!r} refused the key pair for {key!r} "
+                        f"({exc.reason})",
+                        "set a key pair that may read (GetObject) the objects: "
+                        "BOT_S3__ACCESS_KEY_ID, BOT_S3__SECRET_ACCESS_KEY",
+                    ) from None
                 raise ConfigError(
                     "s3.endpoint_url",
                     f"the bucket {self.settings.bucket!r} did not answer for {key!r} "
@@ -173,9 +183,11 @@ class S3Delivery:
         """The catalogue of these keys, each opened with a HEAD of its object."""
         return ObjectCatalog(self, keys)
 
-    def _unavailable(self, key: str, reason: str) -> ObjectStoreUnavailable:
+    def _unavailable(self, key: str, reason: str, denied: bool = False) -> ObjectStoreUnavailable:
         logger.error("object store: HEAD/presign of {} failed: {}", self.where(key), reason)
-        return ObjectStoreUnavailable(f"object store unavailable ({reason})", RETRY_AFTER)
+        return ObjectStoreUnavailable(
+            f"object store unavailable ({reason})", RETRY_AFTER, denied=denied
+        )
 
 
 class ObjectCatalog(Catalog):

@@ -141,6 +141,23 @@ def test_every_redirect_of_a_limited_link_counts_whatever_its_range(
     assert second.status_code == 410 and "location" not in second.headers
 
 
+def test_two_instances_share_redis_and_the_bucket_and_nothing_else(
+    tmp_path: Path, bucket: Bucket, serve: Serve, redis_url: str
+) -> None:
+    """Issue #13 deliver 5: two stateless instances (no files folder, state in redis): a link
+    issued by one redirects at the other, and its one download is spent for both."""
+    config = s3_config(tmp_path, bucket, links={"max_downloads": 1}, state={"url": redis_url})
+    first, second = serve(load_settings(config)), serve(load_settings(config))
+    assert not (tmp_path / "no-such-folder").exists() and not (tmp_path / "state").exists()
+    path = get_link(first, "big")
+    with second.client() as at_second, first.client() as at_first:
+        redirect = at_second.get(path)
+        body = httpx.get(redirect.headers["location"], timeout=30)
+        used_up = at_first.get(path)
+    assert redirect.status_code == 302 and body.content == bucket.files[BIG_NAME]
+    assert used_up.status_code == 410 and "location" not in used_up.headers
+
+
 def test_error_links_get_the_bots_pages_and_no_redirect(
     s3_bot: Callable[..., RunningServer], bucket: Bucket
 ) -> None:

@@ -13,9 +13,8 @@ from loguru import logger
 
 from bot import __version__
 from bot.answers import Answerer
-from bot.catalog import Catalog
 from bot.config import Settings, load_settings
-from bot.delivery import build_delivery
+from bot.delivery import build_catalog, build_delivery
 from bot.errors import BotError
 from bot.links import Clock, LinkSigner
 from bot.logs import setup_logging
@@ -62,6 +61,7 @@ def build_services(
     responder = Responder(
         router, signer, settings.server.public_url, max_downloads=settings.links.max_downloads
     )
+    delivery = build_delivery(settings, slots)
     return Services(
         settings=settings,
         clock=clock,
@@ -74,7 +74,7 @@ def build_services(
             require_encryption=settings.wechat.require_encryption,
         ),
         signer=signer,
-        catalog=Catalog(settings.files.dir, keyword_for_file),
+        catalog=build_catalog(settings, delivery, keyword_for_file),
         responder=responder,
         pages=Pages(),
         keyword_for_file=keyword_for_file,
@@ -87,7 +87,7 @@ def build_services(
             metrics=metrics,
         ),
         slots=slots,
-        delivery=build_delivery(settings, slots),
+        delivery=delivery,
         gate=Gate(
             store,
             clock,

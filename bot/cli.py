@@ -105,6 +105,7 @@ def serve(
 
     settings = _settings(config)
     setup_logging(settings.log)
+    _files(settings)  # every keyword's file (s3: object) is there, or exit 2
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     common = {
@@ -144,10 +145,21 @@ def check(config: ConfigOpt = None) -> None:
         f"links: valid {settings.links.ttl_seconds}s, {len(settings.links.secret_keys)} key(s)"
     )
     width = max([len(k.match) for k in settings.keywords] + [7])
+    files = _files(settings)
     typer.echo(f"{'keyword':<{width}}  {'size':>12}  file")
-    for keyword in settings.keywords:
-        size = (settings.files.dir / keyword.file).stat().st_size
-        typer.echo(f"{keyword.match:<{width}}  {size:>12,}  {keyword.file}")
+    for keyword, (size, where) in zip(settings.keywords, files, strict=True):
+        typer.echo(f"{keyword.match:<{width}}  {size:>12,}  {where}")
+
+
+def _files(settings: Settings) -> list[tuple[int, str]]:
+    """(size, where) of every keyword's file, checked where the delivery finds it (a bucket:
+    HEAD each object); exit 2 naming the key if one is missing or the bucket does not answer."""
+    from bot.delivery import check_files
+
+    try:
+        return check_files(settings)
+    except ConfigError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -70,8 +70,33 @@ class LinksSettings(_Section):
 
 class FilesSettings(_Section):
     dir: Path = Path("files")
-    delivery: Literal["direct", "x-accel"] = "direct"
+    delivery: Literal["direct", "x-accel", "s3"] = "direct"
     x_accel_prefix: str = "/_protected/"
+
+
+class S3Settings(_Section):
+    """Object storage for ``[files] delivery = "s3"`` (AWS S3, Tencent COS, Aliyun OSS, MinIO)."""
+
+    endpoint_url: str = ""
+    region: str = ""
+    bucket: str = ""
+    prefix: str = ""
+    # SecretStr: never printed by a repr, a validation error or a log line.
+    access_key_id: SecretStr = SecretStr("")
+    secret_access_key: SecretStr = SecretStr("")
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    presign_seconds: int = Field(default=60, ge=1, le=3600)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _empty_or_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(
+                "must be empty (AWS) or an absolute http(s) URL such as "
+                "https://cos.ap-guangzhou.myqcloud.com"
+            )
+        return value.rstrip("/")
 
 
 class KeywordSettings(_Section):
@@ -138,6 +163,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
 
     @classmethod
     def settings_customise_sources(
@@ -242,15 +268,19 @@ def _check_templates(settings: Settings) -> None:
 
 
 def _check_files(settings: Settings) -> None:
+    _check_unique_keywords(settings)
+    if settings.files.delivery == "s3":
+        if not settings.s3.bucket:
+            raise ConfigError(
+                "s3.bucket",
+                "is empty",
+                'name the bucket the files are in, or set [files] delivery = "direct"',
+            )
+        return  # the objects are HEADed at start-up and by `bot check` (bot.delivery.s3)
     root = settings.files.dir
     if not root.is_dir():
         raise ConfigError("files.dir", f"{root} is not a directory", "create it or fix the path")
-    seen: set[str] = set()
     for i, keyword in enumerate(settings.keywords):
-        folded = keyword.match.strip().casefold()
-        if folded in seen:
-            raise ConfigError(f"keywords[{i}].match", f"{keyword.match!r} is listed twice")
-        seen.add(folded)
         target = (root / keyword.file).resolve()
         if not target.is_relative_to(root.resolve()) or not target.is_file():
             raise ConfigError(
@@ -258,3 +288,12 @@ def _check_files(settings: Settings) -> None:
                 f"{keyword.file!r} is not a file inside {root}",
                 "put the file in files.dir or fix the name",
             )
+
+
+def _check_unique_keywords(settings: Settings) -> None:
+    seen: set[str] = set()
+    for i, keyword in enumerate(settings.keywords):
+        folded = keyword.match.strip().casefold()
+        if folded in seen:
+            raise ConfigError(f"keywords[{i}].match", f"{keyword.match!r} is listed twice")
+        seen.add(folded)

@@ -21,6 +21,7 @@ from bot.errors import (
     BodyRefused,
     BodyTimeout,
     BodyTooLarge,
+    DownloadRefused,
     EncryptionRequired,
     FileMissing,
     LinkBusy,
@@ -30,6 +31,7 @@ from bot.errors import (
     LinkRevoked,
     MalformedRange,
     MessageError,
+    ObjectStoreUnavailable,
     RangeNotSatisfiable,
     ServerBusy,
     SignatureError,
@@ -105,7 +107,7 @@ def _used_up(exc: LinkExhausted | LinkRevoked, services: Services) -> dict[str, 
     }
 
 
-def _retry(exc: TooManyBadTokens | LinkBusy | ServerBusy, services: Services) -> dict[str, object]:
+def _retry(exc: TooManyBadTokens | DownloadRefused, services: Services) -> dict[str, object]:
     return {"retry_after": exc.retry_after}
 
 
@@ -198,6 +200,17 @@ REFUSALS: dict[type[Exception], Refusal] = {
         "下载人数较多 · Busy",
         "请稍后再试",
         log=_BUSY,
+        context=_retry,
+    ),
+    ObjectStoreUnavailable: Refusal(
+        503,
+        "too_many_downloads",
+        "busy",
+        Outcome.UNAVAILABLE,
+        "下载人数较多 · Busy",
+        "请稍后再试",
+        log="download id={link_id} refused {status}: {exc}",
+        level="ERROR",
         context=_retry,
     ),
     TooManyBadTokens: Refusal(

@@ -15,6 +15,8 @@ import pytest
 from jinja2.filters import do_filesizeformat
 
 from bot.config import Settings, load_settings
+from bot.delivery.s3 import S3Delivery
+from bot.errors import ObjectStoreUnavailable
 from bot.web.downloads import content_disposition
 from tests.conftest import (
     BIG_NAME,
@@ -265,3 +267,32 @@ def test_a_bucket_that_hangs_gives_503_within_seconds(
     assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
     assert "下载人数较多" in answer.text
     assert elapsed < 20, f"a hung bucket took {elapsed:.1f} s to refuse"
+
+
+def test_a_presign_failure_after_admission_gives_the_busy_page_and_frees_the_lease(
+    s3_bot: Callable[..., RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #13 deliver 4 on #9's Delivery seam: presigning fails after the gate admitted the
+    download (no credentials found) → 503 busy page, the refusal recorded once, and the lease
+    given back at once (the link's one download is still there)."""
+    server = s3_bot(
+        server={"metrics": True}, links={"max_downloads": 1, "claim_lease_seconds": 3600}
+    )
+    path = get_link(server)
+
+    def no_credentials(self: S3Delivery, key: str, disposition: str, media_type: str) -> str:
+        raise ObjectStoreUnavailable("object store unavailable (NoCredentialsError)", 30)
+
+    with monkeypatch.context() as patch, server.client() as client:
+        patch.setattr(S3Delivery, "presign", no_credentials)
+        busy = client.get(path)
+    with server.client() as client:
+        redirect = client.get(path)
+        metrics = _samples(client.get("/metrics").text)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "30"
+    assert "下载人数较多" in busy.text and "location" not in busy.headers
+    assert redirect.status_code == 302, "the failed redirect kept the link's lease"
+    assert metrics[("bot_download_refusals_total", (("outcome", "unavailable"),))] == 1
+    assert metrics[("bot_downloads_total", (("status", "302"),))] == 1
+    statuses = [labels for name, labels in metrics if name == "bot_downloads_total"]
+    assert statuses == [(("status", "302"),)], "the refusal was also recorded as a download"

@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 # download clients the counting tests (#9) run for real.
 TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei aria2 curl wget
 # ...and the ones `make bench` needs: the reference server and the load generators.
-BENCH_DEBS := nginx-light wrk curl
+BENCH_DEBS := nginx-light wrk curl redis-server
+# The bench's own venv: the project plus the peers it is measured against (WeRoBot, gunicorn).
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
 .PHONY: run test lint debs bench clean
 
@@ -17,6 +20,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 config.toml: | $(STAMP)
 	$(BIN)/bot init
@@ -35,10 +44,11 @@ lint: $(STAMP)
 test: $(STAMP) debs lint
 	$(BIN)/pytest
 
-# Speed, side by side with nginx and a bare endpoint in one run (~10 min); not part of `make test`.
-bench: $(STAMP)
+# Speed, side by side with nginx, a bare endpoint and the peer bots in one run (~15 min);
+# not part of `make test`.
+bench: $(BENCH_STAMP)
 	@TEST_DEBS="$(BENCH_DEBS)" sh .ci/ensure-debs
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache

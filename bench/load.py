@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
+
 from bench.servers import AES_KEY, APP_ID, KEYWORD, TOKEN
 from bot.wechat import Codec, build_message_xml
 
@@ -119,3 +121,22 @@ def write_pushes(path: Path, *, count: int, encrypt: bool) -> Path:
         lines.append(f"/wechat?{urlencode(params)}\t{body.decode()}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def keyword_answer(url: str, *, encrypt: bool, user: str = "o_bench_check") -> str:
+    """One signed keyword push to url's /wechat; the reply XML (decrypted in safe mode)."""
+    codec = Codec(TOKEN, APP_ID, AES_KEY)
+    now = int(time.time())
+    xml = build_message_xml(
+        to_user="gh_bench",
+        from_user=user,
+        create_time=now,
+        content=KEYWORD,
+        msg_id=str(secrets.randbits(60)),
+    )
+    params, body = codec.build_request(
+        xml, timestamp=str(now), nonce=secrets.token_hex(8), encrypt=encrypt
+    )
+    response = httpx.post(url + "/wechat", params=params, content=body, timeout=30)
+    response.raise_for_status()
+    return codec.read_reply(response.content)

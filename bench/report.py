@@ -1,4 +1,4 @@
-"""Results: min/median/max per series, ratios to the reference of the same run, targets, tables."""
+"""Results: min/median/max per series, ratios to the reference and the seed bot, targets."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ from typing import Any
 Key = tuple[str, str, str, str]  # group, case, server, metric
 
 
+REFERENCE = "reference"  # a target's ``against``: the group's reference server (nginx, bare)
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A goal from issue #5: a ratio to the reference, or an absolute bound."""
+    """A goal: a ratio to another server of the same run, or a bound on the median itself."""
 
     label: str
     key: Key
     goal: float
-    ratio: bool = True  # False: the median itself must stay under the goal
+    against: str | None = REFERENCE  # None: the median itself is compared with the goal
+    kind: str = ">="  # ">=", "<=" or "<"
 
 
 @dataclass
@@ -28,6 +32,7 @@ class Results:
 
     values: dict[Key, list[float]] = field(default_factory=lambda: defaultdict(list))
     references: dict[str, str] = field(default_factory=dict)
+    peer: str = "seed"  # the second ratio column: the seed-style bot
     notes: list[str] = field(default_factory=list)
 
     def add(self, group: str, case: str, server: str, metric: str, value: float) -> None:
@@ -36,9 +41,10 @@ class Results:
     def median(self, key: Key) -> float:
         return statistics.median(self.values[key])
 
-    def ratio(self, key: Key) -> float | None:
+    def ratio(self, key: Key, against: str | None = None) -> float | None:
+        """Median over the median of ``against`` (default: the group's reference), same cell."""
         group, case, server, metric = key
-        reference = self.references.get(group)
+        reference = against or self.references.get(group)
         ref_key = (group, case, reference or "", metric)
         if not reference or server == reference or ref_key not in self.values:
             return None
@@ -48,10 +54,15 @@ class Results:
     def check(self, target: Target) -> tuple[float | None, bool]:
         if target.key not in self.values:
             return None, False
-        value = self.ratio(target.key) if target.ratio else self.median(target.key)
+        if target.against is None:
+            value: float | None = self.median(target.key)
+        else:
+            against = None if target.against == REFERENCE else target.against
+            value = self.ratio(target.key, against)
         if value is None:
             return None, False
-        return value, value >= target.goal if target.ratio else value < target.goal
+        met = {">=": value >= target.goal, "<=": value <= target.goal, "<": value < target.goal}
+        return value, met[target.kind]
 
 
 def summarize(results: Results, targets: list[Target], machine: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +70,7 @@ def summarize(results: Results, targets: list[Target], machine: dict[str, Any]) 
     series = []
     for key, values in results.values.items():
         group, case, server, metric = key
-        ratio = results.ratio(key)
+        ratio, vs_peer = results.ratio(key), results.ratio(key, results.peer)
         series.append(
             {
                 "group": group,
@@ -72,6 +83,8 @@ def summarize(results: Results, targets: list[Target], machine: dict[str, Any]) 
                 "max": round(max(values), 3),
                 "reference": results.references.get(group),
                 "ratio": None if ratio is None else round(ratio, 3),
+                "peer": results.peer,
+                "ratio_peer": None if vs_peer is None else round(vs_peer, 3),
             }
         )
     checks = []
@@ -81,8 +94,8 @@ def summarize(results: Results, targets: list[Target], machine: dict[str, Any]) 
             {
                 "target": target.label,
                 "measured": None if value is None else round(value, 3),
-                "goal": (">= " if target.ratio else "< ") + f"{target.goal:g}",
-                "kind": "ratio" if target.ratio else "absolute",
+                "goal": f"{target.kind} {target.goal:g}",
+                "kind": "absolute" if target.against is None else "ratio",
                 "met": met,
             }
         )
@@ -101,7 +114,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         "",
-        "## Targets (issue #5)",
+        "## Targets (issues #5 and #12)",
         "",
         "| target | measured | goal | met |",
         "|---|---:|---:|:-:|",
@@ -114,13 +127,14 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{'yes' if check['met'] else '**no**'} |"
         )
     lines += ["", "## All series (min / median / max)", ""]
-    lines += ["| group | case | server | metric | min | median | max | ratio |"]
-    lines += ["|---|---|---|---|---:|---:|---:|---:|"]
+    lines += ["| group | case | server | metric | min | median | max | vs nginx / bare | vs seed |"]
+    lines += ["|---|---|---|---|---:|---:|---:|---:|---:|"]
     for s in doc["series"]:
         ratio = "" if s["ratio"] is None else f"{s['ratio']:.2f}x {s['reference']}"
+        vs_peer = "" if s.get("ratio_peer") is None else f"{s['ratio_peer']:.2f}x"
         lines.append(
             f"| {s['group']} | {s['case']} | {s['server']} | {s['metric']} | "
-            f"{s['min']:g} | {s['median']:g} | {s['max']:g} | {ratio} |"
+            f"{s['min']:g} | {s['median']:g} | {s['max']:g} | {ratio} | {vs_peer} |"
         )
     if doc["notes"]:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in doc["notes"]]

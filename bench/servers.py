@@ -1,4 +1,4 @@
-"""The contestants: nginx (reference and X-Accel front), the bot in both modes, the bare app."""
+"""The contestants: nginx (reference, X-Accel front), the bot, the bare app, the peer bots."""
 
 from __future__ import annotations
 
@@ -41,8 +41,17 @@ class Server:
                 self.process.wait()
 
 
-def bot_config(path: Path, *, port: int, files_dir: Path, files: list[str], delivery: str) -> Path:
+def bot_config(
+    path: Path,
+    *,
+    port: int,
+    files_dir: Path,
+    files: list[str],
+    delivery: str,
+    state_url: str | None = None,
+) -> Path:
     """A bot config for the benchmark: limits off (raw speed), a generous clock skew."""
+    state_url = state_url or f"sqlite:///{path.parent / (path.stem + '.db')}"
     keywords = [f'[[keywords]]\nmatch = "{KEYWORD}"\nfile = "{files[0]}"\n']
     keywords += [f'[[keywords]]\nmatch = "bench {name}"\nfile = "{name}"\n' for name in files]
     path.write_text(
@@ -63,7 +72,7 @@ delivery = "{delivery}"
 max_concurrent_downloads = 0
 max_concurrent_per_link = 0
 [state]
-url = "sqlite:///{path.parent / (path.stem + ".db")}"
+url = "{state_url}"
 [log]
 level = "INFO"
 """
@@ -74,12 +83,24 @@ level = "INFO"
 
 
 def start_bot(
-    work: Path, name: str, *, files_dir: Path, files: list[str], delivery: str, workers: int
+    work: Path,
+    name: str,
+    *,
+    files_dir: Path,
+    files: list[str],
+    delivery: str,
+    workers: int,
+    state_url: str | None = None,
 ) -> Server:
     """``bot serve`` exactly as an owner runs it, its log in the work folder."""
     port = free_port()
     config = bot_config(
-        work / f"{name}.toml", port=port, files_dir=files_dir, files=files, delivery=delivery
+        work / f"{name}.toml",
+        port=port,
+        files_dir=files_dir,
+        files=files,
+        delivery=delivery,
+        state_url=state_url,
     )
     command = [sys.executable, "-m", "bot", "serve", "--config", str(config)]
     command += ["--port", str(port), "--workers", str(workers)]
@@ -93,6 +114,37 @@ def start_bare(work: Path, *, workers: int) -> Server:
     command += ["--port", str(port), "--workers", str(workers), "--loop", "uvloop"]
     command += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
     return _launch("bare", command, port, work / "bare.log")
+
+
+def peer_env(port: int, files_dir: Path) -> dict[str, str]:
+    """The peers' configuration: the same token, keys, keyword and files as the bot's."""
+    return {
+        "SEED_TOKEN": TOKEN,
+        "SEED_APP_ID": APP_ID,
+        "SEED_AES_KEY": AES_KEY,
+        "SEED_SECRET": SECRET,
+        "SEED_KEYWORD": KEYWORD,
+        "SEED_FILES_DIR": str(files_dir),
+        "SEED_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+
+
+def start_seed(work: Path, *, files_dir: Path, workers: int) -> Server:
+    """The seed-style FastAPI bot under uvicorn, its settings the bare app's."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.peers.seed:create_seed_app", "--factory"]
+    command += ["--port", str(port), "--workers", str(workers), "--loop", "uvloop"]
+    command += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    return _launch("seed", command, port, work / "seed.log", peer_env(port, files_dir))
+
+
+def start_werobot(work: Path, *, files_dir: Path, workers: int) -> Server:
+    """WeRoBot's WSGI app under gunicorn with as many sync workers as the bot has."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "bench.peers.werobot_bot:app"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    command += ["--worker-class", "sync", "--log-level", "warning"]
+    return _launch("werobot", command, port, work / "werobot.log", peer_env(port, files_dir))
 
 
 def start_nginx(work: Path, *, files_dir: Path, upstream: str) -> tuple[Nginx, int, int]:
@@ -117,9 +169,11 @@ def start_nginx(work: Path, *, files_dir: Path, upstream: str) -> tuple[Nginx, i
     return Nginx(work / "nginx", conf, [accel_port, ref_port]).start(), accel_port, ref_port
 
 
-def _launch(name: str, command: list[str], port: int, log: Path) -> Server:
+def _launch(
+    name: str, command: list[str], port: int, log: Path, extra_env: dict[str, str] | None = None
+) -> Server:
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(root), **(extra_env or {})}
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=sink, cwd=root, env=env)
     server = Server(name, f"http://127.0.0.1:{port}", process)

@@ -1,0 +1,1 @@
+"""The bots an owner would pick instead of this one, measured beside it by ``make bench``."""

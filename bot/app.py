@@ -45,11 +45,12 @@ def build_services(
 ) -> Services:
     """Everything derived from settings, prepared once (the store is opened by the lifespan)."""
     store = store or store_from_url(settings.state.url, clock=clock)
-    parts = rule_parts(settings, clock)
     metrics = Metrics()
     slots = DownloadSlots(
         settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
     )
+    delivery = build_delivery(settings, slots)
+    parts = rule_parts(settings, clock, delivery)
     return Services(
         settings=settings,
         clock=clock,
@@ -75,7 +76,7 @@ def build_services(
             codes=codes_of(settings.links.pickup_codes, store),
         ),
         slots=slots,
-        delivery=build_delivery(settings, slots),
+        delivery=delivery,
         gate=Gate(
             store,
             clock,

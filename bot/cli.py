@@ -130,6 +130,7 @@ def serve(
 
     settings = _settings(config)
     setup_logging(settings.log)
+    _files(settings)  # every keyword's file (s3: object) is there, or exit 2
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     common = {
@@ -197,7 +198,19 @@ def check(config: ConfigOpt = None) -> None:
     )
     from bot.ruletable import render, rows
 
-    typer.echo(render(rows(settings.keywords, settings.files.dir, settings.links.max_downloads)))
+    found = _files(settings)
+    typer.echo(render(rows(settings.keywords, found, settings.links.max_downloads)))
+
+
+def _files(settings: Settings) -> dict[str, tuple[int, str]]:
+    """File → (size, where), checked where the delivery finds it (a bucket: HEAD each object);
+    exit 2 naming the key if one is missing or the bucket does not answer."""
+    from bot.delivery import check_files
+
+    try:
+        return check_files(settings)
+    except ConfigError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()

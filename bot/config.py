@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -75,8 +75,33 @@ class LinksSettings(_Section):
 
 class FilesSettings(_Section):
     dir: Path = Path("files")
-    delivery: Literal["direct", "x-accel"] = "direct"
+    delivery: Literal["direct", "x-accel", "s3"] = "direct"
     x_accel_prefix: str = "/_protected/"
+
+
+class S3Settings(_Section):
+    """Object storage for ``[files] delivery = "s3"`` (AWS S3, Tencent COS, Aliyun OSS, MinIO)."""
+
+    endpoint_url: str = ""
+    region: str = ""
+    bucket: str = ""
+    prefix: str = ""
+    # SecretStr: never printed by a repr, a validation error or a log line.
+    access_key_id: SecretStr = SecretStr("")
+    secret_access_key: SecretStr = SecretStr("")
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    presign_seconds: int = Field(default=60, ge=1, le=3600)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _empty_or_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(
+                "must be empty (AWS) or an absolute http(s) URL such as "
+                "https://cos.ap-guangzhou.myqcloud.com"
+            )
+        return value.rstrip("/")
 
 
 class RepliesSettings(_Section):
@@ -139,6 +164,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
 
     @classmethod
     def settings_customise_sources(
@@ -277,9 +303,30 @@ def _check_templates(settings: Settings) -> None:
 
 
 def _check_files(settings: Settings) -> None:
+    _check_unique_triggers(settings)
+    if settings.files.delivery == "s3":
+        if not settings.s3.bucket:
+            raise ConfigError(
+                "s3.bucket",
+                "is empty",
+                'name the bucket the files are in, or set [files] delivery = "direct"',
+            )
+        return  # the objects are HEADed at start-up and by `bot check` (bot.delivery.s3)
     root = settings.files.dir
     if not root.is_dir():
         raise ConfigError("files.dir", f"{root} is not a directory", "create it or fix the path")
+    for i, rule in enumerate(settings.keywords):
+        for j, name in enumerate(rule.file_list):
+            target = (root / name).resolve()
+            if not target.is_relative_to(root.resolve()) or not target.is_file():
+                raise ConfigError(
+                    f"keywords[{i}].file" + (f"s[{j}]" if rule.files else ""),
+                    f"{name!r} is not a file inside {root}",
+                    "put the file in files.dir or fix the name",
+                )
+
+
+def _check_unique_triggers(settings: Settings) -> None:
     seen: dict[tuple[str, str], str] = {}
     for i, rule in enumerate(settings.keywords):
         triggers = [("click", rule.click), ("scene", rule.scene)]
@@ -291,11 +338,3 @@ def _check_files(settings: Settings) -> None:
                     f"keywords[{i}].{kind}", f"{value!r} is listed twice (also {seen[kind, value]})"
                 )
             seen[kind, value] = f"keywords[{i}]"
-        for j, name in enumerate(rule.file_list):
-            target = (root / name).resolve()
-            if not target.is_relative_to(root.resolve()) or not target.is_file():
-                raise ConfigError(
-                    f"keywords[{i}].file" + (f"s[{j}]" if rule.files else ""),
-                    f"{name!r} is not a file inside {root}",
-                    "put the file in files.dir or fix the name",
-                )

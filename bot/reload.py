@@ -21,6 +21,7 @@ from uvicorn.supervisors import Multiprocess
 
 from bot.catalog import Catalog
 from bot.config import load_settings
+from bot.delivery import Delivery, build_catalog
 from bot.errors import ConfigError
 from bot.links import Clock, LinkSigner
 from bot.routing import Router
@@ -45,7 +46,10 @@ class RuleParts:
 
 
 def rule_parts(
-    settings: Settings, clock: Clock, keep_files: frozenset[str] = frozenset()
+    settings: Settings,
+    clock: Clock,
+    delivery: Delivery | None = None,
+    keep_files: frozenset[str] = frozenset(),
 ) -> RuleParts:
     """Router, signer and catalogue for these rules; links to ``keep_files`` keep working."""
     keyword_for_file: dict[str, str] = {}  # what pages tell a follower to send again
@@ -71,7 +75,12 @@ def rule_parts(
         clock=clock,
     )
     sendable = frozenset(rule.name for rule in settings.keywords if rule.aliases)
-    return RuleParts(router, signer, Catalog(settings.files.dir, files), keyword_for_file, sendable)
+    catalog = (
+        Catalog(settings.files.dir, files)
+        if delivery is None
+        else build_catalog(settings, delivery, files)
+    )
+    return RuleParts(router, signer, catalog, keyword_for_file, sendable)
 
 
 def reload_app(app: FastAPI, config: Path) -> bool:
@@ -85,7 +94,7 @@ def reload_app(app: FastAPI, config: Path) -> bool:
     settings = old.settings.model_copy(
         update={"keywords": fresh.keywords, "replies": fresh.replies, "files": fresh.files}
     )
-    parts = rule_parts(settings, old.clock, old.catalog.keys)
+    parts = rule_parts(settings, old.clock, old.delivery, old.catalog.keys)
     old.answerer.router = parts.router  # limits are signed into each link: the gate keeps none
     app.state.services = dataclasses.replace(
         old,

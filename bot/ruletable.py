@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 from bot.rule_settings import KeywordSettings, link_limit, window_text
 
@@ -39,9 +38,10 @@ def triggers(rule: KeywordSettings) -> str:
 
 
 def rows(
-    rules: Sequence[KeywordSettings], files_dir: Path, default_limit: int
+    rules: Sequence[KeywordSettings], found: Mapping[str, tuple[int, str]], default_limit: int
 ) -> list[tuple[str, ...]]:
-    """One row per file a rule gives (a reply-only rule: one row saying so)."""
+    """One row per file a rule gives (a reply-only rule: one row saying so); ``found`` maps a
+    file to its size and where the delivery keeps it (a name in files.dir, or ``s3://…``)."""
     table: list[tuple[str, ...]] = []
     for rule in rules:
         limit = link_limit(rule, default_limit)
@@ -51,8 +51,8 @@ def rows(
         if not rule.file_list:
             table.append((first, "", "text reply" + style, "", window))
         for name in rule.file_list:
-            size = f"{(files_dir / name).stat().st_size:,}"
-            table.append((first, size, name + style, str(limit or "∞"), window))
+            size, where = found[name]
+            table.append((first, f"{size:,}", where + style, str(limit or "∞"), window))
             first = ""
     return table
 

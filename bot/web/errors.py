@@ -22,6 +22,7 @@ from bot.errors import (
     BodyTimeout,
     BodyTooLarge,
     CodeUnknown,
+    DownloadRefused,
     EncryptionRequired,
     FileMissing,
     LinkBusy,
@@ -31,6 +32,7 @@ from bot.errors import (
     LinkRevoked,
     MalformedRange,
     MessageError,
+    ObjectStoreUnavailable,
     RangeNotSatisfiable,
     ServerBusy,
     SignatureError,
@@ -111,7 +113,7 @@ def _wrong_code(exc: CodeUnknown, services: Services) -> dict[str, object]:
     return {"wrong": True, "action": PICKUP_PATH}
 
 
-def _retry(exc: TooManyBadTokens | LinkBusy | ServerBusy, services: Services) -> dict[str, object]:
+def _retry(exc: TooManyBadTokens | DownloadRefused, services: Services) -> dict[str, object]:
     return {"retry_after": exc.retry_after}
 
 
@@ -214,6 +216,17 @@ REFUSALS: dict[type[Exception], Refusal] = {
         "下载人数较多 · Busy",
         "请稍后再试",
         log=_BUSY,
+        context=_retry,
+    ),
+    ObjectStoreUnavailable: Refusal(
+        503,
+        "too_many_downloads",
+        "busy",
+        Outcome.UNAVAILABLE,
+        "下载人数较多 · Busy",
+        "请稍后再试",
+        log="download id={link_id} refused {status}: {exc}",
+        level="ERROR",
         context=_retry,
     ),
     TooManyBadTokens: Refusal(

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bench.servers import AES_KEY, APP_ID, KEYWORD, TOKEN
-from bot.wechat import Codec, build_message_xml
+from bot.wechat import Simulator, build_message_xml
 
 LUA = Path(__file__).resolve().parent / "wrk.lua"
 
@@ -103,7 +103,7 @@ def slow_clients(
 
 def write_pushes(path: Path, *, count: int, encrypt: bool) -> Path:
     """``count`` distinct, freshly signed keyword pushes (plaintext or safe mode) for wrk.lua."""
-    codec = Codec(TOKEN, APP_ID, AES_KEY)
+    codec = Simulator(TOKEN, APP_ID, AES_KEY)
     now = int(time.time())
     run = secrets.randbits(30)
     lines = []
@@ -125,7 +125,7 @@ def write_pushes(path: Path, *, count: int, encrypt: bool) -> Path:
 
 def keyword_answer(url: str, *, encrypt: bool, user: str = "o_bench_check") -> str:
     """One signed keyword push to url's /wechat; the reply XML (decrypted in safe mode)."""
-    codec = Codec(TOKEN, APP_ID, AES_KEY)
+    codec = Simulator(TOKEN, APP_ID, AES_KEY)
     now = int(time.time())
     xml = build_message_xml(
         to_user="gh_bench",

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from loguru import logger
@@ -15,10 +15,12 @@ from bot.errors import StoreUnavailable
 from bot.links import Clock
 from bot.logsafe import readable
 from bot.metrics import Metrics
-from bot.replies import Responder, quota_text
-from bot.routing import SendLink, SendText
-from bot.state import LinkRecord, Reply, Store, bounded
+from bot.pickup import mask, reserve
+from bot.replies import quota_text
+from bot.routing import Draft, Issued, Router, SendLink
+from bot.state import PickupCodes, Reply, Store, bounded
 from bot.wechat import Message
+from bot.wechat.replies import ReplyValue, SuccessReply, TextReply, reply_from_json
 
 T = TypeVar("T")
 REPLY_TTL = 60.0  # WeChat retries for about 15 s; the issue asks for at least 30 s
@@ -63,112 +65,129 @@ class LocalReplies:
         entries.move_to_end(key)
 
 
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """What the first attempt at a message answers: text, and the link it carries if any."""
-
-    text: str | None
-    record: LinkRecord | None = None
-    expires: str = ""
-
-
 class Answerer:
-    """Wraps the responder with dedup, the hourly quota and the link record, within a deadline."""
+    """Wraps the router with dedup, the hourly quota and the link records, within a deadline.
+
+    The store's ``Reply`` is the dedup record; it keeps the reply value as ``to_json`` text.
+    """
 
     def __init__(
         self,
-        responder: Responder,
+        router: Router,
         store: Store,
         *,
         per_hour: int,
         clock: Clock = time.time,
         deadline: float = DEADLINE,
         metrics: Metrics | None = None,
+        codes: PickupCodes | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
-        self._responder = responder
+        self._codes = codes  # None: pick-up codes are off
+        self.router = router  # replaced as a whole on reload
         self._store = store
         self._per_hour = per_hour
         self._clock = clock
         self._deadline = deadline
         self._local = LocalReplies()
 
-    async def answer(self, message: Message) -> str | None:
-        """Reply text (None: ``success``), the same for every delivery of one message."""
+    async def answer(self, message: Message) -> ReplyValue:
+        """The reply, the same for every delivery of one message."""
         deadline = time.monotonic() + self._deadline
         key = message.dedup_key
         while True:
-            draft = self._draft(message)  # signed before the claim: one store trip
-            replies, prior = await self._claim(key, draft, deadline)
+            # Signed (and its pick-up codes reserved) before the claim: one store trip.
+            draft, store_down = await self._draft(message, deadline)
+            replies, prior = await self._claim(key, draft, deadline, store_down=store_down)
             if prior is None:
                 return self._issued(message, draft)
+            if draft.codes:  # this draft's links are never sent
+                await self._quietly(self._drop(draft.codes), deadline)
             if isinstance(prior, float):
                 return await self._refuse(message, prior, deadline)
             reply = await self._wait(key, prior, replies, deadline)
             if reply is not None:
-                return reply.text
+                return reply_from_json(reply.text)
             if time.monotonic() + STORE_TIMEOUT > deadline:
                 logger.warning("retry {}: first attempt gone, no time left: success", key)
-                return None
+                return SuccessReply()
             # The first attempt's claim is gone (expired, or lost with the store): answer it.
 
-    def _draft(self, message: Message) -> Draft:
-        """The answer if this attempt is the first (pure: routing and signing)."""
-        action = self._responder.route(message)
-        if isinstance(action, SendText):
-            return Draft(action.text)
-        if not isinstance(action, SendLink):
-            return Draft(None)
-        keyword = action.keyword
-        text, link = self._responder.link_reply(keyword)
-        record = LinkRecord(
-            link.link_id,
-            message.source,
-            keyword.match,
-            keyword.file,
-            link.issued_at.timestamp(),
-            link.expires_at.timestamp(),
-        )
-        return Draft(text, record, link.expires_at.isoformat())
+    async def _draft(self, message: Message, deadline: float) -> tuple[Draft, bool]:
+        """The answer if this attempt is the first, and whether reserving its codes found the
+        store unavailable (the reply then goes without codes)."""
+        router = self.router  # one router for the whole draft, even if a reload swaps it
+        action = router.route(message)
+        if not (
+            isinstance(action, SendLink)
+            and self._codes is not None
+            and router.wants_code(action.keyword)
+        ):
+            return router.draft_of(action, message.source), False
+        issued = router.issue(action.keyword, message.source)
+        records = tuple(one.record for one in issued)
+        try:
+            codes = await self._bounded(self._reserve(self._codes, issued), deadline)
+        except StoreUnavailable as exc:
+            logger.error("link {} goes without a pick-up code: {}", _ids(issued), exc)
+            return Draft(router.word(action, issued), records), True
+        return Draft(router.word(action, issued, codes), records, codes), False
+
+    @staticmethod
+    async def _reserve(codes: PickupCodes, issued: tuple[Issued, ...]) -> tuple[str, ...]:
+        """A code for each link, each live exactly as long as its link."""
+        return tuple([await reserve(codes, one.token, one.link) for one in issued])
+
+    async def _drop(self, codes: tuple[str, ...]) -> None:
+        """Forget the codes of a draft that is not sent (a retry's, a quota refusal's)."""
+        if self._codes is None:
+            return
+        for code in codes:
+            await self._codes.drop_code(code)
 
     async def _claim(
-        self, key: str, draft: Draft, deadline: float
+        self, key: str, draft: Draft, deadline: float, *, store_down: bool = False
     ) -> tuple[Replies, Reply | float | None]:
         """Claim the message and, when first, record the link and the answer (one store trip)."""
+        first = draft.links[0] if draft.links else None
         try:
-            return self._store, await self._bounded(
+            if store_down:  # it just failed for the pick-up codes: a second wait doubles the cost
+                raise StoreUnavailable("it did not answer for the pick-up codes")
+            prior = await self._bounded(
                 self._store.claim_and_record(
-                    key, REPLY_TTL, draft.text, draft.record, self._per_hour
+                    key, REPLY_TTL, draft.reply.to_json(), first, self._per_hour
                 ),
                 deadline,
             )
         except StoreUnavailable as exc:
             logger.error("dedup of {} falls back to this process: {}", key, exc)
-        prior = await self._local.claim_message(key, REPLY_TTL)
-        if prior is None and draft.record is not None:
-            logger.error(
-                "link {} issued unrecorded, quota unchecked: store unavailable",
-                draft.record.link_id,
-            )
-        return self._local, prior
+            local = await self._local.claim_message(key, REPLY_TTL)
+            for link in draft.links if local is None else ():
+                logger.error(
+                    "link {} issued unrecorded, quota unchecked: store unavailable", link.link_id
+                )
+            return self._local, local
+        for link in draft.links[1:] if prior is None else ():  # a rule with several files
+            await self._quietly(self._store.record_link(link, 0), deadline)  # per_hour 0: no quota
+        return self._store, prior
 
-    def _issued(self, message: Message, draft: Draft) -> str | None:
-        """Log and count the link this attempt's answer carries."""
-        self._remember(message.dedup_key, draft.text)
-        link = draft.record
-        if link is not None:
+    def _issued(self, message: Message, draft: Draft) -> ReplyValue:
+        """Log and count the links this attempt's answer carries."""
+        self._remember(message.dedup_key, draft.reply)
+        for n, link in enumerate(draft.links):
             logger.info(
-                "link issued id={} keyword={!r} file={!r} openid={} expires={}",
+                "link issued id={} keyword={!r} file={!r} openid={} expires={} code={}",
                 link.link_id,
                 link.keyword,
                 link.file,
                 message.source,
-                draft.expires,
+                datetime.fromtimestamp(link.expires_at, UTC).isoformat(),
+                mask(draft.codes[n] if draft.codes else ""),
             )
             self._metrics.links_issued.labels(link.keyword).inc()
-        return draft.text
+        return draft.reply
 
-    async def _refuse(self, message: Message, retry_at: float, deadline: float) -> str:
+    async def _refuse(self, message: Message, retry_at: float, deadline: float) -> ReplyValue:
         """The quota refusal, remembered as the answer to this (claimed) message."""
         key = message.dedup_key
         logger.warning(
@@ -177,14 +196,14 @@ class Answerer:
             self._per_hour,
             readable(retry_at),
         )
-        text = quota_text(self._per_hour, retry_at, self._clock())
-        self._remember(key, text)
-        await self._quietly(self._store.save_reply(key, text, REPLY_TTL), deadline)
-        return text
+        reply = TextReply(quota_text(self._per_hour, retry_at, self._clock()))
+        self._remember(key, reply)
+        await self._quietly(self._store.save_reply(key, reply.to_json(), REPLY_TTL), deadline)
+        return reply
 
-    def _remember(self, key: str, text: str | None) -> None:
+    def _remember(self, key: str, reply: ReplyValue) -> None:
         """Keep the answer in the process too, for retries while the store is down."""
-        self._local.put(key, Reply(done=True, text=text), REPLY_TTL)
+        self._local.put(key, Reply(done=True, text=reply.to_json()), REPLY_TTL)
 
     async def _wait(
         self, key: str, prior: Reply, replies: Replies, deadline: float
@@ -206,8 +225,12 @@ class Answerer:
     async def _bounded(self, call: Awaitable[T], deadline: float) -> T:
         return await bounded(call, min(STORE_TIMEOUT, deadline - time.monotonic() - MARGIN))
 
-    async def _quietly(self, call: Awaitable[None], deadline: float) -> None:
+    async def _quietly(self, call: Awaitable[object], deadline: float) -> None:
         try:
             await self._bounded(call, deadline)
         except StoreUnavailable as exc:
             logger.error("{}", exc)
+
+
+def _ids(issued: tuple[Issued, ...]) -> str:
+    return ",".join(one.link.link_id for one in issued)

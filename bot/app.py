@@ -7,6 +7,7 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from loguru import logger
@@ -14,17 +15,16 @@ from loguru import logger
 from bot import __version__
 from bot.answers import Answerer
 from bot.auditcap import RefusalCap
-from bot.catalog import Catalog
 from bot.clientaddr import TrustedProxies, parse_networks
-from bot.config import Settings, load_settings
+from bot.config import Settings, config_path, load_settings
 from bot.delivery import build_delivery
 from bot.errors import BotError
-from bot.links import Clock, LinkSigner
+from bot.links import Clock
 from bot.logs import setup_logging
 from bot.metrics import Metrics
+from bot.pickup import codes_of
+from bot.reload import listen_for_reload, rule_parts
 from bot.replay import ReplayGuard
-from bot.replies import Responder
-from bot.routing import Router
 from bot.slots import DownloadSlots
 from bot.state import Store, bounded, store_from_url
 from bot.throttle import BadTokenLimit
@@ -32,9 +32,12 @@ from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
 from bot.web.favicon import router as favicon_router
-from bot.web.gate import Gate, download_limits
+from bot.web.gate import Gate
+from bot.web.home import router as home_router
 from bot.web.ops import WebhookTimer, ops_router
 from bot.web.pages import Pages
+from bot.web.pickup import PickupDesk
+from bot.web.pickup import router as pickup_router
 from bot.web.webhook import webhook_router
 from bot.wechat import Codec
 
@@ -46,26 +49,12 @@ def build_services(
 ) -> Services:
     """Everything derived from settings, prepared once (the store is opened by the lifespan)."""
     store = store or store_from_url(settings.state.url, clock=clock)
-    keyword_for_file: dict[str, str] = {}
-    for keyword in settings.keywords:
-        keyword_for_file.setdefault(keyword.file, keyword.match)
-    signer = LinkSigner(
-        settings.links.secret_keys,
-        settings.links.ttl_seconds,
-        files=keyword_for_file,
-        keywords=[keyword.match for keyword in settings.keywords],
-        max_clock_skew=settings.wechat.max_clock_skew,
-        legacy_limits=download_limits(settings),
-        clock=clock,
-    )
-    router = Router(settings.keywords, settings.replies)
     metrics = Metrics()
     slots = DownloadSlots(
         settings.limits.max_concurrent_downloads, settings.limits.max_concurrent_per_link
     )
-    responder = Responder(
-        router, signer, settings.server.public_url, max_downloads=settings.links.max_downloads
-    )
+    delivery = build_delivery(settings, slots)
+    parts = rule_parts(settings, clock, delivery)
     return Services(
         settings=settings,
         clock=clock,
@@ -77,21 +66,21 @@ def build_services(
             max_clock_skew=settings.wechat.max_clock_skew,
             require_encryption=settings.wechat.require_encryption,
         ),
-        signer=signer,
-        catalog=Catalog(settings.files.dir, keyword_for_file),
-        responder=responder,
+        signer=parts.signer,
+        catalog=parts.catalog,
         pages=Pages(),
-        keyword_for_file=keyword_for_file,
+        keyword_for_file=parts.keyword_for_file,
         store=store,
         answerer=Answerer(
-            responder,
+            parts.router,
             store,
             per_hour=settings.limits.links_per_user_per_hour,
             clock=clock,
             metrics=metrics,
+            codes=codes_of(settings.links.pickup_codes, store),
         ),
         slots=slots,
-        delivery=build_delivery(settings, slots),
+        delivery=delivery,
         gate=Gate(
             store,
             clock,
@@ -104,6 +93,7 @@ def build_services(
         metrics=metrics,
         health=store.ping,
         proxies=TrustedProxies(parse_networks(settings.server.trusted_proxies)),
+        sendable=parts.sendable,
     )
 
 
@@ -131,6 +121,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.sleep(PRUNE_EVERY)
 
     pruner = asyncio.create_task(prune_periodically())
+    listen_for_reload(app, app.state.config)
     try:
         yield
     finally:
@@ -140,9 +131,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock = time.time, store: Store | None = None
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    store: Store | None = None,
+    config: Path | None = None,
 ) -> FastAPI:
-    """The bot's ASGI app for these settings (``store`` defaults to ``[state] url``)."""
+    """The bot's ASGI app for these settings (``store`` defaults to ``[state] url``).
+
+    With ``config`` (the file the settings came from), SIGHUP reloads its rules.
+    """
     app = FastAPI(
         title="wechat-link-bot",
         version=__version__,
@@ -153,10 +151,17 @@ def create_app(
         redirect_slashes=False,  # /d/<token>/ is not the link: no second URI for one link
     )
     services = app.state.services = build_services(settings, clock=clock, store=store)
+    app.state.config = config
+    app.state.pickup = PickupDesk(
+        codes_of(settings.links.pickup_codes, services.store),
+        BadTokenLimit(settings.limits.wrong_codes_per_minute, clock=clock),
+    )
     install_error_handlers(app)
     app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
+    app.include_router(pickup_router)
+    app.include_router(home_router)
     app.include_router(ops_router(metrics=settings.server.metrics))
     app.include_router(favicon_router)
     return app
@@ -174,6 +179,6 @@ def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from ``$BOT_CONFIG``."""
     settings = load_settings()
     setup_logging(settings.log)
-    app = create_app(settings)
+    app = create_app(settings, config=config_path())
     settle_memory()
     return app

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -20,11 +21,19 @@ from bot.config import Settings, config_path, load_settings
 from bot.errors import BotError, ConfigError
 
 if TYPE_CHECKING:
+    from bot.routing import Issued
     from bot.state import Store
 
 T = TypeVar("T")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+OWNER_HELP = (
+    "Your WeChat official account's bot: it answers followers' keywords, menu taps and QR scans "
+    "with short-lived download links.\n\n"
+    "Start with `bot init` (writes config.toml), edit the rules in it (the keywords tables) and "
+    "check them with `bot check`. Run `bot serve`, and try it with `bot simulate 芝麻开门`. "
+    "After editing the rules of a running bot, `bot reload` applies them without a restart."
+)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=OWNER_HELP)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -35,6 +44,12 @@ EXAMPLE = "config.example.toml"
 
 def _fail(exc: BotError) -> typer.Exit:
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _usage(problem: str) -> typer.Exit:
+    """A wrong command line (not a configuration problem): exit 2."""
+    typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
     return typer.Exit(2)
 
 
@@ -62,6 +77,15 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     except BotError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+
+
+async def _record(issued: Issued, codes: bool, store: Store) -> str:
+    """Record a link issued by `bot link`; its pick-up code ("" when codes are off)."""
+    from bot.pickup import codes_of, reserve
+
+    await store.record_link(issued.record, 0)
+    keeper = codes_of(codes, store)
+    return await reserve(keeper, issued.token, issued.link) if keeper else ""
 
 
 def _example_text() -> str:
@@ -99,35 +123,61 @@ def serve(
     port: Annotated[int | None, typer.Option(help="overrides server.port")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
-    """Run the bot under uvicorn."""
+    """Run the bot: answer WeChat and serve the download links."""
     from bot.app import create_app, settle_memory
     from bot.edge import uvicorn_options
     from bot.logs import one_log_writer, setup_logging
+    from bot.reload import ReloadingSupervisor, forget_server, note_server
 
     settings = _settings(config)
+    setup_logging(settings.log)
+    _files(settings)  # every keyword's file (s3: object) is there, or exit 2
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     common = {"host": bind_host, "port": bind_port, **uvicorn_options(settings)}
-    if workers == 1:
-        setup_logging(settings.log)
-        app = create_app(settings)
-        settle_memory()
-        uvicorn.run(app, **common)
-        return
-    # Worker processes rebuild the same settings from the same file.
-    os.environ["BOT_CONFIG"] = str(config_path(config).resolve())
-    with one_log_writer(settings.log):  # workers send their lines; this process writes the file
-        uvicorn.run(
-            "bot.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            **common,
+    path = config_path(config).resolve()
+    note_server(path)  # `bot reload` finds this process through it
+    try:
+        if workers == 1:
+            app = create_app(settings, config=path)
+            settle_memory()
+            uvicorn.run(app, **common)
+            return
+        # Worker processes rebuild the same settings from the same file.
+        os.environ["BOT_CONFIG"] = str(path)
+        supervised = uvicorn.Config(
+            "bot.app:app_from_environment", factory=True, workers=workers, **common
         )
+        with one_log_writer(settings.log):  # workers send their lines; this process writes them
+            ReloadingSupervisor(supervised, sockets=[supervised.bind_socket()]).run()
+    finally:
+        forget_server(path)
+
+
+@app.command()
+def reload(config: ConfigOpt = None) -> None:
+    """Make the running bot re-read its rules, replies and files (checks the config first)."""
+    import signal
+
+    from bot.reload import pid_file, running_server
+
+    path = config_path(config).resolve()
+    _settings(path)  # a config that fails validation is refused here, with the reason (exit 2)
+    pid = running_server(path)
+    if pid is None:
+        typer.secho(
+            f"error: no running `bot serve` for {path} ({pid_file(path)} names none)",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+    os.kill(pid, signal.SIGHUP)
+    typer.echo(f"asked the bot (pid {pid}) to reload {path}")
 
 
 @app.command()
 def check(config: ConfigOpt = None) -> None:
-    """Validate the configuration and list keyword → file."""
+    """Check config.toml and list every rule: what triggers it, which files, limit, window."""
     settings = _settings(config)
     mode = "safe/compatible (AES)" if settings.wechat.encoding_aes_key else "plaintext"
     typer.echo(f"config ok: {config_path(config)}")
@@ -135,11 +185,21 @@ def check(config: ConfigOpt = None) -> None:
     typer.echo(
         f"links: valid {settings.links.ttl_seconds}s, {len(settings.links.secret_keys)} key(s)"
     )
-    width = max([len(k.match) for k in settings.keywords] + [7])
-    typer.echo(f"{'keyword':<{width}}  {'size':>12}  file")
-    for keyword in settings.keywords:
-        size = (settings.files.dir / keyword.file).stat().st_size
-        typer.echo(f"{keyword.match:<{width}}  {size:>12,}  {keyword.file}")
+    from bot.ruletable import render, rows
+
+    found = _files(settings)
+    typer.echo(render(rows(settings.keywords, found, settings.links.max_downloads)))
+
+
+def _files(settings: Settings) -> dict[str, tuple[int, str]]:
+    """File → (size, where), checked where the delivery finds it (a bucket: HEAD each object);
+    exit 2 naming the key if one is missing or the bucket does not answer."""
+    from bot.delivery import check_files
+
+    try:
+        return check_files(settings)
+    except ConfigError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()
@@ -148,59 +208,61 @@ def link(
     config: ConfigOpt = None,
     user: Annotated[str, typer.Option(help="openid to log as the requester")] = "cli",
 ) -> None:
-    """Print a fresh download URL for a keyword."""
-    from bot.links import LinkSigner
-    from bot.routing import normalize
+    """Print a fresh download URL for a keyword (one per file of its rule)."""
+    from bot.reload import rule_parts
 
     settings = _settings(config)
-    match = [k for k in settings.keywords if normalize(k.match) == normalize(keyword)]
-    if not match:
-        raise _fail(ConfigError("keywords", f"no keyword {keyword!r}", "see `bot check`"))
-    from bot.replies import link_limit
-    from bot.state import LinkRecord
+    router = rule_parts(settings, time.time).router
+    rule = router.book.for_text(keyword)
+    if rule is None or not rule.settings.file_list:
+        raise _usage(f"no keyword {keyword!r} gives a file; `bot check` lists them")
+    from bot.pickup import PATH
 
-    files = [k.file for k in settings.keywords]
-    signer = LinkSigner(settings.links.secret_keys, settings.links.ttl_seconds, files=files)
-    limit = link_limit(match[0], settings.links.max_downloads)
-    token, issued = signer.issue(match[0].file, keyword=match[0].match, max_downloads=limit)
-    record = LinkRecord(
-        issued.link_id,
-        user,
-        match[0].match,
-        match[0].file,
-        issued.issued_at.timestamp(),
-        issued.expires_at.timestamp(),
-    )
-    _with_store(settings, lambda store: store.record_link(record, 0))
-    typer.echo(f"{settings.server.public_url}/d/{token}")
-    typer.echo(
-        f"link {issued.link_id} for {user}, expires {issued.expires_at.isoformat()}", err=True
-    )
+    for issued in router.issue(rule.settings, user):
+        code = _with_store(settings, partial(_record, issued, settings.links.pickup_codes))
+        typer.echo(issued.url)
+        expires = issued.link.expires_at.isoformat()
+        typer.echo(f"link {issued.link.link_id} for {user}, expires {expires}", err=True)
+        if code:
+            typer.echo(f"pick-up code {code} at {settings.server.public_url}{PATH}", err=True)
 
 
 @app.command()
 def simulate(
-    text: Annotated[str, typer.Argument(help="message text (ignored with --event)")] = "",
+    text: Annotated[str, typer.Argument(help="what the follower types")] = "",
     config: ConfigOpt = None,
-    event: Annotated[str | None, typer.Option(help="send an event instead, e.g. subscribe")] = None,
-    user: Annotated[str, typer.Option(help="FromUserName (follower openid)")] = "o_simulated_user",
+    event: Annotated[
+        str | None, typer.Option(help="an event instead, e.g. subscribe (a new follower)")
+    ] = None,
+    click: Annotated[str | None, typer.Option(help="tap the menu button with this key")] = None,
+    scan: Annotated[
+        str | None, typer.Option(help="scan the QR code of this scene (add --event subscribe)")
+    ] = None,
+    voice: Annotated[str | None, typer.Option(help="a voice message recognised as TEXT")] = None,
+    user: Annotated[str, typer.Option(help="the follower's openid")] = "o_simulated_user",
     url: Annotated[str | None, typer.Option(help="webhook URL (default from config)")] = None,
 ) -> None:
-    """Send a message to a running bot exactly as WeChat would, and print the reply."""
-    from bot.wechat import Codec, build_message_xml, parse_message
+    """Play a follower: send a message, menu tap or QR scan as WeChat would; print the reply."""
+    from bot.wechat.simulator import Simulator, describe_reply, follower_push
 
+    if sum(x is not None for x in (click, scan, voice)) > 1:
+        raise _usage("give at most one of --click, --scan, --voice")
+    if event and (click is not None or voice is not None):
+        raise _usage("--event goes with --scan only")
     settings = _settings(config, check_files=False)
     wechat = settings.wechat
-    codec = Codec(wechat.token, wechat.app_id, wechat.encoding_aes_key)
+    codec = Simulator(wechat.token, wechat.app_id, wechat.encoding_aes_key)
     now = int(time.time())
-    xml = build_message_xml(
-        to_user=wechat.app_id,
-        from_user=user,
-        create_time=now,
-        msg_type="event" if event else "text",
-        content="" if event else text,
-        event=event or "",
-        msg_id=None if event else str(secrets.randbits(62)),
+    xml = follower_push(
+        account=wechat.app_id,
+        user=user,
+        now=now,
+        msg_id=str(secrets.randbits(62)),
+        text=text,
+        event=event,
+        click=click,
+        scan=scan,
+        voice=voice,
     )
     params, body = codec.build_request(
         xml, timestamp=str(now), nonce=secrets.token_hex(5), encrypt=codec.encrypted
@@ -215,11 +277,7 @@ def simulate(
     if response.status_code != 200:
         typer.secho(f"error: HTTP {response.status_code}: {response.text}", err=True, fg="red")
         raise typer.Exit(1)
-    if response.content in (b"success", b""):
-        typer.echo("(no reply: success)")
-        return
-    reply = parse_message(codec.read_reply(response.content))
-    typer.echo(reply.content)
+    typer.echo(describe_reply(codec.read_reply(response.content)))
 
 
 @app.command()
@@ -237,7 +295,7 @@ def revoke(
     Exits 1, naming them, when an id, follower or file is not in the audit trail.
     """
     if sum(bool(x) for x in (link_ids, user is not None, file is not None)) != 1:
-        raise _fail(ConfigError("revoke", "give exactly one of LINK_ID..., --user, --file"))
+        raise _usage("give exactly one of LINK_ID..., --user, --file")
     settings = _settings(config, check_files=False)
 
     async def work(store: Store) -> Revocation:
@@ -259,7 +317,8 @@ def revoke(
     ]
     if user is not None and not done.found:
         problems.append(f"no links issued to {user!r} in the audit trail")
-    if file is not None and not done.found and file not in {k.file for k in settings.keywords}:
+    named = {name for rule in settings.keywords for name in rule.file_list}
+    if file is not None and not done.found and file not in named:
         problems.append(f"no such file {file!r}: not in the keywords, no links to it recorded")
     for problem in problems:
         typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
@@ -288,7 +347,7 @@ def stats(
     try:
         start = time.time() - parse_duration(since) if since else 0.0
     except ValueError as exc:
-        raise _fail(ConfigError("--since", str(exc))) from None
+        raise _usage(f"--since: {exc}") from None
 
     async def work(store: Store) -> str:
         links, attempts = await store.links_since(start), await store.attempts_since(start)

@@ -9,19 +9,22 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.clientaddr import parse_networks
 from bot.errors import ConfigError
+from bot.rule_settings import KeywordSettings
+from bot.rules import fold
 from bot.state import sqlite_path
 
 DEFAULT_CONFIG = Path("config.toml")
-DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}"
 DEFAULT_WELCOME = "感谢关注！发送下面的关键词获取文件：\n{keywords}"
 DEFAULT_HELP = "没有找到这个关键词。可以发送：\n{keywords}"
 PLACEHOLDERS = {"", "change-me", "changeme", "change_me", "placeholder", "secret", "token", "xxx"}
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
+# config.example.toml's AppID and the like: refused when real pushes would have to match it.
+_PLACEHOLDER_APP_ID = re.compile(r"^(wx0+|wx_?x+|wx_?app_?id|appid|change[-_]?me)$", re.I)
 
 
 class _Section(BaseModel):
@@ -33,6 +36,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     metrics: bool = False
+    account_name: str = Field(default="", max_length=64)
     trusted_proxies: list[str] = Field(default_factory=list)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     header_timeout: float = Field(default=10.0, gt=0, le=300)
@@ -76,24 +80,45 @@ class LinksSettings(_Section):
     max_downloads: int = Field(default=0, ge=0)
     claim_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     landing: Literal["wechat", "always"] = "wechat"
+    pickup_codes: bool = True
 
 
 class FilesSettings(_Section):
     dir: Path = Path("files")
-    delivery: Literal["direct", "x-accel"] = "direct"
+    delivery: Literal["direct", "x-accel", "s3"] = "direct"
     x_accel_prefix: str = "/_protected/"
 
 
-class KeywordSettings(_Section):
-    match: str = Field(min_length=1)
-    file: str = Field(min_length=1)
-    reply: str = DEFAULT_REPLY
-    max_downloads: int | None = Field(default=None, ge=0)
+class S3Settings(_Section):
+    """Object storage for ``[files] delivery = "s3"`` (AWS S3, Tencent COS, Aliyun OSS, MinIO)."""
+
+    endpoint_url: str = ""
+    region: str = ""
+    bucket: str = ""
+    prefix: str = ""
+    # SecretStr: never printed by a repr, a validation error or a log line.
+    access_key_id: SecretStr = SecretStr("")
+    secret_access_key: SecretStr = SecretStr("")
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    presign_seconds: int = Field(default=60, ge=1, le=3600)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _empty_or_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(
+                "must be empty (AWS) or an absolute http(s) URL such as "
+                "https://cos.ap-guangzhou.myqcloud.com"
+            )
+        return value.rstrip("/")
 
 
 class RepliesSettings(_Section):
     welcome: str = DEFAULT_WELCOME
     help: str = DEFAULT_HELP
+    other: str = ""  # images, video, location, links, voice without recognition ("" = success)
+    tappable: bool = False  # {keywords} as weixin://bizmsgmenu links the follower taps
 
 
 class LimitsSettings(_Section):
@@ -104,6 +129,7 @@ class LimitsSettings(_Section):
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)
     send_timeout: float = Field(default=60.0, gt=0, le=3600)
+    wrong_codes_per_minute: int = Field(default=60, ge=0)
 
 
 class StateSettings(_Section):
@@ -150,6 +176,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
 
     @classmethod
     def settings_customise_sources(
@@ -186,8 +213,10 @@ def load_settings(path: Path | None = None, *, check_files: bool = True) -> Sett
         settings = Settings(**data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})"[:300]) from None
+        key, problem = _error_key(err["loc"], data), err["msg"].removeprefix("Value error, ")
+        if err["type"] == "value_error":  # our own check: its message says what is wrong
+            raise ConfigError(key, problem[:300]) from None
+        raise ConfigError(key, f"{problem} (got {err.get('input')!r})"[:300]) from None
     base = path.resolve().parent
     if not settings.files.dir.is_absolute():
         settings.files.dir = base / settings.files.dir
@@ -203,6 +232,25 @@ def load_settings(path: Path | None = None, *, check_files: bool = True) -> Sett
     return settings
 
 
+def _error_key(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    """``keywords[2] ('芝麻开门').mode``: indexes in brackets, a rule named by its trigger."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        if key == f"keywords[{part}]":
+            key += _rule_name(data.get("keywords"), int(part))
+    return key or "(top level)"
+
+
+def _rule_name(rules: object, index: int) -> str:
+    rule = rules[index] if isinstance(rules, list) and len(rules) > index else None
+    if not isinstance(rule, dict):
+        return ""
+    name = rule.get("match") or rule.get("click") or rule.get("scene") or ""
+    name = name[0] if isinstance(name, list) and name else name
+    return f" ({name!r})" if name else ""
+
+
 def _check_secrets(settings: Settings) -> None:
     token = settings.wechat.token
     if token.lower() in PLACEHOLDERS or not _TOKEN_RE.match(token):
@@ -216,6 +264,13 @@ def _check_secrets(settings: Settings) -> None:
             "wechat.app_id", "is empty", "copy the AppID (wx…) from the 公众号 admin page"
         )
     aes = settings.wechat.encoding_aes_key
+    if aes and _PLACEHOLDER_APP_ID.match(settings.wechat.app_id):
+        raise ConfigError(
+            "wechat.app_id",
+            f"is the placeholder {settings.wechat.app_id!r} while an EncodingAESKey is set: "
+            "every encrypted push would fail with -40005 (appid mismatch)",
+            "copy the AppID (wx…) from the 公众号 admin page (基本配置)",
+        )
     if aes and not re.fullmatch(r"[A-Za-z0-9]{43}", aes):
         raise ConfigError(
             "wechat.encoding_aes_key",
@@ -235,8 +290,14 @@ def _check_secrets(settings: Settings) -> None:
 
 
 def _check_templates(settings: Settings) -> None:
-    link = {"url": "u", "filename": "f", "minutes": 10}
-    checks = [(f"keywords[{i}].reply", k.reply, link) for i, k in enumerate(settings.keywords)]
+    link: dict[str, object] = {"url": "u", "filename": "f", "minutes": 10, "keyword": "k"}
+    link.update(window="w", code="C", pickup_url="p")
+    checks = [
+        (f"keywords[{i}].{key}", template, {n: link[n] for n in names})
+        for i, rule in enumerate(settings.keywords)
+        for key, template, names in rule.templates()
+    ]
+    checks += [("replies.other", settings.replies.other, {})]
     checks += [
         ("replies.welcome", settings.replies.welcome, {"keywords": "k"}),
         ("replies.help", settings.replies.help, {"keywords": "k"}),
@@ -254,19 +315,38 @@ def _check_templates(settings: Settings) -> None:
 
 
 def _check_files(settings: Settings) -> None:
+    _check_unique_triggers(settings)
+    if settings.files.delivery == "s3":
+        if not settings.s3.bucket:
+            raise ConfigError(
+                "s3.bucket",
+                "is empty",
+                'name the bucket the files are in, or set [files] delivery = "direct"',
+            )
+        return  # the objects are HEADed at start-up and by `bot check` (bot.delivery.s3)
     root = settings.files.dir
     if not root.is_dir():
         raise ConfigError("files.dir", f"{root} is not a directory", "create it or fix the path")
-    seen: set[str] = set()
-    for i, keyword in enumerate(settings.keywords):
-        folded = keyword.match.strip().casefold()
-        if folded in seen:
-            raise ConfigError(f"keywords[{i}].match", f"{keyword.match!r} is listed twice")
-        seen.add(folded)
-        target = (root / keyword.file).resolve()
-        if not target.is_relative_to(root.resolve()) or not target.is_file():
-            raise ConfigError(
-                f"keywords[{i}].file",
-                f"{keyword.file!r} is not a file inside {root}",
-                "put the file in files.dir or fix the name",
-            )
+    for i, rule in enumerate(settings.keywords):
+        for j, name in enumerate(rule.file_list):
+            target = (root / name).resolve()
+            if not target.is_relative_to(root.resolve()) or not target.is_file():
+                raise ConfigError(
+                    f"keywords[{i}].file" + (f"s[{j}]" if rule.files else ""),
+                    f"{name!r} is not a file inside {root}",
+                    "put the file in files.dir or fix the name",
+                )
+
+
+def _check_unique_triggers(settings: Settings) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for i, rule in enumerate(settings.keywords):
+        triggers = [("click", rule.click), ("scene", rule.scene)]
+        if rule.mode == "exact":
+            triggers += [("match", fold(alias)) for alias in rule.aliases]
+        for kind, value in triggers:
+            if value and (kind, value) in seen:
+                raise ConfigError(
+                    f"keywords[{i}].{kind}", f"{value!r} is listed twice (also {seen[kind, value]})"
+                )
+            seen[kind, value] = f"keywords[{i}]"

@@ -49,6 +49,14 @@ class LinkInvalid(LinkError):
     """Tampered, garbage or foreign token."""
 
 
+class CodeUnknown(LinkInvalid):
+    """A pick-up code that is wrong or expired (counted like a bad token); ``shown`` is masked."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        super().__init__(f"unknown pick-up code {shown}")
+
+
 class LinkExpired(LinkError):
     """A genuine token past its lifetime."""
 
@@ -183,3 +191,14 @@ class TransferAborted(BotError):
     def __init__(self, reason: str, file_key: str = "") -> None:
         self.reason, self.file_key = reason, file_key
         super().__init__(f"transfer of {file_key!r} aborted: {reason}")
+
+
+class ObjectStoreUnavailable(DownloadRefused):
+    """The bucket (``[files] delivery = "s3"``) did not answer, or refused the bot's key pair."""
+
+    def __init__(
+        self, reason: str, retry_after: int, *, file_key: str = "", denied: bool = False
+    ) -> None:
+        super().__init__(reason, retry_after)
+        self.file_key = file_key
+        self.denied = denied  # the bucket answered 403: the key pair, not the network

@@ -182,6 +182,11 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def link_url(public_url: str, token: str) -> str:
+    """The one shape of a download link: ``{public_url}/d/<token>``."""
+    return f"{public_url.rstrip('/')}/d/{token}"
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts), UTC)
 

@@ -23,11 +23,14 @@ _SIGNATURES = re.compile(r"(signature=)[^&\s\"]*", re.IGNORECASE)
 _TOKENS = re.compile(r"(/d/[/\s]*)[^/\s\"?#]+")  # also /d//<token> (a damaged link)
 # A whole token anywhere else in a line (payload.timestamp.signature), e.g. after another "/".
 _TOKEN_SHAPES = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}")
+_CODES = re.compile(r"(/k/|[?&]code=)([^/\s\"?&#]{0,2})[^/\s\"?&#]*")
 
 
 def redact(text: str) -> str:
-    """Text with ``signature``/``msg_signature`` values and ``/d/<token>`` tokens masked."""
-    return _TOKEN_SHAPES.sub("…", _TOKENS.sub(r"\1…", _SIGNATURES.sub(r"\1…", text)))
+    """Text with signatures, tokens (``/d/<token>`` or token-shaped) and pick-up codes (but 2
+    characters) masked."""
+    masked = _TOKEN_SHAPES.sub("…", _TOKENS.sub(r"\1…", _SIGNATURES.sub(r"\1…", text)))
+    return _CODES.sub(r"\1\2…", masked)
 
 
 class InterceptHandler(logging.Handler):

@@ -1,11 +1,20 @@
-"""Message → action: keyword, subscribe, help or silence (pure, table-driven)."""
+"""Message → reply value: rules, triggers, welcome, help, other (pure; signs the links)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.config import KeywordSettings, RepliesSettings
+from bot.config import RepliesSettings
+from bot.links import Clock, Link, LinkSigner, link_url
+from bot.pickup import PATH as PICKUP_PATH
+from bot.pickup import link_template
+from bot.rule_settings import KeywordSettings, link_limit, window_text
+from bot.rules import Rule, RuleBook, fold
+from bot.state import LinkRecord
+from bot.wechat.replies import NewsReply, ReplyValue, SuccessReply, TextReply
 
 
 class Routable(Protocol):
@@ -14,16 +23,25 @@ class Routable(Protocol):
     @property
     def type(self) -> str: ...
     @property
+    def source(self) -> str: ...
+    @property
     def event(self) -> str: ...
     @property
+    def event_key(self) -> str: ...
+    @property
     def content(self) -> str: ...
+    @property
+    def recognition(self) -> str: ...
+    @property
+    def scan_result(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
 class SendLink:
-    """Answer with a fresh link to this keyword's file."""
+    """Answer with fresh links to this rule's files (after ``greeting``, e.g. the welcome)."""
 
     keyword: KeywordSettings
+    greeting: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,27 +59,154 @@ class Silence:
 Action = SendLink | SendText | Silence
 # wechatpy's names for "followed the account": plain, by scanning a QR code, from a product page.
 SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan", "subscribe_scan_product"})
+# What a follower sends that no rule can read: answered with [replies] other.
+OTHER_TYPES = frozenset({"image", "voice", "video", "shortvideo", "location", "link", "file"})
+SCENE_PREFIX = "qrscene_"
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """One fresh link: its token and URL, what it proves, and the record the audit trail keeps."""
+
+    token: str
+    url: str
+    link: Link
+    record: LinkRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """The answer to a message if this attempt is the first: the reply and the links it carries."""
+
+    reply: ReplyValue
+    links: tuple[LinkRecord, ...] = ()
+    codes: tuple[str, ...] = ()  # the pick-up codes reserved for ``links``, in order (or none)
 
 
 def normalize(text: str) -> str:
-    """Trim, and fold Latin letters so ``OPEN`` matches ``open``."""
-    return text.strip().casefold()
+    """What matching compares (see ``bot.rules.fold``)."""
+    return fold(text)
 
 
 class Router:
-    """Built once from the configured keywords and replies."""
+    """Built once per (re)load from the rules and replies; words the replies, signs the links."""
 
-    def __init__(self, keywords: list[KeywordSettings], replies: RepliesSettings) -> None:
-        self._table = {normalize(k.match): k for k in keywords}
-        listing = "\n".join(f"· {k.match}" for k in keywords) or "（暂无）"
-        self._welcome = SendText(replies.welcome.format(keywords=listing))
+    def __init__(
+        self,
+        keywords: list[KeywordSettings],
+        replies: RepliesSettings,
+        signer: LinkSigner,
+        public_url: str,
+        *,
+        max_downloads: int = 0,
+        clock: Clock = time.time,
+    ) -> None:
+        self._signer, self._public_url, self._clock = signer, public_url, clock
+        self._pickup_url = public_url.rstrip("/") + PICKUP_PATH
+        self._max_downloads = max_downloads  # [links] max_downloads, unless the rule says
+        self.book = RuleBook(keywords)
+        listing = self.book.listing(tappable=replies.tappable)
+        self._welcome = replies.welcome.format(keywords=listing)
         self._help = SendText(replies.help.format(keywords=listing))
+        self._other: Action = SendText(replies.other) if replies.other else Silence()
 
     def route(self, message: Routable) -> Action:
         """The action for one incoming message or event."""
-        if message.type == "text":
-            keyword = self._table.get(normalize(message.content))
-            return SendLink(keyword) if keyword else self._help
-        if message.type == "event" and message.event in SUBSCRIBE_EVENTS:
-            return self._welcome
-        return Silence()
+        kind, event = message.type, message.event
+        if kind == "text" or (kind == "voice" and message.recognition.strip()):
+            return self._for_text(message.content if kind == "text" else message.recognition)
+        if kind != "event":
+            return self._other if kind in OTHER_TYPES else Silence()
+        key = message.event_key
+        if event in SUBSCRIBE_EVENTS:
+            scene = key.removeprefix(SCENE_PREFIX) if key.startswith(SCENE_PREFIX) else ""
+            rule = self.book.for_scene(scene) if scene else None
+            return self._give(rule, greeting=self._welcome) if rule else SendText(self._welcome)
+        if event == "scancode_waitmsg":
+            return self._for_text(message.scan_result)
+        if event == "click":  # a menu key, else the key read as a keyword (menus often use them)
+            found = self.book.for_click(key) or self.book.for_text(key)
+        else:
+            found = self.book.for_scene(key) if event == "scan" else None
+        return self._give(found) if found else Silence()
+
+    def _for_text(self, text: str) -> Action:
+        rule = self.book.for_text(text)
+        return self._give(rule) if rule else self._help
+
+    def _give(self, rule: Rule, greeting: str = "") -> Action:
+        s = rule.settings
+        if not rule.active(self._clock()):
+            text = s.inactive_reply.format(keyword=s.name, window=window_text(s))
+            return SendText(_joined(greeting, text))
+        if not s.file_list:
+            return SendText(_joined(greeting, s.reply))
+        return SendLink(s, greeting)
+
+    def draft(self, message: Routable) -> Draft:
+        """The reply to one message, with fresh links (and no pick-up codes) where it has them."""
+        return self.draft_of(self.route(message), message.source)
+
+    def draft_of(self, action: Action, openid: str) -> Draft:
+        """The reply for an action already routed (links issued to ``openid``, without codes)."""
+        if isinstance(action, SendText):
+            return Draft(TextReply(action.text))
+        if not isinstance(action, SendLink):
+            return Draft(SuccessReply())
+        issued = self.issue(action.keyword, openid)
+        return Draft(self.word(action, issued), tuple(i.record for i in issued))
+
+    def issue(self, rule: KeywordSettings, openid: str) -> tuple[Issued, ...]:
+        """Fresh links to the rule's files, each signed with the rule's name and its own limit."""
+        limit = link_limit(rule, self._max_downloads)
+        issued = []
+        for name in rule.file_list:
+            token, link = self._signer.issue(name, keyword=rule.name, max_downloads=limit)
+            record = LinkRecord(
+                link.link_id,
+                openid,
+                rule.name,
+                name,
+                link.issued_at.timestamp(),
+                link.expires_at.timestamp(),
+            )
+            issued.append(Issued(token, link_url(self._public_url, token), link, record))
+        return tuple(issued)
+
+    @staticmethod
+    def wants_code(rule: KeywordSettings) -> bool:
+        """True when the rule's reply shows a pick-up code (``{code}`` in a template it uses)."""
+        return any("{code}" in template for template in rule.link_templates.values())
+
+    def word(
+        self, action: SendLink, issued: Sequence[Issued], codes: Sequence[str] = ()
+    ) -> ReplyValue:
+        """The reply carrying these links (and their pick-up codes, if any), in the rule's style.
+
+        Without a code, the template lines naming ``{code}`` or ``{pickup_url}`` are left out.
+        """
+        rule, minutes = action.keyword, max(1, self._signer.ttl // 60)
+        filled: list[dict[str, str]] = []
+        for n, one in enumerate(issued):
+            code = codes[n] if codes else ""
+            names = {"url": one.url, "filename": one.link.file_key, "minutes": minutes}
+            names |= {"code": code, "pickup_url": self._pickup_url}
+            filled.append(
+                {
+                    key: link_template(template, codes=bool(code)).format(**names)
+                    for key, template in rule.link_templates.items()
+                }
+            )
+        if rule.style == "news":  # one file (checked at load)
+            card = filled[0]
+            return NewsReply(
+                title=card["title"],
+                description=_joined(action.greeting, card["description"]),
+                url=issued[0].url,
+                pic_url=card["picurl"],
+            )
+        return TextReply(_joined(action.greeting, *(piece["reply"] for piece in filled)))
+
+
+def _joined(*parts: str) -> str:
+    return "\n\n".join(p for p in parts if p)

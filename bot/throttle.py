@@ -41,6 +41,12 @@ class BadTokenLimit:
         if len(self._hits) > self._max_addresses:
             self._forget_old()
 
+    def refuse_if_over(self, ip: str) -> None:
+        """TooManyBadTokens when ``ip`` is past the limit (before a lookup a guess could win)."""
+        wait = self.retry_after(ip)
+        if wait > 0:
+            raise TooManyBadTokens(ip, math.ceil(wait))
+
     @contextmanager
     def guard(self, ip: str) -> Iterator[None]:
         """Count a LinkInvalid inside against ``ip``; past the limit it becomes TooManyBadTokens.
@@ -50,9 +56,7 @@ class BadTokenLimit:
         try:
             yield
         except LinkInvalid:
-            wait = self.retry_after(ip)
-            if wait > 0:
-                raise TooManyBadTokens(ip, math.ceil(wait)) from None
+            self.refuse_if_over(ip)  # the bad token's 403 becomes a 429
             self.record(ip)
             raise
 

@@ -21,7 +21,7 @@ from loguru import logger
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.wechat import Codec, build_message_xml
+from bot.wechat import Simulator, build_message_xml
 
 TOKEN = "testtoken123"
 APP_ID = "wxb11529c136998cb6"
@@ -29,7 +29,7 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SECRET = "test-secret-key-0123456789abcdef"
 DEMO_NAME = "使用说明.txt"
 BIG_NAME = "安装包 v1.bin"
-WECHAT = Codec(TOKEN, APP_ID, AES_KEY)  # WeChat's side of the account every test config uses
+WECHAT = Simulator(TOKEN, APP_ID, AES_KEY)  # WeChat's side of the account every test config uses
 
 
 class Clock:

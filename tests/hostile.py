@@ -23,7 +23,7 @@ from bot.app import create_app
 from bot.config import load_settings
 from bot.links import SALT
 from bot.logs import InterceptHandler
-from bot.wechat import Codec, build_message_xml, parse_message, signature
+from bot.wechat import Simulator, build_message_xml, parse_message, signature
 from tests.conftest import (
     AES_KEY,
     APP_ID,
@@ -35,7 +35,7 @@ from tests.conftest import (
     write_config,
 )
 
-CODEC = Codec(TOKEN, APP_ID, AES_KEY)
+CODEC = Simulator(TOKEN, APP_ID, AES_KEY)
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 

@@ -17,7 +17,7 @@ from bot.web.pages import Pages
 from tests.conftest import BIG_NAME, DEMO_NAME, RunningServer, write_config
 from tests.test_http import link_path, reply_text, send
 from tests.test_pages import PAGES
-from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT
+from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT, WINDOWS_WECHAT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,6 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
 SMALL = {"width": 360, "height": 640}
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PAGE_TIME = 1_800_000_000_000  # the page's own clock (ms), fixed so screenshots repeat exactly
@@ -69,13 +70,13 @@ def phone(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
         context.close()
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """Save a 390x844 screenshot into docs/screenshots (shown in the README)."""
+def screenshot(page: Page, name: str, size: dict[str, int] = PHONE) -> Path:
+    """Save a 390x844 (or ``size``) screenshot into docs/screenshots (shown in the README)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
     page.screenshot(path=path)
     width, height = struct.unpack(">II", path.read_bytes()[16:24])
-    assert (width, height) == (PHONE["width"], PHONE["height"])
+    assert (width, height) == (size["width"], size["height"])
     return path
 
 
@@ -92,6 +93,7 @@ def test_wechat_guide_countdown_and_copy(
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     page = context.new_page()
     page.clock.install(time=PAGE_TIME)
+    page.clock.pause_at(PAGE_TIME + 1000)  # the page's clock moves only by run_for (a loaded box)
     response = page.goto(url)
     assert response is not None and response.status == 200
     guide = page.locator("#guide")
@@ -233,6 +235,123 @@ def test_page_fits_a_small_phone(
     assert layout["font"] >= 16
     for target, height, width in layout["targets"]:
         assert height >= 44 and width >= 44, target
-    if name not in ("landing", "expired"):
+    if name not in ("landing", "expired", "pickup", "home"):  # those have their own tests
         page.set_viewport_size(PHONE)
         screenshot(page, f"{name}.png")
+
+
+# --- issue #14: the pick-up box, the home page, WeChat on a computer --------------------------
+
+WINDOWS_CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+
+
+@pytest.fixture
+def computer(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """A new 1280x800 desktop browser context; closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def _open(user_agent: str = WINDOWS_CHROME) -> BrowserContext:
+        context = browser.new_context(
+            user_agent=user_agent,
+            viewport=DESKTOP,
+            device_scale_factor=1,
+            locale="zh-CN",
+            accept_downloads=True,
+        )
+        contexts.append(context)
+        return context
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def pickup_code(server: RunningServer, keyword: str = "芝麻开门") -> str:
+    match = re.search(r"输入提取码 ([A-Z0-9]{6})", reply_text(send(server, content=keyword)))
+    assert match
+    return match.group(1)
+
+
+def type_code_and_download(page: Page, code: str, tmp_path: Path, files_dir: Path) -> None:
+    """Type the code (as a person would, lower case) into the box, press the button, get the file."""
+    page.locator("#code").fill(code.lower())
+    with page.expect_download() as caught:
+        page.locator("#get").click()
+    assert caught.value.suggested_filename == DEMO_NAME
+    caught.value.save_as(tmp_path / "saved")
+    assert (tmp_path / "saved").read_bytes() == (files_dir / DEMO_NAME).read_bytes()
+
+
+def test_pickup_box_on_a_computer_and_a_phone(
+    server: RunningServer,
+    files_dir: Path,
+    tmp_path: Path,
+    phone: Callable[..., BrowserContext],
+    computer: Callable[..., BrowserContext],
+) -> None:
+    """Issue #14: the code typed into /k on a PC (1280 px) or a phone (390 px) gets the file."""
+    for page, size, name in (
+        (computer().new_page(), DESKTOP, "pickup-1280.png"),
+        (phone(ANDROID_CHROME, accept_downloads=True).new_page(), PHONE, "pickup-390.png"),
+    ):
+        response = page.goto(server.url + "/k")
+        assert response is not None and response.status == 200
+        box, button = page.locator("#code").bounding_box(), page.locator("#get").bounding_box()
+        assert box and button and box["height"] >= 44 and button["height"] >= 44
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+        screenshot(page, name, size)
+        type_code_and_download(page, pickup_code(server), tmp_path, files_dir)
+
+
+def test_wrong_code_in_the_browser(
+    server: RunningServer, phone: Callable[..., BrowserContext]
+) -> None:
+    page = phone(ANDROID_CHROME).new_page()
+    page.goto(server.url + "/k")
+    page.locator("#code").fill("aaaaaa")
+    page.locator("#get").click()
+    expect(page.locator("#wrong")).to_have_text("提取码不对或已过期，请回到公众号重新获取")
+    assert page.locator("#code").is_visible()
+    screenshot(page, "pickup-wrong-390.png")
+
+
+def test_home_page_on_a_computer_and_a_phone(
+    tmp_path: Path,
+    files_dir: Path,
+    serve: Callable[[Settings], RunningServer],
+    phone: Callable[..., BrowserContext],
+    computer: Callable[..., BrowserContext],
+) -> None:
+    """Issue #14: / says what this is, names the account, and takes a code."""
+    config = write_config(tmp_path, server={"account_name": "芝麻小站"})
+    server = serve(load_settings(config))
+    for page, size, name in (
+        (computer().new_page(), DESKTOP, "home-1280.png"),
+        (phone(ANDROID_CHROME, accept_downloads=True).new_page(), PHONE, "home-390.png"),
+    ):
+        response = page.goto(server.url + "/")
+        assert response is not None and response.status == 200
+        assert "芝麻小站" in page.title() and "发送关键词" in page.locator("#what").inner_text()
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+        screenshot(page, name, size)
+        type_code_and_download(page, pickup_code(server), tmp_path, files_dir)
+
+
+def test_wechat_for_windows_gets_its_own_page_and_the_file(
+    server: RunningServer,
+    files_dir: Path,
+    tmp_path: Path,
+    computer: Callable[..., BrowserContext],
+) -> None:
+    """Issue #14: WeChat for Windows gets guidance for its window and a download button."""
+    page = computer(WINDOWS_WECHAT).new_page()
+    page.clock.install(time=PAGE_TIME)
+    page.goto(issue(server, "big"))
+    assert page.locator("#desktop-guide").is_visible() and not page.locator("#guide").count()
+    assert "点右上角" not in page.locator("body").inner_text()
+    screenshot(page, "landing-wechat-desktop.png", DESKTOP)
+    with page.expect_download() as caught:
+        page.locator("#download").click()
+    assert caught.value.suggested_filename == BIG_NAME
+    caught.value.save_as(tmp_path / "saved")
+    assert (tmp_path / "saved").read_bytes() == (files_dir / BIG_NAME).read_bytes()

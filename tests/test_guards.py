@@ -29,7 +29,7 @@ from bot.links import LinkSigner
 from bot.logs import redact
 from bot.state import Outcome
 from bot.throttle import BadTokenLimit
-from bot.wechat import Codec, check_timestamp, signature
+from bot.wechat import Codec, Simulator, check_timestamp, signature
 from tests.conftest import (
     AES_KEY,
     APP_ID,
@@ -92,7 +92,7 @@ def test_codec_checks_freshness_after_the_signature() -> None:
     ],
 )
 def test_codec_can_refuse_plaintext(mode: dict[str, bool], refused: bool) -> None:
-    codec = Codec(TOKEN, APP_ID, AES_KEY, require_encryption=True)
+    codec = Simulator(TOKEN, APP_ID, AES_KEY, require_encryption=True)
     xml = "<xml><FromUserName>o</FromUserName><MsgType>text</MsgType></xml>"
     params, body = codec.build_request(xml, timestamp="1", nonce="n", **mode)
     if refused:

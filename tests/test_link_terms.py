@@ -15,6 +15,8 @@ from itsdangerous.encoding import base64_decode
 
 from bot.links import LinkSigner
 from tests.conftest import BIG_NAME, DEMO_NAME, SECRET, Clock, RunningServer, Start, push
+from tests.test_takeover import push as push_fields
+from tests.test_takeover import reply_of, urls
 
 ROOT = Path(__file__).resolve().parent.parent
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -173,3 +175,31 @@ def test_seen_13_bad_tokens_never_lock_out_a_valid_link(start: Start) -> None:
     assert valid.status_code == 200
     assert more_bad.status_code == 429 and int(more_bad.headers["retry-after"]) > 0
     assert valid_again.status_code == 200
+
+
+RULE_TERMS = [
+    {"click": "MENU_BIG", "file": BIG_NAME, "max_downloads": 1},
+    {"match": "Big", "file": BIG_NAME},  # unlimited ([links] max_downloads 0); typable
+    {"match": ["多个", "many"], "files": [DEMO_NAME, BIG_NAME], "max_downloads": 1},
+]
+
+
+def test_every_link_of_a_rule_signs_its_name_and_limit(start: Start) -> None:
+    """Issues #9 × #11: each file of a rule, and a menu tap, get the rule's own limit; pages name
+    a keyword the follower can type (a menu key is not one)."""
+    server = start(keywords=RULE_TERMS)
+    many = urls(reply_of(push_fields(server, encrypt=False, content="MANY")).content)
+    assert len(many) == 2
+    for url in many:
+        path = "/d/" + url.split("/d/", 1)[1]
+        assert get(server, path).status_code == 200
+        refused = get(server, path)
+        assert (refused.status_code, refused.json()["keyword"]) == (410, "多个")
+    tap = push_fields(server, encrypt=False, msg_type="event", event="CLICK", event_key="MENU_BIG")
+    (menu,) = urls(reply_of(tap).content)
+    path = "/d/" + menu.split("/d/", 1)[1]
+    assert get(server, path).status_code == 200
+    refused = get(server, path)
+    assert (refused.status_code, refused.json()["keyword"]) == (410, "Big")
+    _, free = ask(server, "big")
+    assert [get(server, free).status_code for _ in range(3)] == [200, 200, 200]

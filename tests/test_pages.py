@@ -62,6 +62,25 @@ PAGES = [
     pytest.param(
         "unavailable", {"title": "请稍后再试 · Try again", "description": "d"}, id="unavailable"
     ),
+    pytest.param("landing", {**LANDING, "in_wechat": False, "on_desktop": True}, id="landing-pc"),
+    pytest.param(
+        "pickup", {"title": "提取码取文件", "description": "d", "action": "/k"}, id="pickup"
+    ),
+    pytest.param(
+        "pickup",
+        {"title": "提取码不对或已过期", "description": "d", "action": "/k", "wrong": True},
+        id="pickup-wrong",
+    ),
+    pytest.param(
+        "home",
+        {"title": "文件下载", "description": "d", "account": "芝麻", "codes": True, "action": "/k"},
+        id="home",
+    ),
+    pytest.param(
+        "home",
+        {"title": "文件下载", "description": "d", "account": "", "codes": False},
+        id="home-nc",
+    ),
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot.config import KeywordSettings, RepliesSettings
+from bot.links import LinkSigner
 from bot.routing import Router, SendLink, SendText, Silence
 
 
@@ -15,6 +16,10 @@ class Msg:
     type: str
     content: str = ""
     event: str = ""
+    event_key: str = ""
+    recognition: str = ""
+    scan_result: str = ""
+    source: str = "o_follower"
 
 
 ROUTER = Router(
@@ -23,6 +28,8 @@ ROUTER = Router(
         KeywordSettings(match="Setup", file="setup.exe"),
     ],
     RepliesSettings(welcome="欢迎！{keywords}", help="试试：{keywords}"),
+    LinkSigner(["k" * 32], 600, files=["a.txt", "setup.exe"]),
+    "https://files.example.com",
 )
 
 

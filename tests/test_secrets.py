@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.wechat import Codec, build_message_xml, parse_message, signature
+from bot.wechat import Simulator, build_message_xml, parse_message, signature
 from tests.conftest import AES_KEY, APP_ID, SECRET, TOKEN, free_port, write_config
 from tests.test_cli import ROOT
 
@@ -35,7 +35,7 @@ class Follower:
     """Plays WeChat's server and a follower against a running bot, remembering what it sent."""
 
     def __init__(self, url: str) -> None:
-        self.url, self.codec = url, Codec(TOKEN, APP_ID, AES_KEY)
+        self.url, self.codec = url, Simulator(TOKEN, APP_ID, AES_KEY)
         self.sent: set[str] = set()
         self.client = httpx.Client(base_url=url, timeout=10)
 

@@ -26,7 +26,7 @@ from bot.links import LinkSigner
 from bot.replies import CHINA
 from bot.state import Attempt, Claim, Grant, LinkRecord, Reply, Store, store_from_url
 from bot.state.base import QUOTA_WINDOW
-from bot.wechat import Codec, parse_message
+from bot.wechat import Simulator, parse_message
 from tests.conftest import (
     AES_KEY,
     APP_ID,
@@ -44,7 +44,7 @@ from tests.conftest import (
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-CODEC = Codec(TOKEN, APP_ID, AES_KEY)
+CODEC = Simulator(TOKEN, APP_ID, AES_KEY)
 LIMITED: list[dict[str, Any]] = [
     {"match": "芝麻开门", "file": DEMO_NAME},
     {"match": "Big", "file": BIG_NAME, "max_downloads": 1},
@@ -225,11 +225,20 @@ def test_same_message_three_times_at_once_gets_one_link(
 def test_retry_waits_for_the_first_attempts_answer(start: Start, clock: Clock) -> None:
     server = start()
     # Another worker has claimed msg 77 and is still answering it.
-    assert with_store(server.settings, lambda s: s.claim_message("msg:77", 60), clock) is None
+    assert (
+        with_store(
+            server.settings, lambda s: s.claim_message("msg:gh_account:o_follower_1:77", 60), clock
+        )
+        is None
+    )
 
     def answer_later() -> None:
         time.sleep(0.5)
-        with_store(server.settings, lambda s: s.save_reply("msg:77", "第一次的回答", 60), clock)
+        with_store(
+            server.settings,
+            lambda s: s.save_reply("msg:gh_account:o_follower_1:77", "第一次的回答", 60),
+            clock,
+        )
 
     helper = threading.Thread(target=answer_later)
     helper.start()
@@ -242,7 +251,12 @@ def test_retry_still_pending_at_the_deadline_gets_success(
     start: Start, clock: Clock, logs: LogCapture
 ) -> None:
     server = start()
-    assert with_store(server.settings, lambda s: s.claim_message("msg:78", 60), clock) is None
+    assert (
+        with_store(
+            server.settings, lambda s: s.claim_message("msg:gh_account:o_follower_1:78", 60), clock
+        )
+        is None
+    )
     began = time.monotonic()
     response = post(server.url, msg_id="78", timestamp=clock())
     elapsed = time.monotonic() - began

@@ -10,7 +10,15 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.errors import MessageError, SignatureError
-from bot.wechat import Codec, Message, build_message_xml, parse_message, signature, text_reply
+from bot.wechat import (
+    Codec,
+    Message,
+    Simulator,
+    build_message_xml,
+    parse_message,
+    signature,
+    text_reply,
+)
 
 # Tencent's official crypto sample.
 TOKEN = "pamtest"
@@ -30,8 +38,8 @@ TEXT_XML = build_message_xml(
 )
 
 
-def codec(*, key: str = AES_KEY, app_id: str = APP_ID) -> Codec:
-    return Codec(TOKEN, app_id, key, random_bytes=lambda n: PREFIX[:n])
+def codec(*, key: str = AES_KEY, app_id: str = APP_ID) -> Simulator:
+    return Simulator(TOKEN, app_id, key, random_bytes=lambda n: PREFIX[:n])
 
 
 def raw_cipher(plain: bytes) -> str:
@@ -136,7 +144,7 @@ def test_codec_refuses_bad_settings(token: str, key: str, app_id: str) -> None:
     ],
 )
 def test_request_round_trip(encrypt: bool, compatible: bool, tags: list[str]) -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     params, body = c.build_request(
         TEXT_XML, timestamp=TIMESTAMP, nonce=NONCE, encrypt=encrypt, compatible=compatible
     )
@@ -150,7 +158,7 @@ def test_request_round_trip(encrypt: bool, compatible: bool, tags: list[str]) ->
 
 
 def test_reply_round_trip() -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     reply = text_reply(to_user="oUser", from_user="gh", content="链接 ]]> ok", create_time=1)
     sealed = c.seal(reply, encrypted=True, nonce=NONCE, timestamp=TIMESTAMP)
     assert [child.tag for child in SafeET.fromstring(sealed)] == [
@@ -166,7 +174,7 @@ def test_reply_round_trip() -> None:
 
 
 def test_read_reply_checks_msg_signature() -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     sealed = c.seal(TEXT_XML, encrypted=True, nonce=NONCE, timestamp=TIMESTAMP)
     with pytest.raises(SignatureError):
         c.read_reply(sealed.replace(f"[{NONCE}]", "[other]").encode())
@@ -238,7 +246,7 @@ def test_well_formed_forged_payload_opens() -> None:
     ],
 )
 def test_open_refuses(change: dict[str, str | None], error: type[Exception], code: int) -> None:
-    c = Codec(TOKEN, APP_ID, AES_KEY)
+    c = Simulator(TOKEN, APP_ID, AES_KEY)
     params, body = c.build_request(TEXT_XML, timestamp=TIMESTAMP, nonce=NONCE, encrypt=True)
     query: dict[str, str] = {k: v for k, v in (params | change).items() if v is not None}
     with pytest.raises(error) as info:
@@ -288,44 +296,46 @@ IMAGE = (
         pytest.param(
             TEXT_XML.encode(),
             Message("text", "oUser", "gh_account", 1700000000, "42", content="hi"),
-            "msg:42",
+            "msg:gh_account:oUser:42",
             id="text",
         ),
         pytest.param(
             SUBSCRIBE,
             Message("event", "oU", "gh", 8, None, event="subscribe"),
-            "evt:oU:8:subscribe:",
+            "evt:gh:oU:8:subscribe:",
             id="subscribe",
         ),
         pytest.param(
             QRSCENE,
             Message("event", "oU", "gh", 8, None, event="subscribe_scan", event_key="qrscene_123"),
-            "evt:oU:8:subscribe_scan:qrscene_123",
+            "evt:gh:oU:8:subscribe_scan:qrscene_123",
             id="subscribe-qrscene",
         ),
         pytest.param(
             CLICK,
             Message("event", "oU", "gh", 7, None, event="click", event_key="K:1"),
-            "evt:oU:7:click:K:1",
+            "evt:gh:oU:7:click:K:1",
             id="click-lowercased",
         ),
-        pytest.param(IMAGE, Message("image", "oU", "gh", 0, "5"), "msg:5", id="image-bad-time"),
+        pytest.param(
+            IMAGE, Message("image", "oU", "gh", 0, "5"), "msg:gh:oU:5", id="image-bad-time"
+        ),
         pytest.param(
             LOCATION.encode(),
             Message("location", "oU", "gh", 9, "1234567890123456"),
-            "msg:1234567890123456",
+            "msg:gh:oU:1234567890123456",
             id="location",
         ),
         pytest.param(
             build_message_xml(to_user="gh", from_user="oU", create_time=3, msg_type="Hologram"),
             Message("hologram", "oU", "gh", 3, None),
-            "evt:oU:3:hologram:",
+            "evt:gh:oU:3:hologram:",
             id="unknown-type",
         ),
         pytest.param(
             '<?xml version="1.0" encoding="GBK"?>' + TEXT_XML,
             Message("text", "oUser", "gh_account", 1700000000, "42", content="hi"),
-            "msg:42",
+            "msg:gh_account:oUser:42",
             id="declared-encoding-ignored",
         ),
     ],

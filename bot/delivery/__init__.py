@@ -1,7 +1,9 @@
 """How a checked download leaves the bot: one ``Delivery``, chosen once at start-up from config.
 
 A mode is one module here with a ``build(settings, slots)`` function, and one value of
-``[files] delivery`` in ``MODES``. ``respond`` gets what to send (an ``Offer``) and the gate's
+``[files] delivery`` in ``MODES``. A mode whose files are not in ``[files] dir`` (object
+storage) gives its Delivery the ``KeepsFiles`` methods: the catalogue and the start-up check
+then ask it. ``respond`` gets what to send (an ``Offer``) and the gate's
 side of the download (a ``Transfer``), and returns the response. A mode that hands the bytes to
 someone else (nginx's X-Accel-Redirect, a 302 to a presigned object-storage URL) reports the
 span handed over as sent, at once; a mode that streams reports progress as the client takes it.
@@ -10,19 +12,19 @@ span handed over as sent, at once; a mode that streams reports progress as the c
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fastapi.responses import Response
 
-from bot.catalog import FileInfo
+from bot.catalog import Catalog, FileInfo
 from bot.config import Settings
 from bot.delivery.ranges import Span
 from bot.slots import DownloadSlots
 from bot.state.base import Outcome
 
-MODES = {"direct": "bot.delivery.disk", "x-accel": "bot.delivery.accel"}
+MODES = {"direct": "bot.delivery.disk", "x-accel": "bot.delivery.accel", "s3": "bot.delivery.s3"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +52,23 @@ class Delivery(Protocol):
     """One way of sending files."""
 
     counts_slots: bool  # True: the bot's download slots apply (it sends the bytes itself)
+    # True: the client gets a URL to the whole file whatever its Range (a presigned URL), so the
+    # offer's span is the whole file and the Range is not parsed (never a 400 or 416).
+    whole_file: bool
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The response that sends ``offer`` (it reports to ``transfer`` as it goes)."""
+
+
+@runtime_checkable
+class KeepsFiles(Protocol):
+    """A Delivery whose files are not in ``[files] dir``: it opens and checks them itself."""
+
+    def catalog(self, keys: Iterable[str]) -> Catalog:
+        """The catalogue of these keys, opened where the files are."""
+
+    def check(self, files: Sequence[str]) -> list[tuple[int, str]]:
+        """(size, where) of each file, in order; ConfigError naming the key and the fix."""
 
 
 def build_delivery(settings: Settings, slots: DownloadSlots) -> Delivery:
@@ -60,3 +76,20 @@ def build_delivery(settings: Settings, slots: DownloadSlots) -> Delivery:
     module = importlib.import_module(MODES[settings.files.delivery])
     delivery: Delivery = module.build(settings, slots)
     return delivery
+
+
+def build_catalog(settings: Settings, delivery: Delivery, keys: Iterable[str]) -> Catalog:
+    """Where the delivery finds the files: its own catalogue, or ``[files] dir``."""
+    if isinstance(delivery, KeepsFiles):
+        return delivery.catalog(keys)
+    return Catalog(settings.files.dir, keys)
+
+
+def check_files(settings: Settings) -> dict[str, tuple[int, str]]:
+    """File → (size, where) for every file the rules name, checked where the delivery finds
+    them (at start-up and by ``bot check``); ConfigError names a missing one."""
+    files = list(dict.fromkeys(name for rule in settings.keywords for name in rule.file_list))
+    delivery = build_delivery(settings, DownloadSlots(0, 0))
+    if isinstance(delivery, KeepsFiles):
+        return dict(zip(files, delivery.check(files), strict=True))
+    return {file: ((settings.files.dir / file).stat().st_size, file) for file in files}

@@ -38,6 +38,7 @@ class AccelDelivery:
     """``[files] delivery = "x-accel"``: nginx sends the file from its internal location."""
 
     counts_slots = False  # nginx's limit_conn counts (see docker/nginx.conf)
+    whole_file = False  # nginx honours the Range the bot counted
 
     def __init__(self, prefix: str, rate: int) -> None:
         self._prefix, self._rate = prefix, rate

@@ -249,6 +249,7 @@ class DiskDelivery:
     """``[files] delivery = "direct"``: the bot streams files itself."""
 
     counts_slots = True
+    whole_file = False
 
     def __init__(self, rate: int, budget: ReadBudget, send_timeout: float, renew_every: float):
         self._rate, self._budget = rate, budget

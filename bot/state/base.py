@@ -183,8 +183,21 @@ class Pushes(Protocol):
         """Remember ``digest`` under ``key`` for ``ttl`` s unless known; returns the known one."""
 
 
-class Store(Replies, Counts, Audit, Pushes, Protocol):
-    """The four concerns in one backend; failures raise StoreUnavailable.
+class PickupCodes(Protocol):
+    """Pick-up codes (``bot.pickup``): each names one issued link's token until the link expires."""
+
+    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
+        """Keep ``code`` → ``token`` until ``expires_at``; False if ``code`` is live already."""
+
+    async def resolve_code(self, code: str) -> tuple[str, str] | None:
+        """The live code's (token, link id), or None when unknown or expired."""
+
+    async def drop_code(self, code: str) -> None:
+        """Forget a code whose link was never sent (a retry's draft, a quota refusal)."""
+
+
+class Store(Replies, Counts, Audit, Pushes, PickupCodes, Protocol):
+    """The five concerns in one backend; failures raise StoreUnavailable.
 
     A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
     calls serve retries, quota refusals and other workers.

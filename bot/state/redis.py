@@ -87,6 +87,17 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
 
+# KEYS: the code. ARGV: now, token, link id, expires_at, ms to keep the key (the real clock's).
+# A code is free when absent or past its expires_at by the store's clock (injectable in tests).
+_PUT_CODE = """
+local v = redis.call('HGET', KEYS[1], 'expires_at')
+if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'link_id', ARGV[3], 'expires_at', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+CODE_KEPT_AFTER_EXPIRY = 60.0  # the key outlives its code a little; resolve checks expires_at
+
 
 def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn the client's connection and protocol errors into StoreUnavailable."""
@@ -151,6 +162,7 @@ class RedisStore:
         self._record_link = self._redis.register_script(_RECORD_LINK)
         self._claim_and_record = self._redis.register_script(_CLAIM_AND_RECORD)
         self._remember_push = self._redis.register_script(_REMEMBER_PUSH)
+        self._put_code = self._redis.register_script(_PUT_CODE)
 
     async def open(self) -> None:
         """Check the server answers (a failure is logged; every call reconnects)."""
@@ -366,3 +378,28 @@ class RedisStore:
             removed += 1
         removed += await self._redis.zremrangebyscore(f"{PREFIX}attempts", "-inf", f"({before}")
         return removed
+
+    # --- pick-up codes (bot.pickup.PickupCodes) ------------------------------------------------
+
+    @_guarded
+    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
+        """Store a code unless it is live already."""
+        now = self._clock()
+        keep_ms = int((max(expires_at - now, 0) + CODE_KEPT_AFTER_EXPIRY) * 1000)
+        args: list[str | int] = [repr(now), token, link_id, repr(expires_at), keep_ms]
+        return bool(await self._put_code(keys=[f"{PREFIX}code:{code}"], args=args))
+
+    @_guarded
+    async def resolve_code(self, code: str) -> tuple[str, str] | None:
+        """The live code's token and link id."""
+        token, link_id, expires_at = await self._redis.hmget(
+            f"{PREFIX}code:{code}", ["token", "link_id", "expires_at"]
+        )
+        if token is None or expires_at is None or float(expires_at) <= self._clock():
+            return None
+        return str(token), str(link_id)
+
+    @_guarded
+    async def drop_code(self, code: str) -> None:
+        """Forget a code."""
+        await self._redis.delete(f"{PREFIX}code:{code}")

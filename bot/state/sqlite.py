@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS pushes (
     key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
+CREATE TABLE IF NOT EXISTS pickup_codes (
+    code TEXT PRIMARY KEY, token TEXT NOT NULL, link_id TEXT NOT NULL, expires_at REAL NOT NULL);
 """
 _ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
@@ -421,9 +423,43 @@ class SqliteStore:
                 db.execute("DELETE FROM counts WHERE until < ?", (now,))
                 db.execute("DELETE FROM replies WHERE expires_at < ?", (now,))
                 db.execute("DELETE FROM pushes WHERE expires_at < ?", (now,))
+                db.execute("DELETE FROM pickup_codes WHERE expires_at < ?", (now,))
                 return db.total_changes - start
 
         return await self._run(work)
+
+    # --- pick-up codes (bot.pickup.PickupCodes) ------------------------------------------------
+
+    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
+        """Store a code unless it is live already."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            with _write(db):
+                row = db.execute(
+                    "SELECT 1 FROM pickup_codes WHERE code = ? AND expires_at > ?",
+                    (code, self._clock()),
+                ).fetchone()
+                if row:
+                    return False
+                db.execute(
+                    "INSERT OR REPLACE INTO pickup_codes VALUES (?, ?, ?, ?)",
+                    (code, token, link_id, expires_at),
+                )
+                return True
+
+        return await self._run(work)
+
+    async def resolve_code(self, code: str) -> tuple[str, str] | None:
+        """The live code's token and link id."""
+        rows = await self._query(
+            "SELECT token, link_id FROM pickup_codes WHERE code = ? AND expires_at > ?",
+            (code, self._clock()),
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def drop_code(self, code: str) -> None:
+        """Forget a code."""
+        await self._execute("DELETE FROM pickup_codes WHERE code = ?", (code,))
 
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         await self._run(lambda db: db.execute(sql, params).close())

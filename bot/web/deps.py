@@ -13,7 +13,6 @@ from bot.clientaddr import TrustedProxies
 from bot.config import Settings
 from bot.links import Clock, LinkSigner
 from bot.metrics import Metrics
-from bot.replies import Responder
 from bot.slots import DownloadSlots
 from bot.throttle import BadTokenLimit
 from bot.web.gate import Visit
@@ -45,7 +44,6 @@ class Services:
     codec: Codec
     signer: LinkSigner
     catalog: Catalog
-    responder: Responder
     pages: Pages
     keyword_for_file: dict[str, str]
     store: Store
@@ -58,6 +56,12 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthCheck = always_ok
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    sendable: frozenset[str] = frozenset()  # rule names a follower can type
+
+    def keyword_to_send(self, keyword: str, file_key: str) -> str:
+        """What a page asks the follower to send again: the link's keyword if it can be typed,
+        else the file's first typable one ("" for none)."""
+        return keyword if keyword in self.sendable else self.keyword_for_file.get(file_key, "")
 
 
 def get_services(request: Request) -> Services:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from bot.delivery import Offer
 from bot.delivery.disk import etag, last_modified
-from bot.delivery.ranges import span_for
+from bot.delivery.ranges import Span, span_for
 from bot.errors import RangeNotSatisfiable
 from bot.slots import Slot
 from bot.web.deps import ServicesDep, client_ip, visit_of
@@ -51,12 +51,15 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         await services.gate.check(link, info)  # a revoked or used-up link shows that instead
         return page
     headers = request.headers
-    if_range = headers.get("if-range")
-    validators = (etag(info.stat), last_modified(info.stat)) if if_range else ("", "")
-    try:
-        span = span_for(request.method, headers.get("range"), if_range, *validators, info.size)
-    except RangeNotSatisfiable as exc:
-        raise RangeNotSatisfiable(exc.header, exc.size, info.key, link.link_id) from None
+    if services.delivery.whole_file:  # a URL to the whole file, whatever Range it is sent
+        span = Span(0, info.size, info.size)
+    else:
+        if_range = headers.get("if-range")
+        validators = (etag(info.stat), last_modified(info.stat)) if if_range else ("", "")
+        try:
+            span = span_for(request.method, headers.get("range"), if_range, *validators, info.size)
+        except RangeNotSatisfiable as exc:
+            raise RangeNotSatisfiable(exc.header, exc.size, info.key, link.link_id) from None
     # The gate first: a used-up or revoked link says so (410) rather than "busy".
     admission = await services.gate.admit(link, info, span, visit_of(request))
     slot: Slot | None = None

@@ -21,6 +21,8 @@ from bot.errors import (
     BodyRefused,
     BodyTimeout,
     BodyTooLarge,
+    CodeUnknown,
+    DownloadRefused,
     EncryptionRequired,
     FileMissing,
     LinkBusy,
@@ -30,6 +32,7 @@ from bot.errors import (
     LinkRevoked,
     MalformedRange,
     MessageError,
+    ObjectStoreUnavailable,
     RangeNotSatisfiable,
     ServerBusy,
     SignatureError,
@@ -37,6 +40,7 @@ from bot.errors import (
     TooManyBadTokens,
 )
 from bot.logs import redact
+from bot.pickup import PATH as PICKUP_PATH
 from bot.replies import CHINA
 from bot.state import Outcome
 from bot.web.deps import Services, client_ip, get_services, visit_of
@@ -80,7 +84,7 @@ def _ago(seconds: float) -> str:
 def _expired(exc: LinkExpired, services: Services) -> dict[str, object]:
     services.metrics.expired.inc()
     ago = services.clock() - exc.expired_at.timestamp()
-    keyword = exc.keyword or services.keyword_for_file.get(exc.file_key, "")
+    keyword = services.keyword_to_send(exc.keyword, exc.file_key)
     return {
         "description": f"请重新发送关键词 {keyword}".strip(),
         "expired_at": exc.expired_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
@@ -100,12 +104,16 @@ def _bad_token(exc: LinkInvalid, services: Services) -> dict[str, object]:
 def _used_up(exc: LinkExhausted | LinkRevoked, services: Services) -> dict[str, object]:
     limit = exc.limit if isinstance(exc, LinkExhausted) else 0
     return {
-        "keyword": exc.keyword or services.keyword_for_file.get(exc.file_key, ""),
+        "keyword": services.keyword_to_send(exc.keyword, exc.file_key),
         "max_downloads": limit,
     }
 
 
-def _retry(exc: TooManyBadTokens | LinkBusy | ServerBusy, services: Services) -> dict[str, object]:
+def _wrong_code(exc: CodeUnknown, services: Services) -> dict[str, object]:
+    return {"wrong": True, "action": PICKUP_PATH}
+
+
+def _retry(exc: TooManyBadTokens | DownloadRefused, services: Services) -> dict[str, object]:
     return {"retry_after": exc.retry_after}
 
 
@@ -138,6 +146,16 @@ REFUSALS: dict[type[Exception], Refusal] = {
         "请重新发送关键词获取链接",
         log="bad token ({exc}) ip={ip} path_len={path_len}",
         context=_bad_token,
+    ),
+    CodeUnknown: Refusal(  # a wrong pick-up code at /k: no link, so no audit row
+        404,
+        "code_unknown",
+        "pickup",
+        None,
+        "提取码不对或已过期 · Wrong code",
+        "请回到公众号重新获取",
+        log="wrong pick-up code {exc.shown} ip={ip}",
+        context=_wrong_code,
     ),
     FileMissing: Refusal(
         404,
@@ -198,6 +216,17 @@ REFUSALS: dict[type[Exception], Refusal] = {
         "下载人数较多 · Busy",
         "请稍后再试",
         log=_BUSY,
+        context=_retry,
+    ),
+    ObjectStoreUnavailable: Refusal(
+        503,
+        "too_many_downloads",
+        "busy",
+        Outcome.UNAVAILABLE,
+        "下载人数较多 · Busy",
+        "请稍后再试",
+        log="download id={link_id} refused {status}: {exc}",
+        level="ERROR",
         context=_retry,
     ),
     TooManyBadTokens: Refusal(

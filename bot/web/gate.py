@@ -22,12 +22,15 @@ from bot.delivery.ranges import Span
 from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
 from bot.links import Clock, Link
 from bot.metrics import Metrics
+from bot.rule_settings import link_limit
 from bot.state import Attempt, Claim, Grant, Outcome, Store, bounded
 
 T = TypeVar("T")
 STORE_TIMEOUT = 2.0
 VOID_TIMEOUT = 60.0  # how long a late claim's cancellation may wait for a stalled store
 COUNTS_KEPT_AFTER_EXPIRY = 3600.0
+# A delivery that fails before the status line (file gone, bucket down) ends its transfer so.
+REFUSED_LATER = frozenset({Outcome.MISSING, Outcome.UNAVAILABLE})
 
 
 def download_limits(settings: Settings) -> dict[str, int]:
@@ -35,11 +38,10 @@ def download_limits(settings: Settings) -> dict[str, int]:
     which do not carry their own limit)."""
     limits: dict[str, int] = {}
     for keyword in settings.keywords:
-        limit = (
-            settings.links.max_downloads if keyword.max_downloads is None else keyword.max_downloads
-        )
-        known = limits.get(keyword.file)
-        limits[keyword.file] = limit if not known else min(known, limit or known)
+        limit = link_limit(keyword, settings.links.max_downloads)
+        for name in keyword.file_list:
+            known = limits.get(name)
+            limits[name] = limit if not known else min(known, limit or known)
     return limits
 
 
@@ -187,8 +189,8 @@ class Gate:
                 counted = await bounded(release, STORE_TIMEOUT)
             except StoreUnavailable as exc:  # the lease lapses with its last reported bytes
                 logger.error("state write lost: {}", exc)
-        if outcome is Outcome.MISSING:
-            return  # nothing was sent; the 404 handler records the refusal
+        if outcome in REFUSED_LATER:
+            return  # nothing was sent; the error handler records the refusal (``refused``)
         complete = outcome is Outcome.SERVED and v.method != "HEAD" and sent >= a.span.length
         if not a.lease_id and complete and a.span.start == 0 and a.span.end == a.span.size:
             counted = True  # an unlimited link: a whole-file response served to its end

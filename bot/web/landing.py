@@ -8,7 +8,7 @@ from jinja2.filters import do_filesizeformat
 from loguru import logger
 
 from bot.catalog import FileInfo
-from bot.links import Link
+from bot.links import Link, link_url
 from bot.useragent import Agent, classify, wants_landing
 from bot.web.deps import Services, client_ip
 
@@ -53,8 +53,9 @@ def landing_page(
         filename=name,
         size=info.size,
         seconds_left=seconds_left,
-        url=f"{services.settings.server.public_url}/d/{token}",
-        keyword=link.keyword or services.keyword_for_file.get(info.key, ""),
+        url=link_url(services.settings.server.public_url, token),
+        keyword=services.keyword_to_send(link.keyword, info.key),
         in_wechat=agent is Agent.WECHAT,
+        on_desktop=agent is Agent.DESKTOP,
     )
     return HTMLResponse(html, headers=LANDING_HEADERS)

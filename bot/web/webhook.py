@@ -7,7 +7,6 @@ from fastapi.responses import PlainTextResponse, Response
 
 from bot.web.bodies import read_body
 from bot.web.deps import ServicesDep
-from bot.wechat import text_reply
 
 
 def webhook_router(path: str) -> APIRouter:
@@ -53,16 +52,12 @@ def webhook_router(path: str) -> APIRouter:
             nonce=q.get("nonce", ""),
             msg_signature=q.get("msg_signature") or "",
         )
-        text = await services.answerer.answer(message)
-        if text is None:
-            return PlainTextResponse("success")
+        reply = await services.answerer.answer(message)
         now = int(services.clock())
-        xml = text_reply(
-            to_user=message.source, from_user=message.target, content=text, create_time=now
-        )
+        xml = reply.render(to_user=message.source, from_user=message.target, create_time=now)
         sealed = services.codec.seal(
             xml, encrypted=encrypted, nonce=q.get("nonce", ""), timestamp=str(now)
         )
-        return Response(sealed, media_type="application/xml")
+        return Response(sealed, media_type=reply.media_type)
 
     return router

@@ -1,0 +1,256 @@
+"""Object storage (S3, Tencent COS, Aliyun OSS, MinIO): HEAD checks and presigned GET redirects.
+
+The bot stays the gatekeeper (token, limits, counts, audit, pages); the bucket sends the bytes.
+A presigned URL serves the whole object, Range or not, for as long as it lives: the span handed
+over is the whole file, reported as sent at the redirect (like x-accel's hand-over).
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi.responses import Response
+from loguru import logger
+from starlette.types import Receive, Scope, Send
+
+from bot.catalog import Catalog, FileInfo
+from bot.config import S3Settings, Settings
+from bot.delivery import Offer, Transfer
+from bot.errors import ConfigError, FileMissing, ObjectStoreUnavailable
+from bot.slots import DownloadSlots
+from bot.state.base import Outcome
+
+RETRY_AFTER = 30  # seconds, when the bucket does not answer
+# A dead bucket must turn into a 503 within a few seconds, not botocore's 60 s x 5 tries.
+CLIENT_CONFIG = {
+    "connect_timeout": 2,
+    "read_timeout": 3,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
+    "max_pool_connections": 32,  # HEADs run in anyio's worker threads (40 at most)
+}
+NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+DENIED = {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What a HEAD of a keyword's object says."""
+
+    key: str  # the catalogue key (keyword ``file``)
+    object_key: str  # the key in the bucket (``prefix`` + file)
+    size: int
+    modified: float
+
+    def info(self) -> FileInfo:
+        """The object as the download route and the landing page see a file."""
+        mode, t = stat.S_IFREG | 0o444, self.modified
+        # The path only names the file (landing page, Content-Disposition); it is never opened.
+        return FileInfo(self.key, Path(self.key), _stat(mode, self.size, t))
+
+
+def _stat(mode: int, size: int, modified: float) -> os.stat_result:
+    return os.stat_result((mode, 0, 0, 1, 0, 0, size, int(modified), int(modified), int(modified)))
+
+
+def make_client(settings: S3Settings) -> Any:
+    """A boto3 S3 client with bounded timeouts and few retries; credentials only from settings
+    (or, when both keys are empty, boto3's own chain: AWS_* variables, instance role)."""
+    # botocore's DEBUG lines carry signed headers (access key id, signatures): keep them out.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("boto3").setLevel(logging.WARNING)
+    keys: dict[str, str] = {}
+    if settings.access_key_id.get_secret_value() or settings.secret_access_key.get_secret_value():
+        keys = {
+            "aws_access_key_id": settings.access_key_id.get_secret_value(),
+            "aws_secret_access_key": settings.secret_access_key.get_secret_value(),
+        }
+    config = Config(
+        **CLIENT_CONFIG,
+        signature_version="s3v4",
+        s3={"addressing_style": settings.addressing_style},
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.endpoint_url or None,
+        region_name=settings.region or None,
+        config=config,
+        **keys,
+    )
+
+
+class S3Delivery:
+    """``[files] delivery = "s3"``: HEAD a keyword's object, check them all, answer a download
+    with a redirect to the bucket."""
+
+    counts_slots = False  # the bucket sends the bytes: no slot, no speed cap
+    whole_file = True  # a presigned URL serves the whole object whatever Range it is sent
+
+    def __init__(self, settings: S3Settings, client: Any | None = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else make_client(settings)
+
+    def object_key(self, key: str) -> str:
+        """The bucket key of a catalogue key: ``prefix/file`` (or ``file`` without a prefix)."""
+        prefix = self.settings.prefix.strip("/")
+        return f"{prefix}/{key}" if prefix else key
+
+    def where(self, key: str) -> str:
+        """``s3://bucket/object`` for messages (never the endpoint's credentials)."""
+        return f"s3://{self.settings.bucket}/{self.object_key(key)}"
+
+    def head(self, key: str) -> StoredObject:
+        """HEAD one object (blocking); FileMissing if absent, ObjectStoreUnavailable otherwise."""
+        try:
+            answer = self.client.head_object(Bucket=self.settings.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            code = _code(exc)
+            if code in NOT_FOUND:
+                raise FileMissing(key) from None
+            raise self._unavailable(key, f"answered {code}", denied=code in DENIED) from None
+        except BotoCoreError as exc:
+            raise self._unavailable(key, type(exc).__name__) from None
+        modified = answer.get("LastModified")
+        return StoredObject(
+            key,
+            self.object_key(key),
+            int(answer["ContentLength"]),
+            modified.timestamp() if modified is not None else 0.0,
+        )
+
+    def check(self, files: Sequence[str]) -> list[tuple[int, str]]:
+        """HEAD every keyword's object (``files[i]`` is ``keywords[i].file``): its size and
+        ``s3://`` name; ConfigError names the key and the fix for a missing object or a bucket
+        that does not answer."""
+        found: list[tuple[int, str]] = []
+        for i, key in enumerate(files):
+            try:
+                found.append((self.head(key).size, self.where(key)))
+            except FileMissing:
+                raise ConfigError(
+                    f"keywords[{i}].file",
+                    f"{key!r}: no object {self.where(key)}",
+                    f"upload it (aws s3 cp FILE {self.where(key)}) or fix the name, "
+                    "s3.prefix or s3.bucket",
+                ) from None
+            except ObjectStoreUnavailable as exc:
+                if exc.denied:
+                    raise ConfigError(
+                        "s3.access_key_id",
+                        f"the bucket {self.settings.bucket!r} refused the key pair for {key!r} "
+                        f"({exc.reason})",
+                        "set a key pair that may read (GetObject) the objects: "
+                        "BOT_S3__ACCESS_KEY_ID, BOT_S3__SECRET_ACCESS_KEY",
+                    ) from None
+                raise ConfigError(
+                    "s3.endpoint_url",
+                    f"the bucket {self.settings.bucket!r} did not answer for {key!r} "
+                    f"({exc.reason})",
+                    "check s3.endpoint_url, s3.region, s3.bucket and the key pair "
+                    "(BOT_S3__ACCESS_KEY_ID, BOT_S3__SECRET_ACCESS_KEY)",
+                ) from None
+        return found
+
+    def presign(self, key: str, disposition: str, media_type: str) -> str:
+        """A GET URL for the object, valid ``presign_seconds``, answering with our headers."""
+        params = {
+            "Bucket": self.settings.bucket,
+            "Key": self.object_key(key),
+            "ResponseContentDisposition": disposition,
+            "ResponseContentType": media_type,
+            "ResponseCacheControl": "private, no-store",
+        }
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=self.settings.presign_seconds
+            )
+        except BotoCoreError as exc:  # no credentials found, a broken endpoint…
+            raise self._unavailable(key, type(exc).__name__) from None
+        return url
+
+    def respond(self, offer: Offer, transfer: Transfer) -> Response:
+        """302 to a presigned URL for a GET; a HEAD gets the object's headers and no redirect
+        (a presigned GET URL does not answer HEAD)."""
+        return PresignedRedirect(self, offer, transfer)
+
+    def catalog(self, keys: Iterable[str]) -> ObjectCatalog:
+        """The catalogue of these keys, each opened with a HEAD of its object."""
+        return ObjectCatalog(self, keys)
+
+    def _unavailable(self, key: str, reason: str, denied: bool = False) -> ObjectStoreUnavailable:
+        logger.error("object store: HEAD/presign of {} failed: {}", self.where(key), reason)
+        return ObjectStoreUnavailable(
+            f"object store unavailable ({reason})", RETRY_AFTER, file_key=key, denied=denied
+        )
+
+
+class PresignedRedirect(Response):
+    """The 302 to the bucket (presigned off the event loop when it goes), the whole file
+    reported as sent; for a HEAD, the object's headers and nothing counted."""
+
+    def __init__(self, bucket: S3Delivery, offer: Offer, transfer: Transfer) -> None:
+        self.bucket, self.offer, self.transfer = bucket, offer, transfer
+        self.kind = mimetypes.guess_type(offer.info.key)[0] or "application/octet-stream"
+        if offer.method == "HEAD":
+            size = str(offer.info.size)
+            head = {**offer.headers, "Content-Length": size, "Accept-Ranges": "bytes"}
+            super().__init__(status_code=200, headers=head, media_type=self.kind)
+            return
+        # The redirect carries the bot's headers except those the bucket now sends itself.
+        own = {k: v for k, v in offer.headers.items() if k != "Content-Disposition"}
+        super().__init__(status_code=302, headers=own)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        offer = self.offer
+        if offer.method != "HEAD":
+            disposition = offer.headers["Content-Disposition"]
+            try:
+                url = await anyio.to_thread.run_sync(
+                    self.bucket.presign, offer.info.key, disposition, self.kind
+                )
+            except BaseException as exc:
+                refused = isinstance(exc, ObjectStoreUnavailable)
+                with anyio.CancelScope(shield=True):  # the lease ends, nothing was sent
+                    await self.transfer.finished(
+                        0, 0, Outcome.UNAVAILABLE if refused else Outcome.ABORTED
+                    )
+                if isinstance(exc, ObjectStoreUnavailable):  # before the status line:
+                    exc.link_id = offer.link_id  # the busy page's handler records it
+                raise
+            self.headers["location"] = url
+        sent = 0 if offer.method == "HEAD" else offer.span.length  # the whole file, handed over
+        await self.transfer.finished(self.status_code, sent, Outcome.SERVED)
+        await super().__call__(scope, receive, send)
+
+
+class ObjectCatalog(Catalog):
+    """A Catalog whose files are objects: ``open`` HEADs the object (size, time) instead of stat."""
+
+    def __init__(self, delivery: S3Delivery, keys: Iterable[str]) -> None:
+        super().__init__(Path("/"), keys)
+        self.delivery = delivery
+
+    def open(self, key: str) -> FileInfo:
+        """HEAD a catalogue object (blocking); FileMissing or ObjectStoreUnavailable."""
+        if key not in self.keys:
+            raise FileMissing(key)
+        return self.delivery.head(key).info()
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def build(settings: Settings, slots: DownloadSlots) -> S3Delivery:
+    """The s3 mode, from ``[s3]`` (boto3 is imported only in this mode)."""
+    return S3Delivery(settings.s3)

@@ -1,0 +1,142 @@
+"""One ``[[keywords]]`` rule as configured: triggers, what it gives, how it looks, when it works."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bot.replies import CHINA
+
+PICKUP_LINE = "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"  # left out when codes are off
+DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}" + PICKUP_LINE
+DEFAULT_ANCHOR_REPLY = (
+    '<a href="{url}">点击下载「{filename}」</a>（{minutes} 分钟内有效）' + PICKUP_LINE
+)
+DEFAULT_TITLE = "{filename}"
+DEFAULT_DESCRIPTION = "点击打开下载（{minutes} 分钟内有效）"
+DEFAULT_INACTIVE = "「{keyword}」现在不在开放时间内（北京时间 {window}）。"
+WINDOW_FORMAT = "%Y-%m-%d %H:%M"
+LINK_NAMES = ("url", "filename", "minutes", "code", "pickup_url")
+INACTIVE_NAMES = ("keyword", "window")
+
+
+class KeywordSettings(BaseModel):
+    """A rule: ``match`` (or ``click`` / ``scene``) → ``file``, ``files`` or a plain ``reply``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str | list[str] = ""
+    mode: Literal["exact", "contains", "regex"] = "exact"
+    file: str = ""
+    files: list[str] = Field(default_factory=list)
+    reply: str = ""
+    style: Literal["text", "anchor", "news"] = "text"
+    title: str = DEFAULT_TITLE
+    description: str = DEFAULT_DESCRIPTION
+    picurl: str = ""
+    click: str = Field(default="", max_length=128)
+    scene: str = Field(default="", max_length=64)
+    active_from: str = ""
+    active_until: str = ""
+    inactive_reply: str = DEFAULT_INACTIVE
+    max_downloads: int | None = Field(default=None, ge=0)
+
+    @property
+    def aliases(self) -> list[str]:
+        """The texts this rule matches, as written."""
+        return [self.match] if isinstance(self.match, str) and self.match else list(self.match)
+
+    @property
+    def name(self) -> str:
+        """How logs, metrics and pages name the rule: first alias, else menu key, else scene."""
+        return next(iter(self.aliases), "") or self.click or self.scene
+
+    @property
+    def file_list(self) -> list[str]:
+        """The files a link is issued for (none: the rule answers ``reply`` only)."""
+        return [self.file] if self.file else list(self.files)
+
+    @property
+    def link_templates(self) -> dict[str, str]:
+        """What a reply carrying links fills in: the card's fields for news, else ``reply``."""
+        if self.style == "news":
+            return {key: getattr(self, key) for key in ("title", "description", "picurl")}
+        return {"reply": self.reply}
+
+    @property
+    def window(self) -> tuple[float | None, float | None]:
+        """``active_from`` / ``active_until`` as epoch seconds (None: open that side)."""
+        return _beijing(self.active_from), _beijing(self.active_until)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KeywordSettings:
+        if not (self.aliases or self.click or self.scene):
+            raise ValueError("needs a trigger: match (text or list), click or scene")
+        if any(not isinstance(a, str) or not a.strip() for a in self.aliases):
+            raise ValueError("match holds an empty alias")
+        if self.file and self.files:
+            raise ValueError("give file or files, not both")
+        if any(not f for f in self.files):
+            raise ValueError("files holds an empty name")
+        if self.mode == "regex":
+            for alias in self.aliases:
+                try:
+                    re.compile(alias)
+                except re.error as exc:
+                    raise ValueError(f"match {alias!r} is not a valid regex: {exc}") from None
+        if not self.file_list:
+            if not self.reply:
+                raise ValueError("gives nothing: set file, files, or reply (a text answer)")
+            if self.style == "news":
+                raise ValueError('style "news" needs a file: the card opens the link')
+        if self.style == "news" and len(self.file_list) > 1:
+            raise ValueError(
+                'style "news" carries one link: use style "text" or "anchor" for files'
+            )
+        if self.picurl and urlsplit(self.picurl).scheme not in ("http", "https"):
+            raise ValueError("picurl must be an absolute http(s) URL")
+        for key in ("active_from", "active_until"):
+            try:
+                _beijing(getattr(self, key))
+            except ValueError:
+                raise ValueError(f"{key} must look like 2026-12-01 09:00 (Beijing time)") from None
+        start, end = self.window
+        if start is not None and end is not None and start >= end:
+            raise ValueError("active_from must be before active_until")
+        if not self.reply and self.file_list:
+            self.reply = DEFAULT_ANCHOR_REPLY if self.style == "anchor" else DEFAULT_REPLY
+        return self
+
+    def templates(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(key, template, placeholders) of every text this rule formats."""
+        link: tuple[str, ...] = LINK_NAMES if self.file_list else ()
+        found: list[tuple[str, str, tuple[str, ...]]] = [
+            ("reply", self.reply, link),
+            ("inactive_reply", self.inactive_reply, INACTIVE_NAMES),
+        ]
+        if self.style == "news":
+            found += [(k, getattr(self, k), link) for k in ("title", "description", "picurl")]
+        return found
+
+
+def _beijing(value: str) -> float | None:
+    if not value:
+        return None
+    return datetime.strptime(value.strip(), WINDOW_FORMAT).replace(tzinfo=CHINA).timestamp()
+
+
+def link_limit(rule: KeywordSettings, default: int) -> int:
+    """Downloads per link issued by ``rule`` (0: unlimited): its own, else ``default``."""
+    return default if rule.max_downloads is None else rule.max_downloads
+
+
+def window_text(rule: KeywordSettings) -> str:
+    """The window as the follower reads it: ``2026-12-01 09:00 至 2026-12-07 18:00``."""
+    start, end = rule.active_from.strip(), rule.active_until.strip()
+    if start and end:
+        return f"{start} 至 {end}"
+    return f"{start} 起" if start else f"至 {end}"

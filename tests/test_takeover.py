@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,10 @@ def push(server: RunningServer, *, encrypt: bool, **fields: Any) -> httpx.Respon
         fields.setdefault("msg_id", str(next(_ids)))
     xml = build_message_xml(create_time=int(server.clock()), **fields)
     params, body = WECHAT.build_request(
-        xml, timestamp=str(int(server.clock())), nonce="n0nce", encrypt=encrypt
+        xml,
+        timestamp=str(int(server.clock())),
+        nonce=secrets.token_hex(5),  # as WeChat: a fresh nonce per push (#10: replays)
+        encrypt=encrypt,
     )
     return httpx.post(server.url + "/wechat", params=params, content=body, timeout=10)
 

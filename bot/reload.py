@@ -122,8 +122,16 @@ def pid_file(config: Path) -> Path:
 
 
 def note_server(config: Path) -> None:
-    """Record this process as the server for ``config``."""
-    pid_file(config).write_text(f"{os.getpid()}\n", encoding="ascii")
+    """Record this process as the server for ``config`` (not where the config's folder is
+    read-only, as in docker/compose.yaml: then send SIGHUP to the process instead)."""
+    try:
+        pid_file(config).write_text(f"{os.getpid()}\n", encoding="ascii")
+    except OSError as exc:
+        logger.warning(
+            "cannot note this server in {} ({}): `bot reload` will not find it; send SIGHUP",
+            pid_file(config),
+            exc.strerror,
+        )
 
 
 def forget_server(config: Path) -> None:

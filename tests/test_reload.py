@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.reload import running_server
+from bot.reload import note_server, running_server
 from tests.conftest import BIG_NAME, DEMO_NAME, free_port, push, write_config
 from tests.test_state import ROOT
 from tests.test_state_multi import running
@@ -129,3 +129,19 @@ def test_reload_without_a_server_says_so(tmp_path: Path, files_dir: Path) -> Non
     config = configure(tmp_path, files_dir, OLD, free_port())
     result = bot_cli("reload", "--config", str(config))
     assert result.returncode == 1 and "no running `bot serve`" in result.stderr
+
+
+def test_serving_from_a_read_only_config_folder_still_starts(tmp_path: Path) -> None:
+    """make test-deploy: compose mounts /config read-only; the pid note is skipped, not fatal."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    config = folder / "config.toml"
+    config.write_text("", encoding="utf-8")
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):  # root ignores the mode: make the write fail another way
+            (folder / "config.toml.pid").mkdir()
+        note_server(config)
+        assert running_server(config) is None
+    finally:
+        folder.chmod(0o755)

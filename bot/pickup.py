@@ -12,7 +12,6 @@ from bot.state import PickupCodes, Store
 # No 0/O, 1/I/L: 23 letters + 8 digits = 31 symbols; 31**6 ≈ 8.9e8 codes.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 LENGTH = 6
-SPACE = len(ALPHABET) ** LENGTH
 PATH = "/k"
 PLACEHOLDERS = ("{code}", "{pickup_url}")
 TRIES = 8  # a collision with a live code is ~1e-5 per try even with 10,000 live links

@@ -127,6 +127,21 @@ _WEBHOOK = "webhook rejected {status} ip={ip}: {exc}"
 _BODY = "body refused {status} ip={ip} path={path}: {exc}"
 _BUSY = "download refused {status} id={exc.link_id} ({exc.reason}) ip={ip}"
 
+
+def _busy(status: int) -> Refusal:
+    """The busy page: a link or the server has no download slot free."""
+    return Refusal(
+        status,
+        "too_many_downloads",
+        "busy",
+        Outcome.BUSY,
+        "下载人数较多 · Busy",
+        "请稍后再试",
+        log=_BUSY,
+        context=_retry,
+    )
+
+
 REFUSALS: dict[type[Exception], Refusal] = {
     LinkExpired: Refusal(
         410,
@@ -198,26 +213,8 @@ REFUSALS: dict[type[Exception], Refusal] = {
         level="ERROR",
         context=_store,
     ),
-    LinkBusy: Refusal(
-        429,
-        "too_many_downloads",
-        "busy",
-        Outcome.BUSY,
-        "下载人数较多 · Busy",
-        "请稍后再试",
-        log=_BUSY,
-        context=_retry,
-    ),
-    ServerBusy: Refusal(
-        503,
-        "too_many_downloads",
-        "busy",
-        Outcome.BUSY,
-        "下载人数较多 · Busy",
-        "请稍后再试",
-        log=_BUSY,
-        context=_retry,
-    ),
+    LinkBusy: _busy(429),  # this link has its share of slots
+    ServerBusy: _busy(503),  # every slot is taken
     ObjectStoreUnavailable: Refusal(
         503,
         "too_many_downloads",

@@ -11,13 +11,12 @@ from typing import Protocol, TypeVar
 
 from loguru import logger
 
+from bot.clock import CHINA, Clock
+from bot.codes import mask, reserve
 from bot.errors import StoreUnavailable
-from bot.links import Clock
-from bot.logsafe import readable
+from bot.keywords.router import Draft, Issued, Router, SendLink
+from bot.logs.safe import readable
 from bot.metrics import Metrics
-from bot.pickup import mask, reserve
-from bot.replies import quota_text
-from bot.routing import Draft, Issued, Router, SendLink
 from bot.state import PickupCodes, Reply, Store, bounded
 from bot.wechat import Message
 from bot.wechat.replies import ReplyValue, SuccessReply, TextReply, reply_from_json
@@ -234,3 +233,13 @@ class Answerer:
 
 def _ids(issued: tuple[Issued, ...]) -> str:
     return ",".join(one.link.link_id for one in issued)
+
+
+def quota_text(limit: int, retry_at: float, now: float) -> str:
+    """The friendly refusal for a follower past ``links_per_user_per_hour``."""
+    at = datetime.fromtimestamp(retry_at, CHINA).strftime("%H:%M")
+    minutes = max(1, int(retry_at - now + 59) // 60)
+    return (
+        f"你在一小时内已经获取了 {limit} 个下载链接，先休息一下吧。"
+        f"请在 {at}（北京时间，约 {minutes} 分钟后）再发送关键词。"
+    )

@@ -14,25 +14,25 @@ from loguru import logger
 
 from bot import __version__
 from bot.answers import Answerer
-from bot.auditcap import RefusalCap
-from bot.clientaddr import TrustedProxies, parse_networks
+from bot.clock import Clock
+from bot.codes import codes_of
 from bot.config import Settings, config_path, load_settings
 from bot.delivery import build_delivery
+from bot.delivery.auditcap import RefusalCap
+from bot.delivery.gate import Gate
+from bot.delivery.slots import DownloadSlots
+from bot.delivery.throttle import BadTokenLimit
 from bot.errors import BotError
-from bot.links import Clock
-from bot.logs import setup_logging
+from bot.logs.setup import setup_logging
 from bot.metrics import Metrics
-from bot.pickup import codes_of
 from bot.reload import listen_for_reload, rule_parts
 from bot.replay import ReplayGuard
-from bot.slots import DownloadSlots
 from bot.state import Store, bounded, store_from_url
-from bot.throttle import BadTokenLimit
+from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
 from bot.web.favicon import router as favicon_router
-from bot.web.gate import Gate
 from bot.web.home import router as home_router
 from bot.web.ops import WebhookTimer, ops_router
 from bot.web.pages import Pages

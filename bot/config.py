@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.clientaddr import parse_networks
 from bot.errors import ConfigError
-from bot.rule_settings import KeywordSettings
-from bot.rules import fold
+from bot.keywords.book import fold
+from bot.keywords.settings import KeywordSettings
 from bot.state import sqlite_path
+from bot.web.clientaddr import parse_networks
 
 DEFAULT_CONFIG = Path("config.toml")
 DEFAULT_WELCOME = "感谢关注！发送下面的关键词获取文件：\n{keywords}"

@@ -19,13 +19,13 @@ from typing import Any
 from itsdangerous import BadData, BadSignature, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
 
+from bot.clock import Clock
 from bot.errors import FileMissing, LinkExpired, LinkInvalid
 
 SALT = "bot.download-link.v1"
 MAX_TOKEN_LENGTH = 512  # real tokens are ~110 characters; longer ones are refused unread
 # payload.timestamp.signature, each unpadded URL-safe base64 (no compressed "." payloads).
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)

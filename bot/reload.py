@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING
 from loguru import logger
 from uvicorn.supervisors import Multiprocess
 
-from bot.catalog import Catalog
+from bot.clock import Clock
 from bot.config import load_settings
 from bot.delivery import Delivery, build_catalog
+from bot.delivery.catalog import Catalog
+from bot.delivery.gate import download_limits
 from bot.errors import ConfigError
-from bot.links import Clock, LinkSigner
-from bot.routing import Router
-from bot.web.gate import download_limits
+from bot.keywords.router import Router
+from bot.links import LinkSigner
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -7,8 +7,8 @@ import time
 
 from loguru import logger
 
+from bot.clock import Clock
 from bot.errors import PushReplayed, StoreUnavailable
-from bot.links import Clock
 from bot.state import Pushes, bounded
 
 STORE_TIMEOUT = 1.0

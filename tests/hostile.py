@@ -22,7 +22,7 @@ from loguru import logger
 from bot.app import create_app
 from bot.config import load_settings
 from bot.links import SALT
-from bot.logs import InterceptHandler
+from bot.logs.setup import InterceptHandler
 from bot.wechat import Simulator, build_message_xml, parse_message, signature
 from tests.conftest import (
     AES_KEY,
@@ -151,7 +151,7 @@ def _recv(sock: socket.socket) -> bytes:
 
 
 def serve_hostile(tmp: Path) -> Iterator[Hostile]:
-    """A real server in ``tmp``, with uvicorn's own logs routed through bot.logs and captured."""
+    """A real server in ``tmp``, with uvicorn's own logs routed through bot.logs.setup and captured."""
     files = tmp / "files"
     files.mkdir()
     (files / DEMO_NAME).write_text("使用说明：演示文件\n", encoding="utf-8")

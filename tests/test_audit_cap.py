@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.auditcap import SUMMARY_AGENT, RefusalCap
 from bot.config import Settings, load_settings
+from bot.delivery.auditcap import SUMMARY_AGENT, RefusalCap
 from bot.state import Attempt, Store
 from tests.conftest import Clock, LogCapture, RunningServer, Start, write_config
 from tests.test_cli import bot

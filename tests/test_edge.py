@@ -15,9 +15,9 @@ import httpx
 import pytest
 import yaml
 
-from bot.clientaddr import TrustedProxies, parse_networks
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
+from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.wechat import build_message_xml, signature
 from tests.botproc import BotProcess
 from tests.conftest import TOKEN, WECHAT, RunningServer, free_port, write_config

@@ -11,11 +11,12 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from bot.catalog import Catalog, FileInfo
 from bot.config import Settings, load_settings
 from bot.delivery import Offer
+from bot.delivery.catalog import Catalog, FileInfo
 from bot.delivery.disk import DiskResponse
 from bot.delivery.ranges import Span
+from bot.delivery.throttle import BadTokenLimit
 from bot.errors import (
     EncryptionRequired,
     FileMissing,
@@ -26,9 +27,8 @@ from bot.errors import (
     TooManyBadTokens,
 )
 from bot.links import LinkSigner
-from bot.logs import redact
+from bot.logs.setup import redact
 from bot.state import Outcome
-from bot.throttle import BadTokenLimit
 from bot.wechat import Codec, Simulator, check_timestamp, signature
 from tests.conftest import (
     AES_KEY,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.delivery.slots import DownloadSlots, Pacer, ReadBudget, paced_chunk
 from bot.errors import LinkBusy, ServerBusy
-from bot.slots import DownloadSlots, Pacer, ReadBudget, paced_chunk
 from tests.conftest import BIG_NAME, LogCapture, RunningServer, write_config
 from tests.test_http import link_path, reply_text, send
 

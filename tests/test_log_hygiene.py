@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.logsafe import escape_controls
+from bot.logs.safe import escape_controls
 from bot.wechat import build_message_xml
 from tests.botproc import BotProcess
 from tests.conftest import WECHAT, LogCapture, RunningServer, free_port, write_config

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.config import load_settings
-from bot.ruletable import display_width
+from bot.keywords.table import display_width
 from tests.conftest import AES_KEY, BIG_NAME, DEMO_NAME, free_port, write_config
 from tests.test_cli import bot
 from tests.test_state_multi import running

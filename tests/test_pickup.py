@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.codes import ALPHABET, LENGTH, link_template, mask, new_code, normalize, reserve
 from bot.config import Settings, load_settings
 from bot.links import LinkSigner
-from bot.logs import redact
-from bot.pickup import ALPHABET, LENGTH, link_template, mask, new_code, normalize, reserve
+from bot.logs.setup import redact
 from bot.state import Store
 from tests.conftest import (
     BIG_NAME,

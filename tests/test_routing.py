@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from bot.config import KeywordSettings, RepliesSettings
+from bot.keywords.router import Router, SendLink, SendText, Silence
 from bot.links import LinkSigner
-from bot.routing import Router, SendLink, SendText, Silence
 
 
 @dataclass

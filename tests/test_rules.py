@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config import KeywordSettings, RepliesSettings
+from bot.keywords.book import fold
+from bot.keywords.router import Router, SendLink, SendText, Silence
 from bot.links import LinkSigner
-from bot.routing import Router, SendLink, SendText, Silence
-from bot.rules import fold
 from bot.wechat.replies import NewsReply, SuccessReply, TextReply, reply_from_json
 from tests.test_routing import Msg
 

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from bot.clock import CHINA
 from bot.config import Settings, load_settings
 from bot.links import LinkSigner
-from bot.replies import CHINA
 from bot.state import Attempt, Claim, Grant, LinkRecord, Reply, Store, store_from_url
 from bot.state.base import QUOTA_WINDOW
 from bot.wechat import Simulator, parse_message

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from bot.answers import quota_text
 from bot.config import load_settings
-from bot.replies import quota_text
+from bot.delivery.gate import download_limits
 from bot.state import Attempt, LinkRecord, sqlite_path
 from bot.state.report import parse_duration, stats_text, summarize
-from bot.web.gate import download_limits
 from tests.conftest import BIG_NAME, DEMO_NAME, write_config
 
 

@@ -18,10 +18,10 @@ from typing import Protocol, runtime_checkable
 
 from fastapi.responses import Response
 
-from bot.catalog import Catalog, FileInfo
 from bot.config import Settings
+from bot.delivery.catalog import Catalog, FileInfo
 from bot.delivery.ranges import Span
-from bot.slots import DownloadSlots
+from bot.delivery.slots import DownloadSlots
 from bot.state.base import Outcome
 
 MODES = {"direct": "bot.delivery.disk", "x-accel": "bot.delivery.accel", "s3": "bot.delivery.s3"}

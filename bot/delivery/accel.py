@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
 from bot.delivery import Offer, Transfer
-from bot.slots import DownloadSlots
+from bot.delivery.slots import DownloadSlots
 from bot.state.base import Outcome
 
 LINK_HEADER = "X-Link-Id"  # nginx's per-link limit_conn keys on it (docker/nginx.conf)

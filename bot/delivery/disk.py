@@ -24,8 +24,8 @@ from starlette.types import Message, Receive, Scope, Send
 from bot.config import Settings
 from bot.delivery import Offer, Transfer
 from bot.delivery.ranges import Span
+from bot.delivery.slots import READ_MAX, READ_MIN, DownloadSlots, Pacer, ReadBudget, paced_chunk
 from bot.errors import FileMissing, TransferAborted
-from bot.slots import READ_MAX, READ_MIN, DownloadSlots, Pacer, ReadBudget, paced_chunk
 from bot.state.base import Outcome
 
 _WAIT_FOR_CLIENT: Message = {"type": "http.response.body", "body": b"", "more_body": True}

@@ -24,11 +24,11 @@ from fastapi.responses import Response
 from loguru import logger
 from starlette.types import Receive, Scope, Send
 
-from bot.catalog import Catalog, FileInfo
 from bot.config import S3Settings, Settings
 from bot.delivery import Offer, Transfer
+from bot.delivery.catalog import Catalog, FileInfo
+from bot.delivery.slots import DownloadSlots
 from bot.errors import ConfigError, FileMissing, ObjectStoreUnavailable
-from bot.slots import DownloadSlots
 from bot.state.base import Outcome
 
 RETRY_AFTER = 30  # seconds, when the bucket does not answer

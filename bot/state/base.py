@@ -70,7 +70,7 @@ class Attempt:
     complete: bool = False
     counted: bool = False
     method: str = "GET"
-    count: int = 1  # more than 1: a summary of refusals over the audit cap (bot.auditcap)
+    count: int = 1  # more than 1: a summary of refusals over the audit cap (bot.delivery.auditcap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +184,7 @@ class Pushes(Protocol):
 
 
 class PickupCodes(Protocol):
-    """Pick-up codes (``bot.pickup``): each names one issued link's token until the link expires."""
+    """Pick-up codes (``bot.codes``): each names one issued link's token until the link expires."""
 
     async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
         """Keep ``code`` → ``token`` until ``expires_at``; False if ``code`` is live already."""

@@ -379,7 +379,7 @@ class RedisStore:
         removed += await self._redis.zremrangebyscore(f"{PREFIX}attempts", "-inf", f"({before}")
         return removed
 
-    # --- pick-up codes (bot.pickup.PickupCodes) ------------------------------------------------
+    # --- pick-up codes (bot.codes.PickupCodes) ------------------------------------------------
 
     @_guarded
     async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:

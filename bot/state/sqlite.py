@@ -428,7 +428,7 @@ class SqliteStore:
 
         return await self._run(work)
 
-    # --- pick-up codes (bot.pickup.PickupCodes) ------------------------------------------------
+    # --- pick-up codes (bot.codes.PickupCodes) ------------------------------------------------
 
     async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
         """Store a code unless it is live already."""

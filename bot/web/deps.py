@@ -8,23 +8,24 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from bot.catalog import Catalog
-from bot.clientaddr import TrustedProxies
+from bot.clock import Clock
 from bot.config import Settings
-from bot.links import Clock, LinkSigner
+from bot.delivery.catalog import Catalog
+from bot.delivery.gate import Visit
+from bot.delivery.slots import DownloadSlots
+from bot.delivery.throttle import BadTokenLimit
+from bot.links import LinkSigner
 from bot.metrics import Metrics
-from bot.slots import DownloadSlots
-from bot.throttle import BadTokenLimit
-from bot.web.gate import Visit
+from bot.web.clientaddr import TrustedProxies
 from bot.web.pages import Pages
 from bot.wechat import Codec
 
 if TYPE_CHECKING:
     from bot.answers import Answerer
     from bot.delivery import Delivery
+    from bot.delivery.gate import Gate
     from bot.replay import ReplayGuard
     from bot.state import Store
-    from bot.web.gate import Gate
 
 # True when the bot can serve (its store answers); raising or a timeout counts as False.
 HealthCheck = Callable[[], Awaitable[bool]]

@@ -12,8 +12,8 @@ from fastapi.responses import Response
 from bot.delivery import Offer
 from bot.delivery.disk import etag, last_modified
 from bot.delivery.ranges import Span, span_for
+from bot.delivery.slots import Slot
 from bot.errors import RangeNotSatisfiable
-from bot.slots import Slot
 from bot.web.deps import ServicesDep, client_ip, visit_of
 from bot.web.landing import landing_page
 

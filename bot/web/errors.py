@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from loguru import logger
 from starlette.exceptions import HTTPException
 
+from bot.clock import CHINA
+from bot.codes import PATH as PICKUP_PATH
 from bot.errors import (
     BodyRefused,
     BodyTimeout,
@@ -39,9 +41,7 @@ from bot.errors import (
     StoreUnavailable,
     TooManyBadTokens,
 )
-from bot.logs import redact
-from bot.pickup import PATH as PICKUP_PATH
-from bot.replies import CHINA
+from bot.logs.setup import redact
 from bot.state import Outcome
 from bot.web.deps import Services, client_ip, get_services, visit_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from bot.pickup import PATH
+from bot.codes import PATH
 from bot.web.deps import ServicesDep
 from bot.web.pickup import PAGE_HEADERS, PickupDesk
 

@@ -7,10 +7,10 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2.filters import do_filesizeformat
 from loguru import logger
 
-from bot.catalog import FileInfo
+from bot.delivery.catalog import FileInfo
 from bot.links import Link, link_url
-from bot.useragent import Agent, classify, wants_landing
 from bot.web.deps import Services, client_ip
+from bot.web.useragent import Agent, classify, wants_landing
 
 # The page holds the link itself: never cached, never leaked through a Referer, never indexed.
 LANDING_HEADERS = {

@@ -10,10 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from loguru import logger
 from starlette.exceptions import HTTPException
 
+from bot.codes import PATH, mask, normalize
+from bot.delivery.throttle import BadTokenLimit
 from bot.errors import CodeUnknown
-from bot.pickup import PATH, mask, normalize
 from bot.state import PickupCodes, bounded
-from bot.throttle import BadTokenLimit
 from bot.web.deps import Services, ServicesDep, client_ip
 
 STORE_TIMEOUT = 2.0

@@ -13,8 +13,8 @@ from typing import Any
 from loguru import logger
 
 from bot.config import LogSettings
-from bot.logcollect import ENV, LogCollector, SocketSink
-from bot.logsafe import one_line
+from bot.logs.collect import ENV, LogCollector, SocketSink
+from bot.logs.safe import one_line
 
 FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
 KEEP_FILES = 10  # rotated log files kept besides the current one

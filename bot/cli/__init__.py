@@ -21,7 +21,7 @@ from bot.config import Settings, config_path, load_settings
 from bot.errors import BotError, ConfigError
 
 if TYPE_CHECKING:
-    from bot.routing import Issued
+    from bot.keywords.router import Issued
     from bot.state import Store
 
 T = TypeVar("T")
@@ -81,7 +81,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 
 async def _record(issued: Issued, codes: bool, store: Store) -> str:
     """Record a link issued by `bot link`; its pick-up code ("" when codes are off)."""
-    from bot.pickup import codes_of, reserve
+    from bot.codes import codes_of, reserve
 
     await store.record_link(issued.record, 0)
     keeper = codes_of(codes, store)
@@ -89,7 +89,7 @@ async def _record(issued: Issued, codes: bool, store: Store) -> str:
 
 
 def _example_text() -> str:
-    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
         if (base / EXAMPLE).is_file():
             return (base / EXAMPLE).read_text(encoding="utf-8")
     raise _fail(ConfigError(EXAMPLE, "not found next to the package or here"))
@@ -125,9 +125,9 @@ def serve(
 ) -> None:
     """Run the bot: answer WeChat and serve the download links."""
     from bot.app import create_app, settle_memory
-    from bot.edge import uvicorn_options
-    from bot.logs import one_log_writer, setup_logging
+    from bot.logs.setup import one_log_writer, setup_logging
     from bot.reload import ReloadingSupervisor, forget_server, note_server
+    from bot.web.edge import uvicorn_options
 
     settings = _settings(config)
     setup_logging(settings.log)
@@ -185,7 +185,7 @@ def check(config: ConfigOpt = None) -> None:
     typer.echo(
         f"links: valid {settings.links.ttl_seconds}s, {len(settings.links.secret_keys)} key(s)"
     )
-    from bot.ruletable import render, rows
+    from bot.keywords.table import render, rows
 
     found = _files(settings)
     typer.echo(render(rows(settings.keywords, found, settings.links.max_downloads)))
@@ -216,7 +216,7 @@ def link(
     rule = router.book.for_text(keyword)
     if rule is None or not rule.settings.file_list:
         raise _usage(f"no keyword {keyword!r} gives a file; `bot check` lists them")
-    from bot.pickup import PATH
+    from bot.codes import PATH
 
     for issued in router.issue(rule.settings, user):
         code = _with_store(settings, partial(_record, issued, settings.links.pickup_codes))

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.replies import CHINA
+from bot.clock import CHINA
 
 PICKUP_LINE = "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"  # left out when codes are off
 DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}" + PICKUP_LINE

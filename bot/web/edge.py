@@ -138,7 +138,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             max_header_bytes=server.max_header_bytes,
             header_timeout=server.header_timeout,
         ),
-        # Client addresses come from bot.clientaddr ([server] trusted_proxies), never from
+        # Client addresses come from bot.web.clientaddr ([server] trusted_proxies), never from
         # uvicorn's --forwarded-allow-ips, which takes the leftmost X-Forwarded-For.
         "proxy_headers": False,
         # The bot logs each link and download itself; uvicorn's line per request only at DEBUG.

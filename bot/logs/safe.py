@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.replies import CHINA
+from bot.clock import CHINA
 
 # Everything that can end or rewrite a line on a terminal or in a file, except the tab.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")

@@ -7,8 +7,8 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bot.clock import Clock
 from bot.errors import LinkInvalid, TooManyBadTokens
-from bot.links import Clock
 
 
 class BadTokenLimit:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.clock import Clock
+from bot.codes import PATH as PICKUP_PATH
+from bot.codes import link_template
 from bot.config import RepliesSettings
-from bot.links import Clock, Link, LinkSigner, link_url
-from bot.pickup import PATH as PICKUP_PATH
-from bot.pickup import link_template
-from bot.rule_settings import KeywordSettings, link_limit, window_text
-from bot.rules import Rule, RuleBook, fold
+from bot.keywords.book import Rule, RuleBook, fold
+from bot.keywords.settings import KeywordSettings, link_limit, window_text
+from bot.links import Link, LinkSigner, link_url
 from bot.state import LinkRecord
 from bot.wechat.replies import NewsReply, ReplyValue, SuccessReply, TextReply
 
@@ -84,7 +85,7 @@ class Draft:
 
 
 def normalize(text: str) -> str:
-    """What matching compares (see ``bot.rules.fold``)."""
+    """What matching compares (see ``bot.keywords.book.fold``)."""
     return fold(text)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from bot.links import Clock
+from bot.clock import Clock
 from bot.state import Attempt
 
 WINDOW = 60.0

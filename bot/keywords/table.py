@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from bot.rule_settings import KeywordSettings, link_limit, window_text
+from bot.keywords.settings import KeywordSettings, link_limit, window_text
 
 HEADER = ("triggers", "size", "gives", "limit", "window")
 

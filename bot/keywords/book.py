@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.rule_settings import KeywordSettings
+    from bot.keywords.settings import KeywordSettings
 
 # Trimmed from both ends after NFKC (which already turned ！？，．～　 into their ASCII forms).
 _EDGES = re.compile(r"^[\s。.!?~,、…]+|[\s。.!?~,、…]+$")

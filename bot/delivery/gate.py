@@ -15,14 +15,15 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
-from bot.auditcap import RefusalCap
-from bot.catalog import FileInfo
+from bot.clock import Clock
 from bot.config import Settings
+from bot.delivery.auditcap import RefusalCap
+from bot.delivery.catalog import FileInfo
 from bot.delivery.ranges import Span
 from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
-from bot.links import Clock, Link
+from bot.keywords.settings import link_limit
+from bot.links import Link
 from bot.metrics import Metrics
-from bot.rule_settings import link_limit
 from bot.state import Attempt, Claim, Grant, Outcome, Store, bounded
 
 T = TypeVar("T")
@@ -148,7 +149,7 @@ class Gate:
         """The one place a refused request is recorded: an audit row and a metric.
 
         Past ``[limits] audit_rows_per_ip_per_minute`` for its address a refusal is only counted
-        into a summary row (``bot.auditcap``) and False says: log nothing either. A throttled
+        into a summary row (``delivery.auditcap``) and False says: log nothing either. A throttled
         request writes no row of its own (its bad tokens did), but counts towards the cap.
         """
         self._metrics.refusals.labels(outcome.value).inc()

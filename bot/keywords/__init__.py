@@ -1,0 +1,1 @@
+"""Keyword rules: their settings, the compiled book, the router and the `bot check` table."""

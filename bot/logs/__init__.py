@@ -1,0 +1,1 @@
+"""Logging: loguru set-up, one-line safe fields, the multi-worker collector."""

@@ -14,7 +14,7 @@ from loguru import logger
 from bot.clock import CHINA, Clock
 from bot.codes import mask, reserve
 from bot.errors import StoreUnavailable
-from bot.keywords.router import Draft, Issued, Router, SendLink
+from bot.keywords.router import Draft, Give, Issued, Router
 from bot.logs.safe import readable
 from bot.metrics import Metrics
 from bot.state import PickupCodes, Reply, Store, bounded
@@ -118,7 +118,7 @@ class Answerer:
         router = self.router  # one router for the whole draft, even if a reload swaps it
         action = router.route(message)
         if not (
-            isinstance(action, SendLink)
+            isinstance(action, Give)
             and self._codes is not None
             and router.wants_code(action.keyword)
         ):

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from bot.errors import ConfigError
 from bot.keywords.book import fold
 from bot.keywords.settings import KeywordSettings
+from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
 from bot.state import sqlite_path
 from bot.web.clientaddr import parse_networks
 
@@ -341,8 +342,12 @@ def _check_files(settings: Settings) -> None:
 def _check_unique_triggers(settings: Settings) -> None:
     seen: dict[tuple[str, str], str] = {}
     for i, rule in enumerate(settings.keywords):
-        triggers = [("click", rule.click), ("scene", rule.scene)]
-        if rule.mode == "exact":
+        triggers = [
+            (index.field, getattr(rule, index.field))
+            for name, index in INDEXES.items()
+            if name != TEXT
+        ]
+        if MATCH_MODES[rule.mode] is None:  # exact: one rule per folded text
             triggers += [("match", fold(alias)) for alias in rule.aliases]
         for kind, value in triggers:
             if value and (kind, value) in seen:

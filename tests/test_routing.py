@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from bot.config import KeywordSettings, RepliesSettings
-from bot.keywords.router import Router, SendLink, SendText, Silence
+from bot.keywords.router import Give, Router
 from bot.links import LinkSigner
+from bot.wechat.replies import SuccessReply, TextReply
 
 
 @dataclass
@@ -54,11 +55,11 @@ ROUTER = Router(
 def test_route(message: Msg, expected: str | None) -> None:
     action = ROUTER.route(message)
     if expected is None:
-        assert isinstance(action, Silence)
+        assert isinstance(action, SuccessReply)
     elif expected == "help":
-        assert action == SendText("试试：· 芝麻开门\n· Setup")
+        assert action == TextReply("试试：· 芝麻开门\n· Setup")
     elif expected == "welcome":
-        assert action == SendText("欢迎！· 芝麻开门\n· Setup")
+        assert action == TextReply("欢迎！· 芝麻开门\n· Setup")
     else:
-        assert isinstance(action, SendLink)
+        assert isinstance(action, Give)
         assert action.keyword.file == expected

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from bot.config import KeywordSettings, RepliesSettings
 from bot.keywords.book import fold
-from bot.keywords.router import Router, SendLink, SendText, Silence
+from bot.keywords.router import Give, Router
 from bot.links import LinkSigner
 from bot.wechat.replies import NewsReply, SuccessReply, TextReply, reply_from_json
 from tests.test_routing import Msg
@@ -129,37 +129,41 @@ def test_route(message: Msg, expected: tuple[str, str] | None) -> None:
     """Issue #11 rules: exact first, then contains/regex in file order; triggers; windows."""
     action = router().route(message)
     if expected is None:
-        assert isinstance(action, Silence)
+        assert isinstance(action, SuccessReply)
         return
     kind, value = expected
     if kind == "link":
-        assert isinstance(action, SendLink) and action.keyword.file_list == [value]
+        assert isinstance(action, Give) and action.keyword.file_list == [value]
         assert action.greeting == ""
     elif kind == "welcome+link":
-        assert isinstance(action, SendLink) and action.keyword.file_list == [value]
+        assert isinstance(action, Give) and action.keyword.file_list == [value]
         assert action.greeting == "欢迎！"
     elif kind == "inactive":
-        assert isinstance(action, SendText) and value in action.text and "开放时间" in action.text
+        assert (
+            isinstance(action, TextReply)
+            and value in action.content
+            and "开放时间" in action.content
+        )
     elif value == "help":
-        assert isinstance(action, SendText) and action.text.startswith("试试：")
+        assert isinstance(action, TextReply) and action.content.startswith("试试：")
     else:
-        assert action == SendText(value)
+        assert action == TextReply(value)
 
 
 def test_other_defaults_to_success() -> None:
     """Issue #11 deliver 2: [replies] other empty → images etc. get success."""
-    assert isinstance(router(RepliesSettings()).route(Msg("image")), Silence)
+    assert isinstance(router(RepliesSettings()).route(Msg("image")), SuccessReply)
 
 
 def test_listing_and_tappable() -> None:
     """Issue #11 deliver 2: {keywords} lists text rules (not regexes); tappable makes links."""
     plain = router(RepliesSettings(help="{keywords}")).route(Msg("text", "?x"))
-    assert isinstance(plain, SendText)
-    assert plain.text.splitlines()[:2] == ["· 芝麻开门", "· 安装"]
-    assert "v\\d" not in plain.text and "MENU_DOC" not in plain.text
+    assert isinstance(plain, TextReply)
+    assert plain.content.splitlines()[:2] == ["· 芝麻开门", "· 安装"]
+    assert "v\\d" not in plain.content and "MENU_DOC" not in plain.content
     tap = router(RepliesSettings(help="{keywords}", tappable=True)).route(Msg("text", "?x"))
-    assert isinstance(tap, SendText)
-    assert tap.text.splitlines()[0] == (
+    assert isinstance(tap, TextReply)
+    assert tap.content.splitlines()[0] == (
         '· <a href="weixin://bizmsgmenu?msgmenucontent=芝麻开门&msgmenuid=1">芝麻开门</a>'
     )
 

@@ -1,12 +1,14 @@
-"""The rule table, compiled once at load: folding, exact lookups, contains/regex in file order."""
+"""The rule book, compiled once at load: folding, exact lookups, other modes in file order."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from bot.keywords.triggers import INDEXES, LISTED_MODES, MATCH_MODES, TEXT, Matcher
 
 if TYPE_CHECKING:
     from bot.keywords.settings import KeywordSettings
@@ -19,26 +21,6 @@ TAP = '<a href="weixin://bizmsgmenu?msgmenucontent={kw}&msgmenuid={n}">{kw}</a>'
 def fold(text: str) -> str:
     """What matching compares: NFKC (full-width → half-width), case-folded, edges trimmed."""
     return _EDGES.sub("", unicodedata.normalize("NFKC", text).casefold())
-
-
-Matcher = Callable[[str], bool]
-
-
-def _matchers(rule: KeywordSettings) -> list[Matcher]:
-    """One test per alias for contains and regex rules (exact rules use the lookup)."""
-    if rule.mode == "contains":
-        return [_contains(fold(a)) for a in rule.aliases]
-    if rule.mode == "regex":
-        return [_search(re.compile(a, re.IGNORECASE)) for a in rule.aliases]
-    return []
-
-
-def _contains(needle: str) -> Matcher:
-    return lambda text: needle in text
-
-
-def _search(pattern: re.Pattern[str]) -> Matcher:
-    return lambda text: pattern.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +44,25 @@ class RuleBook:
         self.rules = [Rule(r, *r.window) for r in rules]
         self._exact: dict[str, Rule] = {}
         self._others: list[tuple[Rule, list[Matcher]]] = []
-        self._clicks: dict[str, Rule] = {}
-        self._scenes: dict[str, Rule] = {}
+        self._keyed: dict[str, dict[str, Rule]] = {name: {} for name in INDEXES if name != TEXT}
         for rule in self.rules:
             s = rule.settings
-            for alias in s.aliases if s.mode == "exact" else ():
-                self._exact.setdefault(fold(alias), rule)
-            if s.mode != "exact":
-                self._others.append((rule, _matchers(s)))
-            if s.click:
-                self._clicks.setdefault(s.click, rule)
-            if s.scene:
-                self._scenes.setdefault(s.scene, rule)
+            compile_alias = MATCH_MODES[s.mode]
+            if compile_alias is None:
+                for alias in s.aliases:
+                    self._exact.setdefault(fold(alias), rule)
+            else:
+                self._others.append((rule, [compile_alias(a, fold) for a in s.aliases]))
+            for name, found in self._keyed.items():
+                value = getattr(s, INDEXES[name].field)
+                if value:
+                    found.setdefault(value, rule)
+
+    def find(self, index: str, value: str) -> Rule | None:
+        """The rule an index holds for a value, then the index it falls back to."""
+        found = self.for_text(value) if index == TEXT else self._keyed[index].get(value)
+        also = INDEXES[index].also
+        return found if found is not None or also is None else self.find(also, value)
 
     def for_text(self, text: str) -> Rule | None:
         """The rule a typed, recognised or scanned text triggers: exact first, then file order."""
@@ -88,20 +77,12 @@ class RuleBook:
                 return rule
         return None
 
-    def for_click(self, key: str) -> Rule | None:
-        """The rule of a menu button's EventKey."""
-        return self._clicks.get(key)
-
-    def for_scene(self, scene: str) -> Rule | None:
-        """The rule of a param-QR code's scene."""
-        return self._scenes.get(scene)
-
     def listing(self, *, tappable: bool) -> str:
-        """``{keywords}`` in welcome and help: the first alias of each text rule (not regexes)."""
+        """``{keywords}`` in welcome and help: the first alias of each listed text rule."""
         names = [
             r.settings.aliases[0]
             for r in self.rules
-            if r.settings.aliases and r.settings.mode != "regex"
+            if r.settings.aliases and r.settings.mode in LISTED_MODES
         ]
         if not names:
             return "（暂无）"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from bot.clock import Clock
 from bot.codes import PATH as PICKUP_PATH
@@ -13,56 +12,25 @@ from bot.codes import link_template
 from bot.config import RepliesSettings
 from bot.keywords.book import Rule, RuleBook, fold
 from bot.keywords.settings import KeywordSettings, link_limit, window_text
+from bot.keywords.triggers import OTHER_TYPES, Fallback, Routable, trigger_of
 from bot.links import Link, LinkSigner, link_url
 from bot.state import LinkRecord
 from bot.wechat.replies import NewsReply, ReplyValue, SuccessReply, TextReply
 
 
-class Routable(Protocol):
-    """The fields routing looks at (``bot.wechat.Message`` has them)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def event(self) -> str: ...
-    @property
-    def event_key(self) -> str: ...
-    @property
-    def content(self) -> str: ...
-    @property
-    def recognition(self) -> str: ...
-    @property
-    def scan_result(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
-class SendLink:
-    """Answer with fresh links to this rule's files (after ``greeting``, e.g. the welcome)."""
+class Give:
+    """A rule's files, to be answered with fresh links (after ``greeting``, e.g. the welcome).
+
+    The one routed value that is not a reply yet: its links are signed, and their pick-up codes
+    reserved, by ``bot.answers`` just before the claim.
+    """
 
     keyword: KeywordSettings
     greeting: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SendText:
-    """Answer with fixed text."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Silence:
-    """Answer ``success``: WeChat shows nothing and stops retrying."""
-
-
-Action = SendLink | SendText | Silence
-# wechatpy's names for "followed the account": plain, by scanning a QR code, from a product page.
-SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan", "subscribe_scan_product"})
-# What a follower sends that no rule can read: answered with [replies] other.
-OTHER_TYPES = frozenset({"image", "voice", "video", "shortvideo", "location", "link", "file"})
-SCENE_PREFIX = "qrscene_"
+Routed = ReplyValue | Give
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,54 +76,43 @@ class Router:
         self.book = RuleBook(keywords)
         listing = self.book.listing(tappable=replies.tappable)
         self._welcome = replies.welcome.format(keywords=listing)
-        self._help = SendText(replies.help.format(keywords=listing))
-        self._other: Action = SendText(replies.other) if replies.other else Silence()
+        self._other: ReplyValue = TextReply(replies.other) if replies.other else SuccessReply()
+        self._fallbacks: dict[Fallback, ReplyValue] = {
+            "help": TextReply(replies.help.format(keywords=listing)),
+            "welcome": TextReply(self._welcome),
+            "silence": SuccessReply(),
+        }
 
-    def route(self, message: Routable) -> Action:
-        """The action for one incoming message or event."""
-        kind, event = message.type, message.event
-        if kind == "text" or (kind == "voice" and message.recognition.strip()):
-            return self._for_text(message.content if kind == "text" else message.recognition)
-        if kind != "event":
-            return self._other if kind in OTHER_TYPES else Silence()
-        key = message.event_key
-        if event in SUBSCRIBE_EVENTS:
-            scene = key.removeprefix(SCENE_PREFIX) if key.startswith(SCENE_PREFIX) else ""
-            rule = self.book.for_scene(scene) if scene else None
-            return self._give(rule, greeting=self._welcome) if rule else SendText(self._welcome)
-        if event == "scancode_waitmsg":
-            return self._for_text(message.scan_result)
-        if event == "click":  # a menu key, else the key read as a keyword (menus often use them)
-            found = self.book.for_click(key) or self.book.for_text(key)
-        else:
-            found = self.book.for_scene(key) if event == "scan" else None
-        return self._give(found) if found else Silence()
+    def route(self, message: Routable) -> Routed:
+        """The reply (or the rule whose links answer) for one incoming message or event."""
+        trigger = trigger_of(message)
+        value = trigger.read(message) if trigger else None
+        if trigger is None or value is None:
+            return self._other if message.type in OTHER_TYPES else SuccessReply()
+        rule = self.book.find(trigger.index, value) if value else None
+        if rule is not None:
+            return self._give(rule, greeting=self._welcome if trigger.greeting else "")
+        return self._fallbacks[trigger.fallback]
 
-    def _for_text(self, text: str) -> Action:
-        rule = self.book.for_text(text)
-        return self._give(rule) if rule else self._help
-
-    def _give(self, rule: Rule, greeting: str = "") -> Action:
+    def _give(self, rule: Rule, greeting: str = "") -> Routed:
         s = rule.settings
         if not rule.active(self._clock()):
             text = s.inactive_reply.format(keyword=s.name, window=window_text(s))
-            return SendText(_joined(greeting, text))
+            return TextReply(_joined(greeting, text))
         if not s.file_list:
-            return SendText(_joined(greeting, s.reply))
-        return SendLink(s, greeting)
+            return TextReply(_joined(greeting, s.reply))
+        return Give(s, greeting)
 
     def draft(self, message: Routable) -> Draft:
         """The reply to one message, with fresh links (and no pick-up codes) where it has them."""
         return self.draft_of(self.route(message), message.source)
 
-    def draft_of(self, action: Action, openid: str) -> Draft:
-        """The reply for an action already routed (links issued to ``openid``, without codes)."""
-        if isinstance(action, SendText):
-            return Draft(TextReply(action.text))
-        if not isinstance(action, SendLink):
-            return Draft(SuccessReply())
-        issued = self.issue(action.keyword, openid)
-        return Draft(self.word(action, issued), tuple(i.record for i in issued))
+    def draft_of(self, routed: Routed, openid: str) -> Draft:
+        """The reply for a message already routed (links issued to ``openid``, without codes)."""
+        if not isinstance(routed, Give):
+            return Draft(routed)
+        issued = self.issue(routed.keyword, openid)
+        return Draft(self.word(routed, issued), tuple(i.record for i in issued))
 
     def issue(self, rule: KeywordSettings, openid: str) -> tuple[Issued, ...]:
         """Fresh links to the rule's files, each signed with the rule's name and its own limit."""
@@ -179,9 +136,7 @@ class Router:
         """True when the rule's reply shows a pick-up code (``{code}`` in a template it uses)."""
         return any("{code}" in template for template in rule.link_templates.values())
 
-    def word(
-        self, action: SendLink, issued: Sequence[Issued], codes: Sequence[str] = ()
-    ) -> ReplyValue:
+    def word(self, action: Give, issued: Sequence[Issued], codes: Sequence[str] = ()) -> ReplyValue:
         """The reply carrying these links (and their pick-up codes, if any), in the rule's style.
 
         Without a code, the template lines naming ``{code}`` or ``{pickup_url}`` are left out.

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.clock import CHINA
+from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
 
 PICKUP_LINE = "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"  # left out when codes are off
 DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}" + PICKUP_LINE
@@ -30,7 +31,7 @@ class KeywordSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     match: str | list[str] = ""
-    mode: Literal["exact", "contains", "regex"] = "exact"
+    mode: str = "exact"  # a key of MATCH_MODES
     file: str = ""
     files: list[str] = Field(default_factory=list)
     reply: str = ""
@@ -52,8 +53,9 @@ class KeywordSettings(BaseModel):
 
     @property
     def name(self) -> str:
-        """How logs, metrics and pages name the rule: first alias, else menu key, else scene."""
-        return next(iter(self.aliases), "") or self.click or self.scene
+        """How logs, metrics and pages name the rule: first alias, else its first keyed trigger."""
+        keyed = (getattr(self, i.field) for name, i in INDEXES.items() if name != TEXT)
+        return next(iter(self.aliases), "") or next((v for v in keyed if v), "")
 
     @property
     def file_list(self) -> list[str]:
@@ -74,20 +76,23 @@ class KeywordSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> KeywordSettings:
-        if not (self.aliases or self.click or self.scene):
-            raise ValueError("needs a trigger: match (text or list), click or scene")
+        if not any(getattr(self, index.field) for index in INDEXES.values()):
+            raise ValueError(f"needs a trigger: {' or '.join(i.field for i in INDEXES.values())}")
         if any(not isinstance(a, str) or not a.strip() for a in self.aliases):
             raise ValueError("match holds an empty alias")
         if self.file and self.files:
             raise ValueError("give file or files, not both")
         if any(not f for f in self.files):
             raise ValueError("files holds an empty name")
-        if self.mode == "regex":
-            for alias in self.aliases:
-                try:
-                    re.compile(alias)
-                except re.error as exc:
-                    raise ValueError(f"match {alias!r} is not a valid regex: {exc}") from None
+        if self.mode not in MATCH_MODES:
+            raise ValueError(f"mode must be one of {', '.join(MATCH_MODES)}")
+        compile_alias = MATCH_MODES[self.mode]
+        for alias in self.aliases:
+            try:
+                if compile_alias is not None:
+                    compile_alias(alias, str)
+            except re.error as exc:
+                raise ValueError(f"match {alias!r} is not a valid {self.mode}: {exc}") from None
         if not self.file_list:
             if not self.reply:
                 raise ValueError("gives nothing: set file, files, or reply (a text answer)")

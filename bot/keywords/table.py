@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from bot.keywords.settings import KeywordSettings, link_limit, window_text
+from bot.keywords.triggers import INDEXES, TEXT
 
 HEADER = ("triggers", "size", "gives", "limit", "window")
 
@@ -25,15 +26,14 @@ def pad(text: str, width: int, *, right: bool = False) -> str:
 
 
 def triggers(rule: KeywordSettings) -> str:
-    """``芝麻开门 | wine (contains) · menu KEY · scene NAME``."""
+    """``芝麻开门 | wine (contains) · menu KEY · scene NAME``: each index's label in turn."""
     parts = []
-    if rule.aliases:
-        mode = "" if rule.mode == "exact" else f" ({rule.mode})"
-        parts.append(" | ".join(rule.aliases) + mode)
-    if rule.click:
-        parts.append(f"menu {rule.click}")
-    if rule.scene:
-        parts.append(f"scene {rule.scene}")
+    for name, index in INDEXES.items():
+        if name == TEXT and rule.aliases:
+            mode = "" if rule.mode == "exact" else f" ({rule.mode})"
+            parts.append(" | ".join(rule.aliases) + mode)
+        elif name != TEXT and getattr(rule, index.field):
+            parts.append(index.label.format(getattr(rule, index.field)))
     return " · ".join(parts)
 
 

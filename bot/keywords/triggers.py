@@ -1,0 +1,120 @@
+"""Triggers and match modes as tables: what a message asks for, and how a rule's text matches.
+
+A new trigger is one ``TRIGGERS`` entry (plus a settings field when it needs a key of its own);
+a new match mode is one ``MATCH_MODES`` entry. Routing, config validation, the rule book and
+`bot check` all read these tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+SCENE_PREFIX = "qrscene_"
+
+
+class Routable(Protocol):
+    """The fields routing looks at (``bot.wechat.Message`` has them)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def event_key(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def recognition(self) -> str: ...
+    @property
+    def scan_result(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """One way the book finds a rule: by the values of one ``[[keywords]]`` field."""
+
+    field: str  # the KeywordSettings field that holds this index's values
+    label: str  # how `bot check` shows one value: "menu {}" → "menu GET_SETUP"
+    also: str | None = None  # an index tried next when this one finds nothing
+
+
+# "match" is the text index: values folded, matched by the rule's mode (MATCH_MODES).
+TEXT = "match"
+INDEXES: dict[str, Index] = {
+    TEXT: Index("match", "{}"),
+    # A menu key, else the key read as a keyword (menus often use them).
+    "click": Index("click", "menu {}", also=TEXT),
+    "scene": Index("scene", "scene {}"),
+}
+
+# When no rule answers: the help text, the welcome, or ``success`` (nothing shown).
+Fallback = Literal["help", "welcome", "silence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """One kind of message a rule can answer: where its value is, which index, what else."""
+
+    index: str
+    read: Callable[[Routable], str | None]  # None: this message is not this trigger after all
+    fallback: Fallback = "silence"
+    greeting: bool = False  # the welcome goes before the rule's answer (a new follower)
+
+
+def _scene_of_subscribe(message: Routable) -> str:
+    key = message.event_key
+    return key.removeprefix(SCENE_PREFIX) if key.startswith(SCENE_PREFIX) else ""
+
+
+_SUBSCRIBE = Trigger("scene", _scene_of_subscribe, "welcome", greeting=True)
+# (MsgType, Event in lower case) → trigger. Voice counts only when WeChat recognised words.
+TRIGGERS: dict[tuple[str, str], Trigger] = {
+    ("text", ""): Trigger(TEXT, lambda m: m.content, "help"),
+    ("voice", ""): Trigger(
+        TEXT, lambda m: m.recognition if m.recognition.strip() else None, "help"
+    ),
+    ("event", "click"): Trigger("click", lambda m: m.event_key),
+    ("event", "scan"): Trigger("scene", lambda m: m.event_key),
+    ("event", "scancode_waitmsg"): Trigger(TEXT, lambda m: m.scan_result, "help"),
+    # wechatpy's names for "followed the account": plain, by a QR code, from a product page.
+    ("event", "subscribe"): _SUBSCRIBE,
+    ("event", "subscribe_scan"): _SUBSCRIBE,
+    ("event", "subscribe_scan_product"): _SUBSCRIBE,
+}
+# What a follower sends that no rule can read: answered with [replies] other.
+OTHER_TYPES = frozenset({"image", "voice", "video", "shortvideo", "location", "link", "file"})
+
+
+def trigger_of(message: Routable) -> Trigger | None:
+    """The trigger a message fires, if any (an unknown type or event fires none)."""
+    return TRIGGERS.get((message.type, message.event if message.type == "event" else ""))
+
+
+Matcher = Callable[[str], bool]
+# mode → (compile one alias into a test on folded text); "exact" is a dict lookup, no test.
+Fold = Callable[[str], str]
+MatchCompiler = Callable[[str, Fold], Matcher]
+
+
+def _contains(alias: str, fold: Fold) -> Matcher:
+    needle = fold(alias)
+    return lambda text: needle in text
+
+
+def _regex(alias: str, fold: Fold) -> Matcher:
+    pattern = re.compile(alias, re.IGNORECASE)
+    return lambda text: pattern.search(text) is not None
+
+
+MATCH_MODES: dict[str, MatchCompiler | None] = {
+    "exact": None,
+    "contains": _contains,
+    "regex": _regex,
+}
+# Modes whose aliases are listed to followers in {keywords} (a regex reads badly there).
+LISTED_MODES = frozenset({"exact", "contains"})

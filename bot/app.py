@@ -45,7 +45,11 @@ PRUNE_EVERY = 3600.0
 
 
 def build_services(
-    settings: Settings, *, clock: Clock = time.time, store: Store | None = None
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    mono: Clock = time.monotonic,
+    store: Store | None = None,
 ) -> Services:
     """Everything derived from settings, prepared once (the store is opened by the lifespan)."""
     store = store or store_from_url(settings.state.url, clock=clock)
@@ -76,6 +80,7 @@ def build_services(
             store,
             per_hour=settings.limits.links_per_user_per_hour,
             clock=clock,
+            mono=mono,
             metrics=metrics,
             codes=codes_of(settings.links.pickup_codes, store),
         ),
@@ -88,7 +93,9 @@ def build_services(
             lease_seconds=settings.links.claim_lease_seconds,
             cap=RefusalCap(settings.limits.audit_rows_per_ip_per_minute, clock=clock),
         ),
-        replays=ReplayGuard(store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock),
+        replays=ReplayGuard(
+            store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock, mono=mono
+        ),
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,
@@ -134,10 +141,13 @@ def create_app(
     settings: Settings,
     *,
     clock: Clock = time.time,
+    mono: Clock = time.monotonic,
     store: Store | None = None,
     config: Path | None = None,
 ) -> FastAPI:
     """The bot's ASGI app for these settings (``store`` defaults to ``[state] url``).
+
+    ``clock`` and ``mono`` are the wall and monotonic clocks (tests inject both).
 
     With ``config`` (the file the settings came from), SIGHUP reloads its rules.
     """
@@ -150,7 +160,7 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,  # /d/<token>/ is not the link: no second URI for one link
     )
-    services = app.state.services = build_services(settings, clock=clock, store=store)
+    services = app.state.services = build_services(settings, clock=clock, mono=mono, store=store)
     app.state.config = config
     app.state.pickup = PickupDesk(
         codes_of(settings.links.pickup_codes, services.store),

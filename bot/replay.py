@@ -7,11 +7,11 @@ import time
 
 from loguru import logger
 
-from bot.clock import Clock
+from bot.clock import Clock, Deadline
 from bot.errors import PushReplayed, StoreUnavailable
-from bot.state import Pushes, bounded
+from bot.state import STORE_TIMEOUT, Pushes, bounded
 
-STORE_TIMEOUT = 1.0
+MARGIN = 0.5  # left of a push's deadline for the answer itself, at the least
 
 
 def push_key(signature: str, timestamp: str, nonce: str, msg_signature: str = "") -> str:
@@ -28,12 +28,26 @@ class ReplayGuard:
     body again is WeChat's own retry and passes (dedup answers it).
     """
 
-    def __init__(self, memory: Pushes, *, max_clock_skew: int, clock: Clock = time.time):
-        self._memory, self._skew, self._clock = memory, max_clock_skew, clock
+    def __init__(
+        self,
+        memory: Pushes,
+        *,
+        max_clock_skew: int,
+        clock: Clock = time.time,
+        mono: Clock = time.monotonic,
+    ):
+        self._memory, self._skew, self._clock, self._mono = memory, max_clock_skew, clock, mono
         self._local: dict[str, tuple[float, str]] = {}  # when the store does not answer
 
     async def check(
-        self, body: bytes, *, signature: str, timestamp: str, nonce: str, msg_signature: str = ""
+        self,
+        body: bytes,
+        *,
+        signature: str,
+        timestamp: str,
+        nonce: str,
+        msg_signature: str = "",
+        deadline: Deadline | None = None,
     ) -> None:
         """Remember this accepted callback; PushReplayed if its triple carried another body."""
         key = push_key(signature, timestamp, nonce, msg_signature)
@@ -41,7 +55,10 @@ class ReplayGuard:
         # Kept until the timestamp goes stale (then freshness refuses the triple anyway).
         ttl = max(1.0, float(timestamp) + self._skew + 1 - self._clock())
         try:
-            known = await bounded(self._memory.remember_push(key, digest, ttl), STORE_TIMEOUT)
+            seconds = STORE_TIMEOUT if deadline is None else deadline.left() - MARGIN
+            known = await bounded(
+                self._memory.remember_push(key, digest, ttl), min(STORE_TIMEOUT, seconds)
+            )
         except StoreUnavailable as exc:
             logger.error("replay check of a callback falls back to this process: {}", exc)
             known = self._remember_here(key, digest, ttl)
@@ -49,7 +66,7 @@ class ReplayGuard:
             raise PushReplayed("replay: a seen signature/timestamp/nonce with a different body")
 
     def _remember_here(self, key: str, digest: str, ttl: float) -> str | None:
-        now = time.monotonic()
+        now = self._mono()
         if len(self._local) > 10_000:
             self._local = {k: v for k, v in self._local.items() if v[0] > now}
         entry = self._local.get(key)

@@ -24,10 +24,9 @@ from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
 from bot.keywords.settings import link_limit
 from bot.links import Link
 from bot.metrics import Metrics
-from bot.state import Attempt, Claim, Grant, Outcome, Store, bounded
+from bot.state import STORE_TIMEOUT, Attempt, Claim, Grant, Outcome, Store, bounded
 
 T = TypeVar("T")
-STORE_TIMEOUT = 2.0
 VOID_TIMEOUT = 60.0  # how long a late claim's cancellation may wait for a stalled store
 COUNTS_KEPT_AFTER_EXPIRY = 3600.0
 # A delivery that fails before the status line (file gone, bucket down) ends its transfer so.

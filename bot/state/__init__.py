@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.errors import ConfigError
 from bot.state.base import (
+    STORE_TIMEOUT,
     Attempt,
     Audit,
     Claim,
@@ -25,6 +26,7 @@ from bot.state.base import (
 )
 
 __all__ = [
+    "STORE_TIMEOUT",
     "Attempt",
     "Audit",
     "Claim",

@@ -213,6 +213,9 @@ class Store(Replies, Counts, Audit, Pushes, PickupCodes, Protocol):
         """True when the store answers (for /healthz); raises StoreUnavailable otherwise."""
 
 
+STORE_TIMEOUT = 2.0  # the longest any one store call may take (a deadline may cut it shorter)
+
+
 async def bounded(call: Awaitable[T], seconds: float) -> T:
     """Await a store call for at most ``seconds``; a timeout becomes StoreUnavailable."""
     try:

@@ -13,10 +13,9 @@ from starlette.exceptions import HTTPException
 from bot.codes import PATH, mask, normalize
 from bot.delivery.throttle import BadTokenLimit
 from bot.errors import CodeUnknown
-from bot.state import PickupCodes, bounded
+from bot.state import STORE_TIMEOUT, PickupCodes, bounded
 from bot.web.deps import Services, ServicesDep, client_ip
 
-STORE_TIMEOUT = 2.0
 SERVER = "server"  # the one key of the server-wide wrong-code window
 MAX_TYPED = 32  # longer input is a wrong code, never looked up
 PAGE_HEADERS = {

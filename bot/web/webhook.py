@@ -32,10 +32,13 @@ def webhook_router(path: str) -> APIRouter:
 
     @router.post(path, include_in_schema=False)
     async def receive(request: Request, services: ServicesDep) -> Response:
+        deadline = services.answerer.start()  # one budget: body, replay check and answer
         q = request.query_params
         limits = services.settings.wechat
         body = await read_body(
-            request, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout
+            request,
+            max_bytes=limits.max_body_bytes,
+            timeout=min(limits.body_timeout, deadline.left()),
         )
         message, encrypted = services.codec.open(
             body,
@@ -51,8 +54,9 @@ def webhook_router(path: str) -> APIRouter:
             timestamp=q.get("timestamp", ""),
             nonce=q.get("nonce", ""),
             msg_signature=q.get("msg_signature") or "",
+            deadline=deadline,
         )
-        reply = await services.answerer.answer(message)
+        reply = await services.answerer.answer(message, deadline)
         now = int(services.clock())
         xml = reply.render(to_user=message.source, from_user=message.target, create_time=now)
         sealed = services.codec.seal(

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.delivery.modes import MODES, S3Settings
 from bot.errors import ConfigError
 from bot.keywords.book import fold
 from bot.keywords.settings import KeywordSettings
@@ -85,34 +86,16 @@ class LinksSettings(_Section):
 
 
 class FilesSettings(_Section):
-    dir: Path = Path("files")
-    delivery: Literal["direct", "x-accel", "s3"] = "direct"
-    x_accel_prefix: str = "/_protected/"
-
-
-class S3Settings(_Section):
-    """Object storage for ``[files] delivery = "s3"`` (AWS S3, Tencent COS, Aliyun OSS, MinIO)."""
-
-    endpoint_url: str = ""
-    region: str = ""
-    bucket: str = ""
-    prefix: str = ""
-    # SecretStr: never printed by a repr, a validation error or a log line.
-    access_key_id: SecretStr = SecretStr("")
-    secret_access_key: SecretStr = SecretStr("")
-    addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    presign_seconds: int = Field(default=60, ge=1, le=3600)
-
-    @field_validator("endpoint_url")
+    @field_validator("delivery")
     @classmethod
-    def _empty_or_absolute(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
-            raise ValueError(
-                "must be empty (AWS) or an absolute http(s) URL such as "
-                "https://cos.ap-guangzhou.myqcloud.com"
-            )
-        return value.rstrip("/")
+    def _known_mode(cls, value: str) -> str:
+        if value not in MODES:
+            raise ValueError(f"must be one of {', '.join(MODES)}")
+        return value
+
+    dir: Path = Path("files")
+    delivery: str = "direct"  # a key of bot.delivery.modes.MODES
+    x_accel_prefix: str = "/_protected/"
 
 
 class RepliesSettings(_Section):
@@ -317,14 +300,11 @@ def _check_templates(settings: Settings) -> None:
 
 def _check_files(settings: Settings) -> None:
     _check_unique_triggers(settings)
-    if settings.files.delivery == "s3":
-        if not settings.s3.bucket:
-            raise ConfigError(
-                "s3.bucket",
-                "is empty",
-                'name the bucket the files are in, or set [files] delivery = "direct"',
-            )
-        return  # the objects are HEADed at start-up and by `bot check` (bot.delivery.s3)
+    mode = MODES[settings.files.delivery]
+    if mode.check is not None:
+        mode.check(settings)
+    if not mode.local_files:
+        return  # the mode checks its files itself, at start-up and in `bot check`
     root = settings.files.dir
     if not root.is_dir():
         raise ConfigError("files.dir", f"{root} is not a directory", "create it or fix the path")

@@ -1,12 +1,13 @@
 """How a checked download leaves the bot: one ``Delivery``, chosen once at start-up from config.
 
-A mode is one module here with a ``build(settings, slots)`` function, and one value of
-``[files] delivery`` in ``MODES``. A mode whose files are not in ``[files] dir`` (object
-storage) gives its Delivery the ``KeepsFiles`` methods: the catalogue and the start-up check
-then ask it. ``respond`` gets what to send (an ``Offer``) and the gate's
-side of the download (a ``Transfer``), and returns the response. A mode that hands the bytes to
-someone else (nginx's X-Accel-Redirect, a 302 to a presigned object-storage URL) reports the
-span handed over as sent, at once; a mode that streams reports progress as the client takes it.
+A mode is one module here with a ``build(settings, slots)`` function, and one line of ``MODES``
+(``bot.delivery.modes``), which also holds its settings section and load-time check. A mode
+whose files are not in ``[files] dir`` (object storage) gives its Delivery the ``KeepsFiles``
+methods: the catalogue and the start-up check then ask it. ``respond`` gets what to send (an
+``Offer``) and the gate's side of the download (a ``Transfer``), and returns the response. A
+mode that hands the bytes to someone else (nginx's X-Accel-Redirect, a 302 to a presigned
+object-storage URL) reports the span handed over as sent, at once; a mode that streams reports
+progress as the client takes it.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from fastapi.responses import Response
 
-from bot.config import Settings
 from bot.delivery.catalog import Catalog, FileInfo
+from bot.delivery.modes import MODES
 from bot.delivery.ranges import Span
 from bot.delivery.slots import DownloadSlots
 from bot.state.base import Outcome
 
-MODES = {"direct": "bot.delivery.disk", "x-accel": "bot.delivery.accel", "s3": "bot.delivery.s3"}
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ class KeepsFiles(Protocol):
 
 def build_delivery(settings: Settings, slots: DownloadSlots) -> Delivery:
     """The Delivery for ``[files] delivery``."""
-    module = importlib.import_module(MODES[settings.files.delivery])
+    module = importlib.import_module(MODES[settings.files.delivery].module)
     delivery: Delivery = module.build(settings, slots)
     return delivery
 

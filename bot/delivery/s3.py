@@ -24,9 +24,10 @@ from fastapi.responses import Response
 from loguru import logger
 from starlette.types import Receive, Scope, Send
 
-from bot.config import S3Settings, Settings
+from bot.config import Settings
 from bot.delivery import Offer, Transfer
 from bot.delivery.catalog import Catalog, FileInfo
+from bot.delivery.modes import S3Settings
 from bot.delivery.slots import DownloadSlots
 from bot.errors import ConfigError, FileMissing, ObjectStoreUnavailable
 from bot.state.base import Outcome

@@ -24,6 +24,7 @@ from bot.config import load_settings
 from bot.delivery import Delivery, build_catalog
 from bot.errors import ConfigError
 from bot.links import Clock, LinkSigner
+from bot.patterns import risky
 from bot.routing import Router
 from bot.web.gate import download_limits
 
@@ -105,6 +106,8 @@ def reload_app(app: FastAPI, config: Path) -> bool:
         sendable=parts.sendable,
     )
     logger.info("reloaded {}: {} rule(s)", config, len(settings.keywords))
+    for warning in risky(settings.keywords):
+        logger.warning(warning)
     return True
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.patterns import check_pattern
 from bot.replies import CHINA
 
 PICKUP_LINE = "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"  # left out when codes are off
@@ -84,10 +84,7 @@ class KeywordSettings(BaseModel):
             raise ValueError("files holds an empty name")
         if self.mode == "regex":
             for alias in self.aliases:
-                try:
-                    re.compile(alias)
-                except re.error as exc:
-                    raise ValueError(f"match {alias!r} is not a valid regex: {exc}") from None
+                check_pattern(alias)  # overflow, recursion, syntax: refused here, named
         if not self.file_list:
             if not self.reply:
                 raise ValueError("gives nothing: set file, files, or reply (a text answer)")

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.patterns import Search
+
 if TYPE_CHECKING:
     from bot.rule_settings import KeywordSettings
 
@@ -29,16 +31,12 @@ def _matchers(rule: KeywordSettings) -> list[Matcher]:
     if rule.mode == "contains":
         return [_contains(fold(a)) for a in rule.aliases]
     if rule.mode == "regex":
-        return [_search(re.compile(a, re.IGNORECASE)) for a in rule.aliases]
+        return [Search(rule.name, a) for a in rule.aliases]  # bounded in time and length
     return []
 
 
 def _contains(needle: str) -> Matcher:
     return lambda text: needle in text
-
-
-def _search(pattern: re.Pattern[str]) -> Matcher:
-    return lambda text: pattern.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

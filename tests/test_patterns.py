@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bot.config import KeywordSettings, Settings, load_settings
 from bot.patterns import MAX_TEXT, WARN_EVERY, Search, _shape, risky
+from bot.reload import reload_app
 from tests.conftest import Clock, LogCapture, RunningServer, write_config
 from tests.test_cli import bot
 from tests.test_http import reply_text, send
@@ -139,6 +140,21 @@ def test_bot_check_warns_about_nested_repeats(tmp_path: Path, files_dir: Path) -
     assert result.returncode == 0, result.stderr
     assert "warning: rule '^(\\\\w+\\\\s?)+$'" in result.stderr
     assert "backtracks catastrophically" in result.stderr
+
+
+def test_reload_warns_about_nested_repeats(
+    tmp_path: Path,
+    files_dir: Path,
+    serve: Callable[[Settings], RunningServer],
+    logs: LogCapture,
+) -> None:
+    """#19 item 1: a reload that brings in a backtracking pattern applies it, with a warning."""
+    server = serve(load_settings(write_config(tmp_path)))
+    assert not logs.find("backtracks catastrophically", "WARNING")
+    config = write_config(tmp_path, keywords=rules(BACKTRACKS))
+    assert reload_app(server.app, config)
+    assert logs.find("rule '^(\\\\w+\\\\s?)+$'", "WARNING")
+    assert reply_text(send(server, content="a" * 26 + "#")) == NEXT
 
 
 def test_risky_lists_only_regex_rules() -> None:

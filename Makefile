@@ -26,9 +26,12 @@ BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 # ...and the ones `make test-deploy` needs: podman runs docker/compose.yaml, debootstrap builds
 # stand-in base images when no container registry answers, netavark + aardvark-dns give
-# containers names on every network they join (deploy/containers.conf picks them).
+# containers names on every network they join (deploy/containers.conf picks them), and
+# netavark's firewall drivers exec iptables/ip6tables (netavark 1.4) or nft (1.9 on): without
+# them every container stays "Created" (`netavark: No such file or directory`). Debian's podman
+# only suggests iptables. deploy/precheck.py checks each command before a container starts.
 DEPLOY_DEBS := podman podman-compose debootstrap runc buildah uidmap slirp4netns fuse-overlayfs \
-	netavark aardvark-dns
+	netavark aardvark-dns iptables nftables
 
 .PHONY: run test lint debs bench clean lock lock-check audit-deps test-deploy
 
@@ -95,6 +98,7 @@ bench: $(BENCH_STAMP)
 test-deploy: export CONTAINERS_CONF := $(CURDIR)/deploy/containers.conf
 test-deploy: $(STAMP)
 	@TEST_DEBS="$(DEPLOY_DEBS)" sh .ci/ensure-debs
+	$(BIN)/python -m deploy.precheck
 	sh deploy/standins.sh
 	@# The host's network and CA bundle for the build's downloads (PyPI, maybe via a TLS proxy).
 	podman build --quiet --network host \

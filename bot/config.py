@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from bot.delivery.modes import MODES, S3Settings
 from bot.errors import ConfigError
 from bot.keywords.book import fold
+from bot.keywords.patterns import shown
 from bot.keywords.settings import KeywordSettings
 from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
 from bot.state import sqlite_path
@@ -200,7 +201,8 @@ def load_settings(path: Path | None = None, *, check_files: bool = True) -> Sett
         key, problem = _error_key(err["loc"], data), err["msg"].removeprefix("Value error, ")
         if err["type"] == "value_error":  # our own check: its message says what is wrong
             raise ConfigError(key, problem[:300]) from None
-        raise ConfigError(key, f"{problem} (got {err.get('input')!r})"[:300]) from None
+        # Never the value itself: an unknown or mistyped key may well hold a secret.
+        raise ConfigError(key, f"{problem} (got {_kind(err.get('input'))})"[:300]) from None
     base = path.resolve().parent
     if not settings.files.dir.is_absolute():
         settings.files.dir = base / settings.files.dir
@@ -232,7 +234,13 @@ def _rule_name(rules: object, index: int) -> str:
         return ""
     name = rule.get("match") or rule.get("click") or rule.get("scene") or ""
     name = name[0] if isinstance(name, list) and name else name
-    return f" ({name!r})" if name else ""
+    return f" ({shown(str(name))})" if name else ""
+
+
+def _kind(value: object) -> str:
+    """What a refused value is, without its content: ``a str``, ``a table``."""
+    kinds = {str: "a str", bool: "a bool", int: "an int", float: "a float", dict: "a table"}
+    return kinds.get(type(value), "a list" if isinstance(value, list) else type(value).__name__)
 
 
 def _check_secrets(settings: Settings) -> None:

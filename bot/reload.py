@@ -25,6 +25,7 @@ from bot.delivery import Delivery, build_catalog
 from bot.delivery.catalog import Catalog
 from bot.delivery.gate import download_limits
 from bot.errors import ConfigError
+from bot.keywords.patterns import risky
 from bot.keywords.router import Router
 from bot.links import LinkSigner
 
@@ -106,6 +107,8 @@ def reload_app(app: FastAPI, config: Path) -> bool:
         sendable=parts.sendable,
     )
     logger.info("reloaded {}: {} rule(s)", config, len(settings.keywords))
+    for warning in risky(settings.keywords):
+        logger.warning(warning)
     return True
 
 

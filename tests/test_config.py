@@ -97,3 +97,32 @@ def test_cli_exits_2_without_traceback(tmp_path: Path, files_dir: Path) -> None:
     assert result.returncode == 2
     assert "wechat.token" in result.stderr and "bot init" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+SECRETISH = "sk-live-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("sections", "key", "kind"),
+    [
+        pytest.param(
+            {"wechat": {"app_secret": SECRETISH}}, "wechat.app_secret", "a str", id="seen-9-unknown"
+        ),
+        pytest.param({"server": {"port": SECRETISH}}, "server.port", "a str", id="wrong-type"),
+        pytest.param(
+            {"links": {"secret_keys": SECRETISH}}, "links.secret_keys", "a str", id="not-a-list"
+        ),
+        pytest.param(
+            {"state": {"url": f"postgres://bot:{SECRETISH}@db/bot"}}, "state.url", "", id="store"
+        ),
+    ],
+)
+def test_refusals_never_echo_the_value(
+    tmp_path: Path, files_dir: Path, sections: dict[str, dict[str, Any]], key: str, kind: str
+) -> None:
+    """#19 seen 9: `(got 'sk…')` printed a secret into logs; the kind of value is named instead."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write_config(tmp_path, **sections))
+    assert info.value.key == key
+    assert SECRETISH[:6] not in str(info.value)
+    assert f"(got {kind})" in str(info.value) if kind else "(got" not in str(info.value)

@@ -43,7 +43,7 @@ def test_a_new_event_trigger_is_one_table_entry(monkeypatch: pytest.MonkeyPatch)
 def test_a_new_match_mode_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A "prefix" mode, added to MATCH_MODES, is accepted by config and matched by the book."""
 
-    def prefix(alias: str, fold: triggers.Fold) -> triggers.Matcher:
+    def prefix(rule: str, alias: str, fold: triggers.Fold) -> triggers.Matcher:
         start = fold(alias)
         return lambda text: text.startswith(start)
 

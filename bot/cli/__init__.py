@@ -132,6 +132,12 @@ def serve(
     settings = _settings(config)
     setup_logging(settings.log)
     _files(settings)  # every keyword's file (s3: object) is there, or exit 2
+    from loguru import logger
+
+    from bot.keywords.patterns import risky
+
+    for warning in risky(settings.keywords):
+        logger.warning(warning)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     common = {"host": bind_host, "port": bind_port, **uvicorn_options(settings)}
@@ -189,6 +195,10 @@ def check(config: ConfigOpt = None) -> None:
 
     found = _files(settings)
     typer.echo(render(rows(settings.keywords, found, settings.links.max_downloads)))
+    from bot.keywords.patterns import risky
+
+    for warning in risky(settings.keywords):  # still runs, but may be cut off: say so
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
 
 
 def _files(settings: Settings) -> dict[str, tuple[int, str]]:

@@ -52,7 +52,7 @@ class RuleBook:
                 for alias in s.aliases:
                     self._exact.setdefault(fold(alias), rule)
             else:
-                self._others.append((rule, [compile_alias(a, fold) for a in s.aliases]))
+                self._others.append((rule, [compile_alias(s.name, a, fold) for a in s.aliases]))
             for name, found in self._keyed.items():
                 value = getattr(s, INDEXES[name].field)
                 if value:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
@@ -10,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.clock import CHINA
+from bot.keywords.patterns import shown
 from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
 
 PICKUP_LINE = "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"  # left out when codes are off
@@ -90,9 +90,11 @@ class KeywordSettings(BaseModel):
         for alias in self.aliases:
             try:
                 if compile_alias is not None:
-                    compile_alias(alias, str)
-            except re.error as exc:
-                raise ValueError(f"match {alias!r} is not a valid {self.mode}: {exc}") from None
+                    compile_alias(self.name, alias, str)
+            except ValueError as exc:
+                raise ValueError(
+                    f"match {shown(alias)} is not a valid {self.mode}: {exc}"
+                ) from None
         if not self.file_list:
             if not self.reply:
                 raise ValueError("gives nothing: set file, files, or reply (a text answer)")

@@ -7,10 +7,11 @@ a new match mode is one ``MATCH_MODES`` entry. Routing, config validation, the r
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from bot.keywords.patterns import Search
 
 SCENE_PREFIX = "qrscene_"
 
@@ -96,19 +97,18 @@ def trigger_of(message: Routable) -> Trigger | None:
 
 
 Matcher = Callable[[str], bool]
-# mode → (compile one alias into a test on folded text); "exact" is a dict lookup, no test.
+# mode → how one alias becomes a test on folded text (ValueError if it can't); exact: a lookup.
 Fold = Callable[[str], str]
-MatchCompiler = Callable[[str, Fold], Matcher]
+MatchCompiler = Callable[[str, str, Fold], Matcher]  # (rule name, alias, fold) → test
 
 
-def _contains(alias: str, fold: Fold) -> Matcher:
+def _contains(rule: str, alias: str, fold: Fold) -> Matcher:
     needle = fold(alias)
     return lambda text: needle in text
 
 
-def _regex(alias: str, fold: Fold) -> Matcher:
-    pattern = re.compile(alias, re.IGNORECASE)
-    return lambda text: pattern.search(text) is not None
+def _regex(rule: str, alias: str, fold: Fold) -> Matcher:
+    return Search(rule, alias)  # bounded in time and text length (bot.keywords.patterns)
 
 
 MATCH_MODES: dict[str, MatchCompiler | None] = {

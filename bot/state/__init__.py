@@ -64,4 +64,5 @@ def store_from_url(url: str, *, clock: Callable[[], float] = time.time) -> Store
         from bot.state.redis import RedisStore
 
         return RedisStore(url, clock=clock)
-    raise ConfigError("state.url", f"{url!r} is neither sqlite:///PATH nor redis://HOST:PORT/DB")
+    # Not the URL itself: a redis:// URL may carry a password.
+    raise ConfigError("state.url", "is neither sqlite:///PATH nor redis://HOST:PORT/DB")

@@ -60,7 +60,9 @@ class Codec:
             except (binascii.Error, ValueError) as exc:
                 raise ValueError(f"EncodingAESKey is not base64: {exc}") from exc
             if len(self._key) != 32:
-                raise ValueError(f"EncodingAESKey must be 43 characters, got {encoding_aes_key!r}")
+                raise ValueError(
+                    f"EncodingAESKey must be 43 characters, got {len(encoding_aes_key)}"
+                )
             if not app_id:
                 raise ValueError("app_id is required when an EncodingAESKey is set")
 

@@ -61,9 +61,7 @@ class RedisTokenCache:
         taken = await self._run(
             self._redis.set(self._lock, owner, nx=True, px=max(1, int(seconds * 1000)))
         )
-        if taken:
-            return True
-        return bool(await self._run(self._redis.get(self._lock)) == owner)
+        return bool(taken)
 
     async def release(self, owner: str) -> None:
         await self._run(self._redis.eval(_RELEASE, 1, self._lock, owner))

@@ -120,12 +120,13 @@ class TokenSource:
         if cached is not None and self._usable(cached, stale):
             return cached.token
         deadline = self._monotonic() + self._wait
+        owner = f"{self.owner}-{secrets.token_hex(4)}"  # each caller its own, even in one process
         while True:
-            if await self._cache.acquire(self.owner, LOCK_SECONDS):
+            if await self._cache.acquire(owner, LOCK_SECONDS):
                 try:
                     return await self._refresh(stale)
                 finally:
-                    await self._cache.release(self.owner)
+                    await self._cache.release(owner)
             # Someone else refreshes: a still valid token will do meanwhile, else wait for theirs.
             if stale is None and cached is not None and cached.valid(self._wall()):
                 return cached.token

@@ -19,7 +19,7 @@ from bot.logs import InterceptHandler
 from bot.rule_settings import KeywordSettings
 from bot.state.tokens_redis import RedisTokenCache
 from bot.state.tokens_sqlite import SqliteTokenCache
-from bot.wechat.api import MemoryTokenCache, TokenCache, WeChatAPI
+from bot.wechat.api import CachedToken, MemoryTokenCache, TokenCache, TokenSource, WeChatAPI
 from bot.wechat.api.autoreply import convert
 from bot.wechat.api.autoreply import to_toml as autoreply_toml
 from bot.wechat.api.errors import (
@@ -31,9 +31,11 @@ from bot.wechat.api.errors import (
     TokenRejected,
     WeChatAPIError,
     WeChatBusy,
+    WeChatUnreachable,
 )
 from bot.wechat.api.menu import diff_menus, live_buttons, load_menu, to_toml, to_wechat_json
 from bot.wechat.api.qr import render_png
+from bot.wechat.api.settings import WeChatAPISettings, build_api, token_cache
 from tests.conftest import Clock, LogCapture
 from tests.fake_wechat import (
     APP_ID,
@@ -525,3 +527,56 @@ def test_no_token_or_secret_in_any_log_line_error_or_repr(
         assert APP_SECRET not in text
         for token in fake.issued:
             assert token not in text
+
+
+def test_while_another_refreshes_a_still_valid_token_serves_and_a_missing_one_is_waited_for(
+    clock: Clock,
+) -> None:
+    fetched: list[bool] = []
+
+    async def fetch(force: bool) -> tuple[str, int]:
+        fetched.append(force)
+        return "NEW", 7200
+
+    async def main() -> None:
+        cache = MemoryTokenCache(clock)
+        sleeps = Sleeps()
+        source = TokenSource(fetch, cache, wall=clock, monotonic=clock, sleep=sleeps, wait=1)
+        assert await cache.acquire("another process", 60)
+        await cache.set(CachedToken("OLD", clock() + 200))  # under 5 minutes left, still valid
+        assert await source.token() == "OLD"
+        await cache.set(CachedToken("OLD", clock() - 1))  # expired: wait for the other one
+
+        async def advance(seconds: float) -> None:
+            clock.advance(seconds + 0.5)
+
+        source = TokenSource(fetch, cache, wall=clock, monotonic=clock, sleep=advance, wait=1)
+        with pytest.raises(WeChatUnreachable, match="held the access-token lock"):
+            await source.token()
+        await cache.release("another process")
+        assert await source.token() == "NEW"
+
+    run(main())
+    assert fetched == [False]
+
+
+def test_settings_build_the_client_and_refuse_placeholders(
+    fake: FakeWeChat, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="placeholder"):
+        WeChatAPISettings(app_id=APP_ID, app_secret=SecretStr("change-me"))
+    cache = token_cache(f"sqlite:///{tmp_path}/state/bot.db", APP_ID)
+    with pytest.raises(ConfigError, match=r"wechat\.app_secret"):
+        build_api(WeChatAPISettings(app_id=APP_ID), cache)
+    settings = WeChatAPISettings(
+        app_id=APP_ID, app_secret=SecretStr(APP_SECRET), api_base_url=fake.url
+    )
+
+    async def main() -> None:
+        async with build_api(settings, cache) as api:
+            assert await api.get_menu() is None
+        assert isinstance(cache, SqliteTokenCache)
+        await cache.close()
+
+    run(main())
+    assert fake.calls["cgi-bin/menu/get"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
@@ -56,8 +57,8 @@ def token_cache(
     raise ConfigError("state.url", f"{state_url!r} is neither sqlite:///PATH nor redis://…")
 
 
-def build_api(settings: WeChatAPISettings, cache: TokenCache) -> WeChatAPI:
-    """The client, or ConfigError naming the missing key (the CLI exits 2)."""
+def build_api(settings: WeChatAPISettings, cache: TokenCache, **options: Any) -> WeChatAPI:
+    """The client (``options``: clocks, sleep), or ConfigError naming the missing key."""
     if not settings.app_id:
         raise ConfigError("wechat.app_id", "is empty", "copy the AppID (wx…) from 基本配置")
     if not settings.app_secret.get_secret_value():

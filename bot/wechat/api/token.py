@@ -10,7 +10,7 @@ from typing import Protocol
 
 from loguru import logger
 
-from bot.wechat.api.errors import TokenRejected
+from bot.wechat.api.errors import TokenRejected, WeChatUnreachable
 
 REFRESH_MARGIN = 300.0  # refreshed when under 5 minutes remain (WeChat's own overlap)
 FORCE_PER_DAY = 20  # force_refresh: at most 20 a day...
@@ -131,7 +131,8 @@ class TokenSource:
             if stale is None and cached is not None and cached.valid(self._wall()):
                 return cached.token
             if self._monotonic() > deadline:
-                raise TimeoutError("another process held the access-token lock too long")
+                why = f"another process held the access-token lock over {self._wait:g}s"
+                raise WeChatUnreachable("cgi-bin/stable_token", why)
             await self._sleep(POLL_SECONDS)
             cached = await self._cache.get()
             if self._usable(cached, stale):

@@ -16,8 +16,8 @@ export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Debian packages the test suite talks to for real (installed with apt-get when missing);
 # fonts-wqy-microhei gives the browser screenshots Chinese glyphs; aria2, curl and wget are the
-# download clients the counting tests (#9) run for real.
-TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei aria2 curl wget
+# download clients the counting tests (#9) run for real; zbar-tools decodes `bot qr`'s PNG (#18).
+TEST_DEBS := redis-server nginx-light chromium fonts-wqy-microhei aria2 curl wget zbar-tools
 # ...and the ones `make bench` needs: the reference server and the load generators.
 BENCH_DEBS := nginx-light wrk curl redis-server
 # The bench's own venv: the project plus the peers it is measured against (WeRoBot, gunicorn),

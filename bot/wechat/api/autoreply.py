@@ -1,0 +1,106 @@
+"""The admin page's auto-replies (``get_current_autoreply_info``) as rules for the owner to review.
+
+全匹配 (``equal``) → ``mode = "exact"``, 半匹配 (``contain``) → ``"contains"``; text replies carry
+over as ``reply``; 被关注回复 → ``[replies] welcome``, 收到消息回复 → ``[replies] other``. Images,
+voice, video and news cannot: their media ids belong to the admin page. They are listed instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import tomli_w
+
+MODES = {"equal": "exact", "contain": "contains"}
+NOTE = "\n\n"  # reply_all with several texts: one reply holds them all, a blank line apart
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something the import could not carry over: where it was, its type and id or content."""
+
+    where: str
+    kind: str
+    content: str
+
+
+@dataclass
+class Imported:
+    """Rules (``[[keywords]]``), ``[replies]`` texts, and what was left behind."""
+
+    keywords: list[dict[str, Any]] = field(default_factory=list)
+    replies: dict[str, str] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _literal(text: str) -> str:
+    """Text as a reply template: braces doubled, so ``{`` is not read as a placeholder."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _describe(reply: dict[str, Any]) -> str:
+    if reply.get("type") == "news":
+        articles = (reply.get("news_info") or {}).get("list") or []
+        shown = "; ".join(f"{a.get('title', '')} {a.get('content_url', '')}" for a in articles)
+        return f"{reply.get('content', '')} {shown}".strip()
+    return str(reply.get("content", ""))
+
+
+def convert(answer: dict[str, Any]) -> Imported:
+    """The rules and replies ``answer`` describes (pure: nothing is fetched or written)."""
+    out = Imported()
+    seen: set[str] = set()
+    rules = (answer.get("keyword_autoreply_info") or {}).get("list") or []
+    for i, rule in enumerate(rules):
+        where = f"rule {i} ({rule.get('rule_name', '')!r})"
+        replies = rule.get("reply_list_info") or []
+        texts = [str(r.get("content", "")) for r in replies if r.get("type") == "text"]
+        for r in replies:
+            if r.get("type") != "text":
+                out.skipped.append(Skipped(where, str(r.get("type")), _describe(r)))
+        if rule.get("reply_mode") == "random_one" and len(texts) > 1:
+            for extra in texts[1:]:
+                out.skipped.append(Skipped(where, "text (random_one: first kept)", extra))
+            texts = texts[:1]
+        if not texts:
+            continue
+        by_mode: dict[str, list[str]] = {}
+        for keyword in rule.get("keyword_list_info") or []:
+            text = str(keyword.get("content", "")).strip()
+            mode = MODES.get(str(keyword.get("match_mode")), "exact")
+            if text and text not in seen:
+                seen.add(text)
+                by_mode.setdefault(mode, []).append(text)
+        reply = _literal(NOTE.join(texts))
+        for mode, aliases in by_mode.items():
+            match: str | list[str] = aliases[0] if len(aliases) == 1 else aliases
+            out.keywords.append({"match": match, "mode": mode, "reply": reply})
+    for key, info, switch in (
+        ("welcome", "add_friend_autoreply_info", "is_add_friend_reply_open"),
+        ("other", "message_default_autoreply_info", "is_autoreply_open"),
+    ):
+        default = answer.get(info) or {}
+        if not default or not answer.get(switch):
+            continue
+        if default.get("type") == "text":
+            out.replies[key] = _literal(str(default.get("content", "")))
+        else:
+            out.skipped.append(
+                Skipped(f"[replies] {key}", str(default.get("type")), _describe(default))
+            )
+    return out
+
+
+def to_toml(imported: Imported) -> str:
+    """TOML to review and paste: the rules, ``[replies]``, and comments for what was left."""
+    head = ["# Imported from the 公众号 admin page's 自动回复: review before use."]
+    if imported.skipped:
+        head.append("# Not carried over (their media belongs to the admin page):")
+        head += [f"#   {s.where}: {s.kind} {s.content!r}" for s in imported.skipped]
+    body: dict[str, Any] = {}
+    if imported.keywords:
+        body["keywords"] = imported.keywords
+    if imported.replies:
+        body["replies"] = imported.replies
+    return "\n".join(head) + "\n\n" + tomli_w.dumps(body)

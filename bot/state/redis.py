@@ -23,9 +23,13 @@ from bot.state.base import (
     REVOKED_KEEP,
     Attempt,
     Claim,
+    Claimed,
+    Fresh,
     Grant,
+    Known,
     LinkRecord,
-    Reply,
+    OverQuota,
+    Remembered,
     Usage,
 )
 
@@ -112,12 +116,12 @@ def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
     return wrapper
 
 
-def _reply(value: object) -> Reply | None:
+def _reply(value: object) -> Remembered | None:
     if not isinstance(value, str):
         return None
     if value == PENDING:
-        return Reply(done=False)
-    return Reply(done=True, text=value[1:] if value.startswith(TEXT) else None)
+        return Remembered(done=False)
+    return Remembered(done=True, text=value[1:] if value.startswith(TEXT) else None)
 
 
 def _answer(text: str | None) -> str:
@@ -197,7 +201,7 @@ class RedisStore:
         await self._redis.aclose()
 
     @_guarded
-    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+    async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when first; else the remembered (maybe pending) reply."""
         value = await self._claim_message(keys=[PREFIX + "reply:" + key], args=[int(ttl * 1000)])
         return _reply(value)
@@ -208,7 +212,7 @@ class RedisStore:
         await self._redis.set(PREFIX + "reply:" + key, _answer(text), px=int(ttl * 1000))
 
     @_guarded
-    async def read_reply(self, key: str) -> Reply | None:
+    async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if any."""
         return _reply(await self._redis.get(PREFIX + "reply:" + key))
 
@@ -222,7 +226,7 @@ class RedisStore:
     @_guarded
     async def claim_and_record(
         self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
-    ) -> Reply | float | None:
+    ) -> Claimed:
         """Claim, check the quota, record the link and remember the answer: one script."""
         keys, args = _link_keys_args(link, per_hour) if link else ([], [])
         value = await self._claim_and_record(
@@ -230,8 +234,9 @@ class RedisStore:
             args=[int(ttl * 1000), _answer(text), int(link is not None), *args],
         )
         if isinstance(value, str) and value.startswith(QUOTA):
-            return float(value[1:]) + QUOTA_WINDOW
-        return _reply(value)
+            return OverQuota(float(value[1:]) + QUOTA_WINDOW)
+        known = _reply(value)
+        return Fresh() if known is None else Known(known)
 
     @_guarded
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:

@@ -19,9 +19,13 @@ from bot.state.base import (
     REVOKED_KEEP,
     Attempt,
     Claim,
+    Claimed,
+    Fresh,
     Grant,
+    Known,
     LinkRecord,
-    Reply,
+    OverQuota,
+    Remembered,
     Usage,
 )
 from bot.state.sqlite_thread import StoreThread
@@ -75,14 +79,14 @@ def _attempt(row: tuple[Any, ...]) -> Attempt:
     return Attempt(**fields)
 
 
-def _known_reply(db: sqlite3.Connection, key: str, now: float) -> Reply | None:
+def _known_reply(db: sqlite3.Connection, key: str, now: float) -> Remembered | None:
     row = db.execute(
         "SELECT done, text FROM replies WHERE key = ? AND expires_at > ?", (key, now)
     ).fetchone()
-    return Reply(bool(row[0]), row[1]) if row else None
+    return Remembered(bool(row[0]), row[1]) if row else None
 
 
-def _put_reply(db: sqlite3.Connection, key: str, reply: Reply, until: float) -> None:
+def _put_reply(db: sqlite3.Connection, key: str, reply: Remembered, until: float) -> None:
     db.execute(
         "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
         (key, int(reply.done), reply.text, until),
@@ -224,15 +228,15 @@ class SqliteStore:
         except (sqlite3.Error, TimeoutError) as exc:
             logger.error("sqlite {}: closing: {!r}", self.path, exc)
 
-    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+    async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when first; else the remembered (maybe pending) reply."""
 
-        def work(db: sqlite3.Connection) -> Reply | None:
+        def work(db: sqlite3.Connection) -> Remembered | None:
             now = self._clock()
             with _write(db):
                 known = _known_reply(db, key, now)
                 if known is None:
-                    _put_reply(db, key, Reply(done=False), now + ttl)
+                    _put_reply(db, key, Remembered(done=False), now + ttl)
                 return known
 
         return await self._run(work)
@@ -240,9 +244,9 @@ class SqliteStore:
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
         until = self._clock() + ttl
-        await self._run(lambda db: _put_reply(db, key, Reply(done=True, text=text), until))
+        await self._run(lambda db: _put_reply(db, key, Remembered(done=True, text=text), until))
 
-    async def read_reply(self, key: str) -> Reply | None:
+    async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if any."""
         now = self._clock()
         return await self._run(lambda db: _known_reply(db, key, now))
@@ -258,19 +262,21 @@ class SqliteStore:
 
     async def claim_and_record(
         self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
-    ) -> Reply | float | None:
+    ) -> Claimed:
         """Claim, check the quota, record the link and remember the answer: one transaction."""
 
-        def work(db: sqlite3.Connection) -> Reply | float | None:
+        def work(db: sqlite3.Connection) -> Claimed:
             now = self._clock()
             with _write(db):
                 known = _known_reply(db, key, now)
                 if known is not None:
-                    return known
+                    return Known(known)
                 retry_at = None if link is None else _record_link(db, link, per_hour)
-                answer = Reply(done=True, text=text) if retry_at is None else Reply(done=False)
-                _put_reply(db, key, answer, now + ttl)
-                return retry_at
+                if retry_at is not None:
+                    _put_reply(db, key, Remembered(done=False), now + ttl)
+                    return OverQuota(retry_at)
+                _put_reply(db, key, Remembered(done=True, text=text), now + ttl)
+                return Fresh()
 
         return await self._run(work)
 

@@ -1,9 +1,14 @@
-"""Where the bot remembers things: ``store_from_url`` picks SQLite or Redis from ``[state] url``."""
+"""Where the bot remembers things: ``store_from_url`` picks a store from ``[state] url``.
+
+A new store is one module (a class with ``from_url``) plus one line in ``STORES``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import ConfigError
@@ -29,9 +34,11 @@ from bot.state.base import (
 )
 
 __all__ = [
+    "STORES",
     "Answers",
     "Attempt",
     "Audit",
+    "Backend",
     "Claim",
     "Claimed",
     "Counts",
@@ -47,11 +54,29 @@ __all__ = [
     "Store",
     "Usage",
     "bounded",
+    "known_url",
     "sqlite_path",
     "store_from_url",
+    "url_forms",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A store in ``STORES``: where its class is and how its URL is written (for errors)."""
+
+    target: str  # "module:Class", imported only when chosen; ``Class.from_url(url, clock=)``
+    form: str
+
+
+# Every store, by the URL prefixes it answers to: a new store is its module plus one line here.
+STORES: dict[tuple[str, ...], Backend] = {
+    ("sqlite:///",): Backend(
+        "bot.state.sqlite:SqliteStore", "sqlite:///PATH (e.g. sqlite:///state/bot.db)"
+    ),
+    ("redis://", "rediss://"): Backend("bot.state.redis:RedisStore", "redis://HOST:PORT/DB"),
+}
 SQLITE = "sqlite:///"
-REDIS = ("redis://", "rediss://")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -59,15 +84,29 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len(SQLITE) :]) if url.startswith(SQLITE) and url != SQLITE else None
 
 
+def _backend(url: str) -> str | None:
+    """The "module:Class" of the store for a URL: its prefix, then something after it."""
+    for prefixes, backend in STORES.items():
+        if any(url.startswith(p) and url != p for p in prefixes):
+            return backend.target
+    return None
+
+
+def known_url(url: str) -> bool:
+    """True when some store answers to this URL (``[state] url`` is checked with it)."""
+    return _backend(url) is not None
+
+
+def url_forms() -> str:
+    """How each store's URL is written, for error messages."""
+    return " or ".join(backend.form for backend in STORES.values())
+
+
 def store_from_url(url: str, *, clock: Callable[[], float] = time.time) -> Store:
     """The store for a URL, not connected yet (``open()`` does that, in the app's lifespan)."""
-    path = sqlite_path(url)
-    if path is not None:
-        from bot.state.sqlite import SqliteStore
-
-        return SqliteStore(path, clock=clock)
-    if url.startswith(REDIS):
-        from bot.state.redis import RedisStore
-
-        return RedisStore(url, clock=clock)
-    raise ConfigError("state.url", f"{url!r} is neither sqlite:///PATH nor redis://HOST:PORT/DB")
+    target = _backend(url)
+    if target is None:
+        raise ConfigError("state.url", f"{url!r} is none of {url_forms()}")
+    module, name = target.split(":")
+    store: Store = getattr(importlib.import_module(module), name).from_url(url, clock=clock)
+    return store

@@ -168,6 +168,11 @@ class RedisStore:
         self._remember_push = self._redis.register_script(_REMEMBER_PUSH)
         self._put_code = self._redis.register_script(_PUT_CODE)
 
+    @classmethod
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> RedisStore:
+        """The store of a ``redis://`` or ``rediss://`` URL."""
+        return cls(url, clock=clock)
+
     async def open(self) -> None:
         """Check the server answers (a failure is logged; every call reconnects)."""
         try:

@@ -178,6 +178,11 @@ class SqliteStore:
         self._thread = StoreThread(self._connect, path)
         self._opened = False  # once opened, a missing file is a fault, never created afresh
 
+    @classmethod
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> SqliteStore:
+        """The store of a ``sqlite:///PATH`` URL (``sqlite:////abs/path`` is absolute)."""
+        return cls(Path(url.removeprefix("sqlite:///")), clock=clock)
+
     def _connect(self) -> sqlite3.Connection:
         if self._opened:  # mode=rw: a deleted database stays missing (its counts are not reset)
             target, uri = f"{self.path.absolute().as_uri()}?mode=rw", True

@@ -32,74 +32,24 @@ from bot.state.base import (
     Remembered,
     Usage,
 )
+from bot.state.redis_scripts import (
+    _CLAIM_AND_RECORD,
+    _CLAIM_MESSAGE,
+    _PUT_CODE,
+    _RECORD_LINK,
+    _REMEMBER_PUSH,
+    PREFIX,
+    QUOTA,
+    _answer,
+    _link_keys_args,
+    _reply,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-PREFIX = "bot:"
 WATCH_TRIES = 100  # optimistic updates of one link's counts retried this often under contention
-PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
 SORTED_SETS = ("attempts", "links")  # the audit trail's keys, checked by the health probe
 
-_CLAIM_MESSAGE = """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
-return false
-"""
-# From KEYS[k+1]: link hash, all links, the follower's links, the file's links; from ARGV[a+1]:
-# link id, openid, keyword, file, issued_at, expires_at, per_hour, quota window.
-# Returns the follower's oldest link time in the window when over the quota, else records.
-_RECORD = """
-local function record(k, a)
-  local per_hour = tonumber(ARGV[a + 7])
-  if per_hour > 0 then
-    local since = '(' .. (tonumber(ARGV[a + 5]) - tonumber(ARGV[a + 8]))
-    if redis.call('ZCOUNT', KEYS[k + 3], since, '+inf') >= per_hour then
-      return redis.call('ZRANGEBYSCORE', KEYS[k + 3], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
-    end
-  end
-  redis.call('HSET', KEYS[k + 1], 'openid', ARGV[a + 2], 'keyword', ARGV[a + 3],
-             'file', ARGV[a + 4], 'issued_at', ARGV[a + 5], 'expires_at', ARGV[a + 6])
-  for i = 2, 4 do redis.call('ZADD', KEYS[k + i], ARGV[a + 5], ARGV[a + 1]) end
-  return false
-end
-"""
-_RECORD_LINK = _RECORD + "return record(0, 0)\n"
-# KEYS: the reply, then the link's four; ARGV: ttl ms, the answer, whether there is a link,
-# then the link's eight. Returns the known reply, QUOTA .. oldest (claimed, pending) or false.
-_CLAIM_AND_RECORD = (
-    _RECORD
-    + """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-if ARGV[3] == '1' then
-  local oldest = record(1, 3)
-  if oldest then
-    redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
-    return 'Q' .. oldest
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
-return false
-"""
-)
-# KEYS: the pushed triple; ARGV: the body's digest, ttl ms. Returns the known digest or false.
-_REMEMBER_PUSH = """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return false
-"""
-
-# KEYS: the code. ARGV: now, token, link id, expires_at, ms to keep the key (the real clock's).
-# A code is free when absent or past its expires_at by the store's clock (injectable in tests).
-_PUT_CODE = """
-local v = redis.call('HGET', KEYS[1], 'expires_at')
-if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'token', ARGV[2], 'link_id', ARGV[3], 'expires_at', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
-"""
 CODE_KEPT_AFTER_EXPIRY = 60.0  # the key outlives its code a little; resolve checks expires_at
 
 
@@ -114,39 +64,6 @@ def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
 
     return wrapper
-
-
-def _reply(value: object) -> Remembered | None:
-    if not isinstance(value, str):
-        return None
-    if value == PENDING:
-        return Remembered(done=False)
-    return Remembered(done=True, text=value[1:] if value.startswith(TEXT) else None)
-
-
-def _answer(text: str | None) -> str:
-    return SUCCESS if text is None else TEXT + text
-
-
-def _link_keys_args(link: LinkRecord, per_hour: int) -> tuple[list[str], list[str | float]]:
-    """The keys and arguments of the ``record`` Lua function."""
-    keys = [
-        f"{PREFIX}link:{link.link_id}",
-        f"{PREFIX}links",
-        f"{PREFIX}user:{link.openid}",
-        f"{PREFIX}file:{link.file}",
-    ]
-    args: list[str | float] = [
-        link.link_id,
-        link.openid,
-        link.keyword,
-        link.file,
-        repr(link.issued_at),
-        repr(link.expires_at),
-        per_hour,
-        QUOTA_WINDOW,
-    ]
-    return keys, args
 
 
 class RedisStore:

@@ -33,16 +33,16 @@ from bot.state.base import (
     Usage,
 )
 from bot.state.redis_scripts import (
-    _CLAIM_AND_RECORD,
-    _CLAIM_MESSAGE,
-    _PUT_CODE,
-    _RECORD_LINK,
-    _REMEMBER_PUSH,
+    CLAIM_AND_RECORD,
+    CLAIM_MESSAGE,
     PREFIX,
+    PUT_CODE,
     QUOTA,
-    _answer,
-    _link_keys_args,
-    _reply,
+    RECORD_LINK,
+    REMEMBER_PUSH,
+    encode_answer,
+    link_keys_args,
+    remembered,
 )
 
 P = ParamSpec("P")
@@ -79,11 +79,11 @@ class RedisStore:
             socket_connect_timeout=1,
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
         )
-        self._claim_message = self._redis.register_script(_CLAIM_MESSAGE)
-        self._record_link = self._redis.register_script(_RECORD_LINK)
-        self._claim_and_record = self._redis.register_script(_CLAIM_AND_RECORD)
-        self._remember_push = self._redis.register_script(_REMEMBER_PUSH)
-        self._put_code = self._redis.register_script(_PUT_CODE)
+        self._claim_message = self._redis.register_script(CLAIM_MESSAGE)
+        self._record_link = self._redis.register_script(RECORD_LINK)
+        self._claim_and_record = self._redis.register_script(CLAIM_AND_RECORD)
+        self._remember_push = self._redis.register_script(REMEMBER_PUSH)
+        self._put_code = self._redis.register_script(PUT_CODE)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> RedisStore:
@@ -126,22 +126,22 @@ class RedisStore:
     async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when first; else the remembered (maybe pending) reply."""
         value = await self._claim_message(keys=[PREFIX + "reply:" + key], args=[int(ttl * 1000)])
-        return _reply(value)
+        return remembered(value)
 
     @_guarded
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
-        await self._redis.set(PREFIX + "reply:" + key, _answer(text), px=int(ttl * 1000))
+        await self._redis.set(PREFIX + "reply:" + key, encode_answer(text), px=int(ttl * 1000))
 
     @_guarded
     async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if any."""
-        return _reply(await self._redis.get(PREFIX + "reply:" + key))
+        return remembered(await self._redis.get(PREFIX + "reply:" + key))
 
     @_guarded
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record the link unless the follower's hourly quota is used up."""
-        keys, args = _link_keys_args(link, per_hour)
+        keys, args = link_keys_args(link, per_hour)
         oldest = await self._record_link(keys=keys, args=args)
         return None if oldest is None else float(oldest) + QUOTA_WINDOW
 
@@ -150,14 +150,14 @@ class RedisStore:
         self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
     ) -> Claimed:
         """Claim, check the quota, record the link and remember the answer: one script."""
-        keys, args = _link_keys_args(link, per_hour) if link else ([], [])
+        keys, args = link_keys_args(link, per_hour) if link else ([], [])
         value = await self._claim_and_record(
             keys=[PREFIX + "reply:" + key, *keys],
-            args=[int(ttl * 1000), _answer(text), int(link is not None), *args],
+            args=[int(ttl * 1000), encode_answer(text), int(link is not None), *args],
         )
         if isinstance(value, str) and value.startswith(QUOTA):
             return OverQuota(float(value[1:]) + QUOTA_WINDOW)
-        known = _reply(value)
+        known = remembered(value)
         return Fresh() if known is None else Known(known)
 
     @_guarded

@@ -7,7 +7,7 @@ from bot.state.base import QUOTA_WINDOW, LinkRecord, Remembered
 PREFIX = "bot:"
 PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
 
-_CLAIM_MESSAGE = """
+CLAIM_MESSAGE = """
 local v = redis.call('GET', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
@@ -16,7 +16,7 @@ return false
 # From KEYS[k+1]: link hash, all links, the follower's links, the file's links; from ARGV[a+1]:
 # link id, openid, keyword, file, issued_at, expires_at, per_hour, quota window.
 # Returns the follower's oldest link time in the window when over the quota, else records.
-_RECORD = """
+RECORD = """
 local function record(k, a)
   local per_hour = tonumber(ARGV[a + 7])
   if per_hour > 0 then
@@ -31,11 +31,11 @@ local function record(k, a)
   return false
 end
 """
-_RECORD_LINK = _RECORD + "return record(0, 0)\n"
+RECORD_LINK = RECORD + "return record(0, 0)\n"
 # KEYS: the reply, then the link's four; ARGV: ttl ms, the answer, whether there is a link,
 # then the link's eight. Returns the known reply, QUOTA .. oldest (claimed, pending) or false.
-_CLAIM_AND_RECORD = (
-    _RECORD
+CLAIM_AND_RECORD = (
+    RECORD
     + """
 local v = redis.call('GET', KEYS[1])
 if v then return v end
@@ -51,7 +51,7 @@ return false
 """
 )
 # KEYS: the pushed triple; ARGV: the body's digest, ttl ms. Returns the known digest or false.
-_REMEMBER_PUSH = """
+REMEMBER_PUSH = """
 local v = redis.call('GET', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -60,7 +60,7 @@ return false
 
 # KEYS: the code. ARGV: now, token, link id, expires_at, ms to keep the key (the real clock's).
 # A code is free when absent or past its expires_at by the store's clock (injectable in tests).
-_PUT_CODE = """
+PUT_CODE = """
 local v = redis.call('HGET', KEYS[1], 'expires_at')
 if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'token', ARGV[2], 'link_id', ARGV[3], 'expires_at', ARGV[4])
@@ -69,7 +69,7 @@ return 1
 """
 
 
-def _reply(value: object) -> Remembered | None:
+def remembered(value: object) -> Remembered | None:
     if not isinstance(value, str):
         return None
     if value == PENDING:
@@ -77,11 +77,11 @@ def _reply(value: object) -> Remembered | None:
     return Remembered(done=True, text=value[1:] if value.startswith(TEXT) else None)
 
 
-def _answer(text: str | None) -> str:
+def encode_answer(text: str | None) -> str:
     return SUCCESS if text is None else TEXT + text
 
 
-def _link_keys_args(link: LinkRecord, per_hour: int) -> tuple[list[str], list[str | float]]:
+def link_keys_args(link: LinkRecord, per_hour: int) -> tuple[list[str], list[str | float]]:
     """The keys and arguments of the ``record`` Lua function."""
     keys = [
         f"{PREFIX}link:{link.link_id}",

@@ -26,19 +26,18 @@ from bot.state.base import (
     Usage,
 )
 from bot.state.sqlite_rows import (
-    _counts,
-    _known_reply,
-    _put_reply,
-    _record_link,
-    _revoked,
-    _save_counts,
+    is_revoked,
+    known_reply,
+    put_reply,
+    read_counts,
+    record_link_row,
+    save_counts,
 )
 from bot.state.sqlite_schema import (
-    _ADDED_COLUMNS,
-    _ATTEMPT_COLUMNS,
-    _ATTEMPT_VALUES,
-    SCHEMA,
-    _attempt,
+    ATTEMPT_COLUMNS,
+    ATTEMPT_VALUES,
+    attempt_of,
+    migrate,
     probe,
 )
 from bot.state.sqlite_thread import StoreThread
@@ -74,13 +73,7 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             with _write(db):
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
-                for name, kind in _ADDED_COLUMNS.items():
-                    if name not in columns:  # a file from before that column
-                        db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {kind}")
+                migrate(db)
         except BaseException:
             db.close()
             raise
@@ -118,9 +111,9 @@ class SqliteStore:
         def work(db: sqlite3.Connection) -> Remembered | None:
             now = self._clock()
             with _write(db):
-                known = _known_reply(db, key, now)
+                known = known_reply(db, key, now)
                 if known is None:
-                    _put_reply(db, key, Remembered(done=False), now + ttl)
+                    put_reply(db, key, Remembered(done=False), now + ttl)
                 return known
 
         return await self._run(work)
@@ -128,19 +121,19 @@ class SqliteStore:
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
         until = self._clock() + ttl
-        await self._run(lambda db: _put_reply(db, key, Remembered(done=True, text=text), until))
+        await self._run(lambda db: put_reply(db, key, Remembered(done=True, text=text), until))
 
     async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if any."""
         now = self._clock()
-        return await self._run(lambda db: _known_reply(db, key, now))
+        return await self._run(lambda db: known_reply(db, key, now))
 
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record the link unless the follower's hourly quota is used up."""
 
         def work(db: sqlite3.Connection) -> float | None:
             with _write(db):
-                return _record_link(db, link, per_hour)
+                return record_link_row(db, link, per_hour)
 
         return await self._run(work)
 
@@ -152,14 +145,14 @@ class SqliteStore:
         def work(db: sqlite3.Connection) -> Claimed:
             now = self._clock()
             with _write(db):
-                known = _known_reply(db, key, now)
+                known = known_reply(db, key, now)
                 if known is not None:
                     return Known(known)
-                retry_at = None if link is None else _record_link(db, link, per_hour)
+                retry_at = None if link is None else record_link_row(db, link, per_hour)
                 if retry_at is not None:
-                    _put_reply(db, key, Remembered(done=False), now + ttl)
+                    put_reply(db, key, Remembered(done=False), now + ttl)
                     return OverQuota(retry_at)
-                _put_reply(db, key, Remembered(done=True, text=text), now + ttl)
+                put_reply(db, key, Remembered(done=True, text=text), now + ttl)
                 return Fresh()
 
         return await self._run(work)
@@ -209,8 +202,8 @@ class SqliteStore:
         now = self._clock()
 
         def work(db: sqlite3.Connection) -> Usage:
-            revoked = _revoked(db, link_id)
-            counts = _counts(db, link_id)
+            revoked = is_revoked(db, link_id)
+            counts = read_counts(db, link_id)
             coverage.lapse(counts, now)
             return Usage(revoked, len(counts.leases), counts.copies(), counts.sent)
 
@@ -223,15 +216,15 @@ class SqliteStore:
 
         def work(db: sqlite3.Connection) -> Grant:
             with _write(db):
-                if _revoked(db, c.link_id):
+                if is_revoked(db, c.link_id):
                     return Grant.REVOKED
-                counts = _counts(db, c.link_id)
+                counts = read_counts(db, c.link_id)
                 until = now + c.lease_seconds
                 if not coverage.admit(
                     counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now
                 ):
                     return Grant.EXHAUSTED
-                _save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))
+                save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))
                 return Grant.GRANTED
 
         return await self._run(work)
@@ -242,9 +235,9 @@ class SqliteStore:
 
         def work(db: sqlite3.Connection) -> bool:
             with _write(db):
-                counts = _counts(db, link_id)
+                counts = read_counts(db, link_id)
                 alive = coverage.renew(counts, lease_id, sent, now + lease_seconds, now)
-                _save_counts(db, link_id, counts, now + lease_seconds)
+                save_counts(db, link_id, counts, now + lease_seconds)
                 return alive
 
         return await self._run(work)
@@ -255,9 +248,9 @@ class SqliteStore:
 
         def work(db: sqlite3.Connection) -> bool:
             with _write(db):
-                counts = _counts(db, link_id)
+                counts = read_counts(db, link_id)
                 counted = coverage.release(counts, lease_id, sent, now)
-                _save_counts(db, link_id, counts, now)
+                save_counts(db, link_id, counts, now)
                 return counted
 
         return await self._run(work)
@@ -266,7 +259,7 @@ class SqliteStore:
         """Append an attempt."""
         a = attempt
         await self._execute(
-            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({_ATTEMPT_VALUES})",  # noqa: S608 - constant
+            f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({ATTEMPT_VALUES})",  # noqa: S608 - constant
             (
                 a.at,
                 a.outcome,
@@ -293,12 +286,12 @@ class SqliteStore:
 
     async def attempts_since(self, since: float, link_id: str | None = None) -> list[Attempt]:
         """Attempts since a time, oldest first."""
-        sql = f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE at >= ?"  # noqa: S608 - constant
+        sql = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE at >= ?"  # noqa: S608 - constant
         params: tuple[Any, ...] = (since,)
         if link_id is not None:
             sql, params = sql + " AND link_id = ?", (since, link_id)
         rows = await self._query(sql + " ORDER BY at, id", params)
-        return [_attempt(row) for row in rows]
+        return [attempt_of(row) for row in rows]
 
     async def prune(self, before: float) -> int:
         """Drop old audit rows, expired replies and counts of long-dead links."""

@@ -8,21 +8,21 @@ from bot.state import coverage
 from bot.state.base import QUOTA_WINDOW, LinkRecord, Remembered
 
 
-def _known_reply(db: sqlite3.Connection, key: str, now: float) -> Remembered | None:
+def known_reply(db: sqlite3.Connection, key: str, now: float) -> Remembered | None:
     row = db.execute(
         "SELECT done, text FROM replies WHERE key = ? AND expires_at > ?", (key, now)
     ).fetchone()
     return Remembered(bool(row[0]), row[1]) if row else None
 
 
-def _put_reply(db: sqlite3.Connection, key: str, reply: Remembered, until: float) -> None:
+def put_reply(db: sqlite3.Connection, key: str, reply: Remembered, until: float) -> None:
     db.execute(
         "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
         (key, int(reply.done), reply.text, until),
     )
 
 
-def _record_link(db: sqlite3.Connection, link: LinkRecord, per_hour: int) -> float | None:
+def record_link_row(db: sqlite3.Connection, link: LinkRecord, per_hour: int) -> float | None:
     """Within a write transaction: record the link, or when the follower may ask again."""
     if per_hour:
         count, oldest = db.execute(
@@ -38,16 +38,16 @@ def _record_link(db: sqlite3.Connection, link: LinkRecord, per_hour: int) -> flo
     return None
 
 
-def _revoked(db: sqlite3.Connection, link_id: str) -> bool:
+def is_revoked(db: sqlite3.Connection, link_id: str) -> bool:
     return bool(db.execute("SELECT 1 FROM revoked WHERE link_id = ?", (link_id,)).fetchone())
 
 
-def _counts(db: sqlite3.Connection, link_id: str) -> coverage.LinkCounts:
+def read_counts(db: sqlite3.Connection, link_id: str) -> coverage.LinkCounts:
     row = db.execute("SELECT state FROM counts WHERE link_id = ?", (link_id,)).fetchone()
     return coverage.LinkCounts.from_json(row[0] if row else None)
 
 
-def _save_counts(
+def save_counts(
     db: sqlite3.Connection, link_id: str, counts: coverage.LinkCounts, until: float
 ) -> None:
     db.execute(

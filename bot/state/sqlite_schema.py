@@ -40,22 +40,33 @@ CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
 CREATE TABLE IF NOT EXISTS pickup_codes (
     code TEXT PRIMARY KEY, token TEXT NOT NULL, link_id TEXT NOT NULL, expires_at REAL NOT NULL);
 """
-_ATTEMPT_COLUMNS = (
+ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
     " method, count"
 )
-_ATTEMPT_VALUES = ", ".join("?" * len(_ATTEMPT_COLUMNS.split(", ")))
+ATTEMPT_VALUES = ", ".join("?" * len(ATTEMPT_COLUMNS.split(", ")))
 # Columns added to attempts after its first release, added to older files on open.
-_ADDED_COLUMNS = {
+ADDED_COLUMNS = {
     "method": "TEXT NOT NULL DEFAULT 'GET'",  # #9
     "count": "INTEGER NOT NULL DEFAULT 1",  # #10, the audit cap
 }
 
 
-def _attempt(row: tuple[Any, ...]) -> Attempt:
-    fields = dict(zip(_ATTEMPT_COLUMNS.replace(" ", "").split(","), row, strict=True))
+def attempt_of(row: tuple[Any, ...]) -> Attempt:
+    fields = dict(zip(ATTEMPT_COLUMNS.replace(" ", "").split(","), row, strict=True))
     fields["complete"], fields["counted"] = bool(fields["complete"]), bool(fields["counted"])
     return Attempt(**fields)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Within a write transaction: create what is missing, add the columns older files lack."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+    for name, kind in ADDED_COLUMNS.items():
+        if name not in columns:  # a file from before that column
+            db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {kind}")
 
 
 def probe(db: sqlite3.Connection, path: Path, now: float) -> bool:

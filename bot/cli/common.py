@@ -23,25 +23,25 @@ ConfigOpt = Annotated[
 ]
 
 
-def _fail(exc: BotError) -> typer.Exit:
+def fail(exc: BotError) -> typer.Exit:
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
     return typer.Exit(2)
 
 
-def _usage(problem: str) -> typer.Exit:
+def usage_error(problem: str) -> typer.Exit:
     """A wrong command line (not a configuration problem): exit 2."""
     typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
     return typer.Exit(2)
 
 
-def _settings(path: Path | None, *, check_files: bool = True) -> Settings:
+def settings_of(path: Path | None, *, check_files: bool = True) -> Settings:
     try:
         return load_settings(path, check_files=check_files)
     except ConfigError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
-def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Run ``work`` against the configured store, opened for the call; exit 1 if it fails."""
     from bot.state import store_from_url
 
@@ -60,7 +60,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
-def _files(settings: Settings) -> dict[str, tuple[int, str]]:
+def checked_files(settings: Settings) -> dict[str, tuple[int, str]]:
     """File → (size, where), checked where the delivery finds it (a bucket: HEAD each object);
     exit 2 naming the key if one is missing or the bucket does not answer."""
     from bot.delivery import check_files
@@ -68,4 +68,4 @@ def _files(settings: Settings) -> dict[str, tuple[int, str]]:
     try:
         return check_files(settings)
     except ConfigError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None

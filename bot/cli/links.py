@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import httpx
 import typer
 
-from bot.cli.common import ConfigOpt, _settings, _usage, _with_store
+from bot.cli.common import ConfigOpt, settings_of, usage_error, with_store
 
 if TYPE_CHECKING:
     from bot.keywords.router import Issued
@@ -35,15 +35,15 @@ def link(
     """Print a fresh download URL for a keyword (one per file of its rule)."""
     from bot.reload import rule_parts
 
-    settings = _settings(config)
+    settings = settings_of(config)
     router = rule_parts(settings, time.time).router
     rule = router.book.for_text(keyword)
     if rule is None or not rule.settings.file_list:
-        raise _usage(f"no keyword {keyword!r} gives a file; `bot check` lists them")
+        raise usage_error(f"no keyword {keyword!r} gives a file; `bot check` lists them")
     from bot.codes import PATH
 
     for issued in router.issue(rule.settings, user):
-        code = _with_store(settings, partial(_record, issued, settings.links.pickup_codes))
+        code = with_store(settings, partial(_record, issued, settings.links.pickup_codes))
         typer.echo(issued.url)
         expires = issued.link.expires_at.isoformat()
         typer.echo(f"link {issued.link.link_id} for {user}, expires {expires}", err=True)
@@ -69,10 +69,10 @@ def simulate(
     from bot.wechat.simulator import Simulator, describe_reply, follower_push
 
     if sum(x is not None for x in (click, scan, voice)) > 1:
-        raise _usage("give at most one of --click, --scan, --voice")
+        raise usage_error("give at most one of --click, --scan, --voice")
     if event and (click is not None or voice is not None):
-        raise _usage("--event goes with --scan only")
-    settings = _settings(config, check_files=False)
+        raise usage_error("--event goes with --scan only")
+    settings = settings_of(config, check_files=False)
     wechat = settings.wechat
     codec = Simulator(wechat.token, wechat.app_id, wechat.encoding_aes_key)
     now = int(time.time())
@@ -117,8 +117,8 @@ def revoke(
     Exits 1, naming them, when an id, follower or file is not in the audit trail.
     """
     if sum(bool(x) for x in (link_ids, user is not None, file is not None)) != 1:
-        raise _usage("give exactly one of LINK_ID..., --user, --file")
-    settings = _settings(config, check_files=False)
+        raise usage_error("give exactly one of LINK_ID..., --user, --file")
+    settings = settings_of(config, check_files=False)
 
     async def work(store: Store) -> Revocation:
         if link_ids:
@@ -130,7 +130,7 @@ def revoke(
         ids = await store.links_of(openid=user, file=file)
         return Revocation(await store.revoke(ids) if ids else 0, len(ids))
 
-    done = _with_store(settings, work)
+    done = with_store(settings, work)
     typer.echo(f"revoked {done.new} link(s) ({done.found - done.new} already revoked)")
     problems = [
         f"unknown link id {i}: not in the audit trail (mistyped, pruned, or issued while the"

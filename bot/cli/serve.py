@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from bot.cli.common import ConfigOpt, _files, _settings
+from bot.cli.common import ConfigOpt, checked_files, settings_of
 from bot.config import config_path
 
 
@@ -24,9 +24,9 @@ def serve(
     from bot.reload import ReloadingSupervisor, forget_server, note_server
     from bot.web.edge import uvicorn_options
 
-    settings = _settings(config)
+    settings = settings_of(config)
     setup_logging(settings.log)
-    _files(settings)  # every keyword's file (s3: object) is there, or exit 2
+    checked_files(settings)  # every keyword's file (s3: object) is there, or exit 2
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     common = {"host": bind_host, "port": bind_port, **uvicorn_options(settings)}
@@ -56,7 +56,7 @@ def reload(config: ConfigOpt = None) -> None:
     from bot.reload import pid_file, running_server
 
     path = config_path(config).resolve()
-    _settings(path)  # a config that fails validation is refused here, with the reason (exit 2)
+    settings_of(path)  # a config that fails validation is refused here, with the reason (exit 2)
     pid = running_server(path)
     if pid is None:
         typer.secho(

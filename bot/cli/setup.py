@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import ConfigOpt, _fail, _files, _settings
+from bot.cli.common import ConfigOpt, checked_files, fail, settings_of
 from bot.config import config_path
 from bot.errors import ConfigError
 
@@ -20,7 +20,7 @@ def _example_text() -> str:
     for base in (Path(__file__).resolve().parents[2], Path.cwd()):
         if (base / EXAMPLE).is_file():
             return (base / EXAMPLE).read_text(encoding="utf-8")
-    raise _fail(ConfigError(EXAMPLE, "not found next to the package or here"))
+    raise fail(ConfigError(EXAMPLE, "not found next to the package or here"))
 
 
 def init(
@@ -45,7 +45,7 @@ def init(
 
 def check(config: ConfigOpt = None) -> None:
     """Check config.toml and list every rule: what triggers it, which files, limit, window."""
-    settings = _settings(config)
+    settings = settings_of(config)
     mode = "safe/compatible (AES)" if settings.wechat.encoding_aes_key else "plaintext"
     typer.echo(f"config ok: {config_path(config)}")
     typer.echo(f"webhook: {settings.server.public_url}{settings.wechat.path} ({mode})")
@@ -54,5 +54,5 @@ def check(config: ConfigOpt = None) -> None:
     )
     from bot.keywords.table import render, rows
 
-    found = _files(settings)
+    found = checked_files(settings)
     typer.echo(render(rows(settings.keywords, found, settings.links.max_downloads)))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.common import ConfigOpt, _settings, _usage, _with_store
+from bot.cli.common import ConfigOpt, settings_of, usage_error, with_store
 
 if TYPE_CHECKING:
     from bot.state import Store
@@ -20,35 +20,35 @@ def stats(
     """Per-file table: links issued, followers, complete downloads, bytes, expired, bad tokens."""
     from bot.state.report import parse_duration, stats_text, summarize
 
-    settings = _settings(config, check_files=False)
+    settings = settings_of(config, check_files=False)
     try:
         start = time.time() - parse_duration(since) if since else 0.0
     except ValueError as exc:
-        raise _usage(f"--since: {exc}") from None
+        raise usage_error(f"--since: {exc}") from None
 
     async def work(store: Store) -> str:
         links, attempts = await store.links_since(start), await store.attempts_since(start)
         return stats_text(*summarize(links, attempts))
 
-    typer.echo(_with_store(settings, work))
+    typer.echo(with_store(settings, work))
 
 
 def audit(link_id: str, config: ConfigOpt = None) -> None:
     """One link's record and every request for it."""
     from bot.state.report import audit_text
 
-    settings = _settings(config, check_files=False)
+    settings = settings_of(config, check_files=False)
 
     async def work(store: Store) -> str:
         link, usage = await store.link(link_id), await store.usage(link_id)
         return audit_text(link_id, link, usage, await store.attempts_since(0, link_id))
 
-    typer.echo(_with_store(settings, work))
+    typer.echo(with_store(settings, work))
 
 
 def prune(config: ConfigOpt = None) -> None:
     """Delete audit rows older than [state] keep_days now (the server also does it hourly)."""
-    settings = _settings(config, check_files=False)
+    settings = settings_of(config, check_files=False)
     before = time.time() - settings.state.keep_days * 86400
-    removed = _with_store(settings, lambda store: store.prune(before))
+    removed = with_store(settings, lambda store: store.prune(before))
     typer.echo(f"removed {removed} row(s) older than {settings.state.keep_days} days")

@@ -17,7 +17,17 @@ from bot.errors import StoreUnavailable
 from bot.keywords.router import Draft, Give, Issued, Router
 from bot.logs.safe import readable
 from bot.metrics import Metrics
-from bot.state import STORE_TIMEOUT, PickupCodes, Reply, Store, bounded
+from bot.state import (
+    STORE_TIMEOUT,
+    Claimed,
+    Fresh,
+    Known,
+    OverQuota,
+    PickupCodes,
+    Remembered,
+    Store,
+    bounded,
+)
 from bot.wechat import Message
 from bot.wechat.replies import ReplyValue, SuccessReply, TextReply, reply_from_json
 
@@ -29,10 +39,10 @@ MARGIN = 0.2  # kept back from the deadline for sealing and sending the reply
 MIN_CALL = 0.3  # a store call with less time than this left is not started
 
 
-class Replies(Protocol):
+class Recall(Protocol):
     """Where a retry reads the first attempt's answer: the store, or ``LocalReplies``."""
 
-    async def read_reply(self, key: str) -> Reply | None: ...
+    async def read_reply(self, key: str) -> Remembered | None: ...
 
 
 class LocalReplies:
@@ -41,21 +51,21 @@ class LocalReplies:
     def __init__(self, mono: Clock = time.monotonic) -> None:
         self._mono = mono
         # One ttl for all, so insertion order is expiry order: expired entries leave from the front.
-        self._entries: OrderedDict[str, tuple[float, Reply]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Remembered]] = OrderedDict()
 
-    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+    async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when first; else the remembered reply."""
         known = await self.read_reply(key)
         if known is None:
-            self.put(key, Reply(done=False), ttl)
+            self.put(key, Remembered(done=False), ttl)
         return known
 
-    async def read_reply(self, key: str) -> Reply | None:
+    async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if it has not expired."""
         entry = self._entries.get(key)
         return entry[1] if entry and entry[0] > self._mono() else None
 
-    def put(self, key: str, reply: Reply, ttl: float) -> None:
+    def put(self, key: str, reply: Remembered, ttl: float) -> None:
         """Remember a reply for ``ttl`` seconds, forgetting the expired ones."""
         now = self._mono()
         entries = self._entries
@@ -68,7 +78,7 @@ class LocalReplies:
 class Answerer:
     """Wraps the router with dedup, the hourly quota and the link records, within a deadline.
 
-    The store's ``Reply`` is the dedup record; it keeps the reply value as ``to_json`` text.
+    The store's ``Remembered`` is the dedup record; it keeps the reply value as ``to_json`` text.
     """
 
     def __init__(
@@ -104,14 +114,16 @@ class Answerer:
         while True:
             # Signed (and its pick-up codes reserved) before the claim: one store trip.
             draft, store_down = await self._draft(message, deadline)
-            replies, prior = await self._claim(key, draft, deadline, store_down=store_down)
-            if prior is None:
-                return self._issued(message, draft)
-            if draft.codes:  # this draft's links are never sent
+            replies, claimed = await self._claim(key, draft, deadline, store_down=store_down)
+            if draft.codes and not isinstance(claimed, Fresh):  # this draft's links are never sent
                 await self._quietly(self._drop(draft.codes), deadline)
-            if isinstance(prior, float):
-                return await self._refuse(message, prior, deadline)
-            reply = await self._wait(key, prior, replies, deadline)
+            match claimed:
+                case Fresh():
+                    return self._issued(message, draft)
+                case OverQuota(retry_at=retry_at):
+                    return await self._refuse(message, retry_at, deadline)
+                case Known(record=prior):
+                    reply = await self._wait(key, prior, replies, deadline)
             if reply is not None:
                 return reply_from_json(reply.text)
             if deadline.expired(MARGIN + MIN_CALL):
@@ -153,13 +165,13 @@ class Answerer:
 
     async def _claim(
         self, key: str, draft: Draft, deadline: Deadline, *, store_down: bool = False
-    ) -> tuple[Replies, Reply | float | None]:
+    ) -> tuple[Recall, Claimed]:
         """Claim the message and, when first, record the link and the answer (one store trip)."""
         first = draft.links[0] if draft.links else None
         try:
             if store_down:  # it just failed for the pick-up codes: a second wait doubles the cost
                 raise StoreUnavailable("it did not answer for the pick-up codes")
-            prior = await self._bounded(
+            claimed = await self._bounded(
                 self._store.claim_and_record(
                     key, REPLY_TTL, draft.reply.to_json(), first, self._per_hour
                 ),
@@ -172,10 +184,10 @@ class Answerer:
                 logger.error(
                     "link {} issued unrecorded, quota unchecked: store unavailable", link.link_id
                 )
-            return self._local, local
-        for link in draft.links[1:] if prior is None else ():  # a rule with several files
+            return self._local, Fresh() if local is None else Known(local)
+        for link in draft.links[1:] if isinstance(claimed, Fresh) else ():  # several files
             await self._quietly(self._store.record_link(link, 0), deadline)  # per_hour 0: no quota
-        return self._store, prior
+        return self._store, claimed
 
     def _issued(self, message: Message, draft: Draft) -> ReplyValue:
         """Log and count the links this attempt's answer carries."""
@@ -209,17 +221,17 @@ class Answerer:
 
     def _remember(self, key: str, reply: ReplyValue) -> None:
         """Keep the answer in the process too, for retries while the store is down."""
-        self._local.put(key, Reply(done=True, text=reply.to_json()), REPLY_TTL)
+        self._local.put(key, Remembered(done=True, text=reply.to_json()), REPLY_TTL)
 
     async def _wait(
-        self, key: str, prior: Reply, replies: Replies, deadline: Deadline
-    ) -> Reply | None:
-        """The first attempt's reply; Reply(done=True) (success) at the deadline; None if gone."""
-        reply: Reply | None = prior
+        self, key: str, prior: Remembered, replies: Recall, deadline: Deadline
+    ) -> Remembered | None:
+        """The first attempt's record; done (success) at the deadline; None if gone."""
+        reply: Remembered | None = prior
         while reply is not None and not reply.done:
             if deadline.expired(POLL_SECONDS + MARGIN):
                 logger.warning("retry {} still being answered at the deadline: success", key)
-                return Reply(done=True)
+                return Remembered(done=True)
             await asyncio.sleep(POLL_SECONDS)
             try:
                 reply = await self._bounded(replies.read_reply(key), deadline)

@@ -18,7 +18,7 @@ from bot.keywords.book import fold
 from bot.keywords.patterns import shown
 from bot.keywords.settings import KeywordSettings
 from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
-from bot.state import sqlite_path
+from bot.state import known_url, sqlite_path, url_forms
 from bot.web.clientaddr import parse_networks
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -124,10 +124,8 @@ class StateSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if sqlite_path(value) is None and not value.startswith(("redis://", "rediss://")):
-            raise ValueError(
-                "must be sqlite:///PATH (e.g. sqlite:///state/bot.db) or redis://HOST:PORT/DB"
-            )
+        if not known_url(value):
+            raise ValueError(f"must be {url_forms()}")
         return value
 
 

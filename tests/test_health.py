@@ -20,7 +20,8 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.state import Attempt
-from bot.state.sqlite import SCHEMA, SqliteStore
+from bot.state.sqlite import SqliteStore
+from bot.state.sqlite_schema import SCHEMA
 from tests.conftest import REDIS_SERVER, RedisServer, RunningServer, free_port, write_config
 
 WAIT = 15.0  # seconds for the store to notice a fixed fault (a probe or two)

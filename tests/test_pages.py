@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bot.web.pages import Pages
+from bot.web.refusals import REFUSALS, Refusal
 
 LANDING = {
     "title": "下载「使用说明.txt」· Download",
@@ -18,7 +19,7 @@ LANDING = {
     "url": "https://files.example.com/d/abc.def",
     "keyword": "芝麻开门",
 }
-# One context per page, as bot.web.errors and bot.web.landing pass them (see each template's header).
+# One context per page, as bot.web.refusals and bot.web.landing pass them (see each template's header).
 PAGES = [
     pytest.param("landing", {**LANDING, "in_wechat": True}, id="landing-wechat"),
     pytest.param("landing", {**LANDING, "in_wechat": False}, id="landing-browser"),
@@ -162,3 +163,11 @@ def test_landing_escapes_names(pages: Pages) -> None:
         "landing", **{**LANDING, "filename": '<script>alert("x")</script>.txt'}, in_wechat=True
     )
     assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_refusal_rows_name_their_fields() -> None:
+    with pytest.raises(TypeError):
+        Refusal(404, "file_missing", "missing")  # type: ignore[misc]
+    row = Refusal(status=404, code="file_missing", page="missing")
+    assert (row.status, row.code, row.page, row.outcome) == (404, "file_missing", "missing", None)
+    assert all(400 <= row.status < 600 and row.code for row in REFUSALS.values())

@@ -24,7 +24,18 @@ import pytest
 from bot.clock import CHINA
 from bot.config import Settings, load_settings
 from bot.links import LinkSigner
-from bot.state import Attempt, Claim, Grant, LinkRecord, Reply, Store, store_from_url
+from bot.state import (
+    Attempt,
+    Claim,
+    Fresh,
+    Grant,
+    Known,
+    LinkRecord,
+    OverQuota,
+    Remembered,
+    Store,
+    store_from_url,
+)
 from bot.state.base import QUOTA_WINDOW
 from bot.wechat import Simulator, parse_message
 from tests.conftest import (
@@ -192,9 +203,10 @@ def test_claim_and_record_answers_quota_and_retries_in_one_step(start: Start, cl
         ]
 
     first, retry, over, pending, silent, success, links = with_store(settings, work, clock)
-    assert first is None and retry == Reply(done=True, text="one")
-    assert over == pytest.approx(now + QUOTA_WINDOW) and pending == Reply(done=False)
-    assert silent is None and success == Reply(done=True, text=None)
+    assert first == Fresh() and retry == Known(Remembered(done=True, text="one"))
+    assert isinstance(over, OverQuota) and over.retry_at == pytest.approx(now + QUOTA_WINDOW)
+    assert pending == Remembered(done=False)
+    assert silent == Fresh() and success == Remembered(done=True, text=None)
     assert links == ["L1"]
 
 

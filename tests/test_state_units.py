@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 from bot.answers import quota_text
 from bot.config import load_settings
 from bot.delivery.gate import download_limits
-from bot.state import Attempt, LinkRecord, sqlite_path
+from bot.errors import ConfigError
+from bot.state import STORES, Attempt, Backend, LinkRecord, sqlite_path, store_from_url
 from bot.state.report import parse_duration, stats_text, summarize
 from tests.conftest import BIG_NAME, DEMO_NAME, write_config
 
@@ -117,3 +119,43 @@ def test_state_url_is_resolved_next_to_the_config(
     assert path == want
     if expected is None:
         assert settings.state.url == url
+
+
+class FakeStore:
+    """A third store, as a new backend would add it: a class with ``from_url``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @classmethod
+    def from_url(cls, url: str, **_: Any) -> FakeStore:
+        return cls(url)
+
+
+def test_a_store_registered_in_one_line_is_chosen_and_its_url_accepted(
+    tmp_path: Path, files_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(STORES, ("memory://",), Backend(f"{__name__}:FakeStore", "memory://NAME"))
+    store = store_from_url("memory://here")
+    assert isinstance(store, FakeStore) and store.url == "memory://here"
+    settings = load_settings(write_config(tmp_path, state={"url": "memory://here"}))
+    assert settings.state.url == "memory://here"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgres://db/bot", id="unknown-scheme"),
+        pytest.param("sqlite:///", id="sqlite-without-path"),
+        pytest.param("sqlite://state/bot.db", id="sqlite-two-slashes"),
+    ],
+)
+def test_an_unknown_state_url_is_refused_naming_every_store(
+    tmp_path: Path, files_dir: Path, url: str
+) -> None:
+    forms = "sqlite:///PATH (e.g. sqlite:///state/bot.db) or redis://HOST:PORT/DB"
+    with pytest.raises(ConfigError, match=r"state\.url") as caught:
+        load_settings(write_config(tmp_path, state={"url": url}))
+    assert f"must be {forms}" in str(caught.value)
+    with pytest.raises(ConfigError, match=re.escape(forms)):
+        store_from_url(url)

@@ -12,7 +12,19 @@ from typing import TypeVar
 
 import pytest
 
-from bot.state import Attempt, Claim, Grant, LinkRecord, Outcome, Reply, Store, store_from_url
+from bot.state import (
+    Attempt,
+    Claim,
+    Fresh,
+    Grant,
+    Known,
+    LinkRecord,
+    Outcome,
+    OverQuota,
+    Remembered,
+    Store,
+    store_from_url,
+)
 from tests.conftest import Clock
 
 T = TypeVar("T")
@@ -49,7 +61,30 @@ def test_replies_first_claim_owns_the_answer(run: Run[object]) -> None:
         await store.save_reply("m", "hi", 60)
         return [first, second, await store.read_reply("m"), await store.read_reply("x")]
 
-    assert run(work) == [None, Reply(done=False), Reply(done=True, text="hi"), None]
+    assert run(work) == [None, Remembered(done=False), Remembered(done=True, text="hi"), None]
+
+
+def test_replies_claim_and_record_answers_with_tagged_values(
+    run: Run[object], clock: Clock
+) -> None:
+    now = clock()
+
+    def link(name: str, at: float) -> LinkRecord:
+        return LinkRecord(name, "o_q", "k", "f", at, at + 600)
+
+    async def work(store: Store) -> list[object]:
+        return [
+            await store.claim_and_record("m1", 60, "one", link("L1", now), 1),
+            await store.claim_and_record("m1", 60, "again", link("L2", now), 1),  # a retry
+            await store.claim_and_record("m2", 60, "two", link("L3", now + 1), 1),  # over quota
+            await store.claim_and_record("m2", 60, "two", link("L4", now + 1), 1),  # its retry
+            await store.claim_and_record("m3", 60, None, None, 1),  # no link: success
+        ]
+
+    fresh, known, over, pending, silent = run(work)
+    assert fresh == Fresh() and silent == Fresh()
+    assert known == Known(Remembered(done=True, text="one"))
+    assert over == OverQuota(now + 3600) and pending == Known(Remembered(done=False))
 
 
 def test_counts_lease_release_and_count(run: Run[object]) -> None:

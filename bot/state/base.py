@@ -16,11 +16,36 @@ REVOKED_KEEP = 8 * 86400.0  # longer than the longest link lifetime (ttl_seconds
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
-    """What the first attempt at a message answered; ``text`` None means ``success``."""
+class Remembered:
+    """The dedup record: what the first attempt at a message answered (``done`` False: pending).
+
+    ``text`` is the reply value's ``to_json``; None means ``success``.
+    """
 
     done: bool
     text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """``claim_and_record``: this attempt is the first; its link is recorded, its answer kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """``claim_and_record``: another attempt owns the message; its record (maybe pending)."""
+
+    record: Remembered
+
+
+@dataclass(frozen=True, slots=True)
+class OverQuota:
+    """``claim_and_record``: the link is over the hourly quota; the message is claimed (pending)."""
+
+    retry_at: float  # when the follower may ask again (epoch seconds)
+
+
+Claimed = Fresh | Known | OverQuota
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +116,16 @@ class Grant(StrEnum):
     REVOKED = "revoked"
 
 
-class Replies(Protocol):
+class Answers(Protocol):
     """Answers to WeChat messages (dedup of retries) and the hourly link quota."""
 
-    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+    async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when this attempt is the first (and now owns the answer); else what is known."""
 
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer to a claimed message for ``ttl`` seconds."""
 
-    async def read_reply(self, key: str) -> Reply | None:
+    async def read_reply(self, key: str) -> Remembered | None:
         """The remembered answer (maybe still pending), or None if none is remembered."""
 
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
@@ -111,12 +136,12 @@ class Replies(Protocol):
 
     async def claim_and_record(
         self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
-    ) -> Reply | float | None:
+    ) -> Claimed:
         """``claim_message``, ``record_link`` and ``save_reply`` as one atomic step (one trip).
 
-        A remembered reply (maybe pending) when another attempt owns the message: nothing is
-        written. Else, when ``link`` is over the quota, the time to ask again: the message is then
-        claimed (pending) as by ``claim_message``. Else None: ``link`` (if any) is recorded and
+        ``Known(record)`` when another attempt owns the message: nothing is written. Else
+        ``OverQuota(retry_at)`` when ``link`` is over the quota: the message is then claimed
+        (pending) as by ``claim_message``. Else ``Fresh()``: ``link`` (if any) is recorded and
         ``text`` remembered as the answer for ``ttl`` seconds.
         """
 
@@ -196,7 +221,7 @@ class PickupCodes(Protocol):
         """Forget a code whose link was never sent (a retry's draft, a quota refusal)."""
 
 
-class Store(Replies, Counts, Audit, Pushes, PickupCodes, Protocol):
+class Store(Answers, Counts, Audit, Pushes, PickupCodes, Protocol):
     """The five concerns in one backend; failures raise StoreUnavailable.
 
     A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup

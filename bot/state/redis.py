@@ -23,79 +23,33 @@ from bot.state.base import (
     REVOKED_KEEP,
     Attempt,
     Claim,
+    Claimed,
+    Fresh,
     Grant,
+    Known,
     LinkRecord,
-    Reply,
+    OverQuota,
+    Remembered,
     Usage,
+)
+from bot.state.redis_scripts import (
+    CLAIM_AND_RECORD,
+    CLAIM_MESSAGE,
+    PREFIX,
+    PUT_CODE,
+    QUOTA,
+    RECORD_LINK,
+    REMEMBER_PUSH,
+    encode_answer,
+    link_keys_args,
+    remembered,
 )
 
 P = ParamSpec("P")
 T = TypeVar("T")
-PREFIX = "bot:"
 WATCH_TRIES = 100  # optimistic updates of one link's counts retried this often under contention
-PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
 SORTED_SETS = ("attempts", "links")  # the audit trail's keys, checked by the health probe
 
-_CLAIM_MESSAGE = """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
-return false
-"""
-# From KEYS[k+1]: link hash, all links, the follower's links, the file's links; from ARGV[a+1]:
-# link id, openid, keyword, file, issued_at, expires_at, per_hour, quota window.
-# Returns the follower's oldest link time in the window when over the quota, else records.
-_RECORD = """
-local function record(k, a)
-  local per_hour = tonumber(ARGV[a + 7])
-  if per_hour > 0 then
-    local since = '(' .. (tonumber(ARGV[a + 5]) - tonumber(ARGV[a + 8]))
-    if redis.call('ZCOUNT', KEYS[k + 3], since, '+inf') >= per_hour then
-      return redis.call('ZRANGEBYSCORE', KEYS[k + 3], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
-    end
-  end
-  redis.call('HSET', KEYS[k + 1], 'openid', ARGV[a + 2], 'keyword', ARGV[a + 3],
-             'file', ARGV[a + 4], 'issued_at', ARGV[a + 5], 'expires_at', ARGV[a + 6])
-  for i = 2, 4 do redis.call('ZADD', KEYS[k + i], ARGV[a + 5], ARGV[a + 1]) end
-  return false
-end
-"""
-_RECORD_LINK = _RECORD + "return record(0, 0)\n"
-# KEYS: the reply, then the link's four; ARGV: ttl ms, the answer, whether there is a link,
-# then the link's eight. Returns the known reply, QUOTA .. oldest (claimed, pending) or false.
-_CLAIM_AND_RECORD = (
-    _RECORD
-    + """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-if ARGV[3] == '1' then
-  local oldest = record(1, 3)
-  if oldest then
-    redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
-    return 'Q' .. oldest
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
-return false
-"""
-)
-# KEYS: the pushed triple; ARGV: the body's digest, ttl ms. Returns the known digest or false.
-_REMEMBER_PUSH = """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return false
-"""
-
-# KEYS: the code. ARGV: now, token, link id, expires_at, ms to keep the key (the real clock's).
-# A code is free when absent or past its expires_at by the store's clock (injectable in tests).
-_PUT_CODE = """
-local v = redis.call('HGET', KEYS[1], 'expires_at')
-if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'token', ARGV[2], 'link_id', ARGV[3], 'expires_at', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
-"""
 CODE_KEPT_AFTER_EXPIRY = 60.0  # the key outlives its code a little; resolve checks expires_at
 
 
@@ -112,39 +66,6 @@ def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
     return wrapper
 
 
-def _reply(value: object) -> Reply | None:
-    if not isinstance(value, str):
-        return None
-    if value == PENDING:
-        return Reply(done=False)
-    return Reply(done=True, text=value[1:] if value.startswith(TEXT) else None)
-
-
-def _answer(text: str | None) -> str:
-    return SUCCESS if text is None else TEXT + text
-
-
-def _link_keys_args(link: LinkRecord, per_hour: int) -> tuple[list[str], list[str | float]]:
-    """The keys and arguments of the ``record`` Lua function."""
-    keys = [
-        f"{PREFIX}link:{link.link_id}",
-        f"{PREFIX}links",
-        f"{PREFIX}user:{link.openid}",
-        f"{PREFIX}file:{link.file}",
-    ]
-    args: list[str | float] = [
-        link.link_id,
-        link.openid,
-        link.keyword,
-        link.file,
-        repr(link.issued_at),
-        repr(link.expires_at),
-        per_hour,
-        QUOTA_WINDOW,
-    ]
-    return keys, args
-
-
 class RedisStore:
     """``redis://HOST:PORT/DB``: one store shared by every instance."""
 
@@ -158,11 +79,16 @@ class RedisStore:
             socket_connect_timeout=1,
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
         )
-        self._claim_message = self._redis.register_script(_CLAIM_MESSAGE)
-        self._record_link = self._redis.register_script(_RECORD_LINK)
-        self._claim_and_record = self._redis.register_script(_CLAIM_AND_RECORD)
-        self._remember_push = self._redis.register_script(_REMEMBER_PUSH)
-        self._put_code = self._redis.register_script(_PUT_CODE)
+        self._claim_message = self._redis.register_script(CLAIM_MESSAGE)
+        self._record_link = self._redis.register_script(RECORD_LINK)
+        self._claim_and_record = self._redis.register_script(CLAIM_AND_RECORD)
+        self._remember_push = self._redis.register_script(REMEMBER_PUSH)
+        self._put_code = self._redis.register_script(PUT_CODE)
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> RedisStore:
+        """The store of a ``redis://`` or ``rediss://`` URL."""
+        return cls(url, clock=clock)
 
     async def open(self) -> None:
         """Check the server answers (a failure is logged; every call reconnects)."""
@@ -197,41 +123,42 @@ class RedisStore:
         await self._redis.aclose()
 
     @_guarded
-    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+    async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when first; else the remembered (maybe pending) reply."""
         value = await self._claim_message(keys=[PREFIX + "reply:" + key], args=[int(ttl * 1000)])
-        return _reply(value)
+        return remembered(value)
 
     @_guarded
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
-        await self._redis.set(PREFIX + "reply:" + key, _answer(text), px=int(ttl * 1000))
+        await self._redis.set(PREFIX + "reply:" + key, encode_answer(text), px=int(ttl * 1000))
 
     @_guarded
-    async def read_reply(self, key: str) -> Reply | None:
+    async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if any."""
-        return _reply(await self._redis.get(PREFIX + "reply:" + key))
+        return remembered(await self._redis.get(PREFIX + "reply:" + key))
 
     @_guarded
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record the link unless the follower's hourly quota is used up."""
-        keys, args = _link_keys_args(link, per_hour)
+        keys, args = link_keys_args(link, per_hour)
         oldest = await self._record_link(keys=keys, args=args)
         return None if oldest is None else float(oldest) + QUOTA_WINDOW
 
     @_guarded
     async def claim_and_record(
         self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
-    ) -> Reply | float | None:
+    ) -> Claimed:
         """Claim, check the quota, record the link and remember the answer: one script."""
-        keys, args = _link_keys_args(link, per_hour) if link else ([], [])
+        keys, args = link_keys_args(link, per_hour) if link else ([], [])
         value = await self._claim_and_record(
             keys=[PREFIX + "reply:" + key, *keys],
-            args=[int(ttl * 1000), _answer(text), int(link is not None), *args],
+            args=[int(ttl * 1000), encode_answer(text), int(link is not None), *args],
         )
         if isinstance(value, str) and value.startswith(QUOTA):
-            return float(value[1:]) + QUOTA_WINDOW
-        return _reply(value)
+            return OverQuota(float(value[1:]) + QUOTA_WINDOW)
+        known = remembered(value)
+        return Fresh() if known is None else Known(known)
 
     @_guarded
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -15,154 +13,38 @@ from loguru import logger
 from bot.errors import StoreUnavailable
 from bot.state import coverage
 from bot.state.base import (
-    QUOTA_WINDOW,
     REVOKED_KEEP,
     Attempt,
     Claim,
+    Claimed,
+    Fresh,
     Grant,
+    Known,
     LinkRecord,
-    Reply,
+    OverQuota,
+    Remembered,
     Usage,
+)
+from bot.state.sqlite_rows import (
+    is_revoked,
+    known_reply,
+    put_reply,
+    read_counts,
+    record_link_row,
+    save_counts,
+)
+from bot.state.sqlite_schema import (
+    ATTEMPT_COLUMNS,
+    ATTEMPT_VALUES,
+    attempt_of,
+    migrate,
+    probe,
 )
 from bot.state.sqlite_thread import StoreThread
 from bot.state.sqlite_thread import write as _write
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
-MIN_FREE_BYTES = 1024 * 1024  # below this the next WAL growth or checkpoint may fail: unhealthy
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS replies (
-    key TEXT PRIMARY KEY, done INTEGER NOT NULL, text TEXT, expires_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS links (
-    link_id TEXT PRIMARY KEY, openid TEXT NOT NULL, keyword TEXT NOT NULL, file TEXT NOT NULL,
-    issued_at REAL NOT NULL, expires_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS links_by_openid ON links (openid, issued_at);
-CREATE INDEX IF NOT EXISTS links_by_file ON links (file);
-CREATE INDEX IF NOT EXISTS links_by_time ON links (issued_at);
-CREATE TABLE IF NOT EXISTS revoked (link_id TEXT PRIMARY KEY, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS counts (
-    link_id TEXT PRIMARY KEY, state TEXT NOT NULL, until REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY, at REAL NOT NULL, outcome TEXT NOT NULL, link_id TEXT NOT NULL,
-    file TEXT NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL, range TEXT NOT NULL,
-    status INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, complete INTEGER NOT NULL,
-    counted INTEGER NOT NULL, method TEXT NOT NULL DEFAULT 'GET',
-    count INTEGER NOT NULL DEFAULT 1);
-CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
-CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
-CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS pushes (
-    key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
-CREATE TABLE IF NOT EXISTS pickup_codes (
-    code TEXT PRIMARY KEY, token TEXT NOT NULL, link_id TEXT NOT NULL, expires_at REAL NOT NULL);
-"""
-_ATTEMPT_COLUMNS = (
-    "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
-    " method, count"
-)
-_ATTEMPT_VALUES = ", ".join("?" * len(_ATTEMPT_COLUMNS.split(", ")))
-# Columns added to attempts after its first release, added to older files on open.
-_ADDED_COLUMNS = {
-    "method": "TEXT NOT NULL DEFAULT 'GET'",  # #9
-    "count": "INTEGER NOT NULL DEFAULT 1",  # #10, the audit cap
-}
-
-
-def _attempt(row: tuple[Any, ...]) -> Attempt:
-    fields = dict(zip(_ATTEMPT_COLUMNS.replace(" ", "").split(","), row, strict=True))
-    fields["complete"], fields["counted"] = bool(fields["complete"]), bool(fields["counted"])
-    return Attempt(**fields)
-
-
-def _known_reply(db: sqlite3.Connection, key: str, now: float) -> Reply | None:
-    row = db.execute(
-        "SELECT done, text FROM replies WHERE key = ? AND expires_at > ?", (key, now)
-    ).fetchone()
-    return Reply(bool(row[0]), row[1]) if row else None
-
-
-def _put_reply(db: sqlite3.Connection, key: str, reply: Reply, until: float) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
-        (key, int(reply.done), reply.text, until),
-    )
-
-
-def _record_link(db: sqlite3.Connection, link: LinkRecord, per_hour: int) -> float | None:
-    """Within a write transaction: record the link, or when the follower may ask again."""
-    if per_hour:
-        count, oldest = db.execute(
-            "SELECT count(*), min(issued_at) FROM links WHERE openid = ? AND issued_at > ?",
-            (link.openid, link.issued_at - QUOTA_WINDOW),
-        ).fetchone()
-        if count >= per_hour:
-            return float(oldest) + QUOTA_WINDOW
-    db.execute(
-        "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?, ?)",
-        (link.link_id, link.openid, link.keyword, link.file, link.issued_at, link.expires_at),
-    )
-    return None
-
-
-def _revoked(db: sqlite3.Connection, link_id: str) -> bool:
-    return bool(db.execute("SELECT 1 FROM revoked WHERE link_id = ?", (link_id,)).fetchone())
-
-
-def _counts(db: sqlite3.Connection, link_id: str) -> coverage.LinkCounts:
-    row = db.execute("SELECT state FROM counts WHERE link_id = ?", (link_id,)).fetchone()
-    return coverage.LinkCounts.from_json(row[0] if row else None)
-
-
-def _save_counts(
-    db: sqlite3.Connection, link_id: str, counts: coverage.LinkCounts, until: float
-) -> None:
-    db.execute(
-        "INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT (link_id) DO UPDATE"
-        " SET state = excluded.state, until = max(until, excluded.until)",
-        (link_id, counts.to_json(), until),
-    )
-
-
-def probe(db: sqlite3.Connection, path: Path, now: float) -> bool:
-    """Write a nonce, then read it back (and every table's newest row) through a new connection."""
-    if db.in_transaction:  # queued in a batch: undone, then rerun alone (see sqlite_thread)
-        raise StoreUnavailable("the health probe commits on its own")
-    nonce = secrets.token_hex(8)
-    with _write(db):
-        db.execute("INSERT OR REPLACE INTO health VALUES (1, ?, ?)", (nonce, now))
-    free = shutil.disk_usage(path.parent).free
-    if free < MIN_FREE_BYTES:
-        raise StoreUnavailable(f"sqlite {path}: disk full ({free:,} bytes free)")
-    fresh = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1)
-    try:
-        (got,) = fresh.execute("SELECT nonce FROM health WHERE id = 1").fetchone() or ("",)
-        if got != nonce:
-            raise StoreUnavailable(f"sqlite {path}: a write did not read back (file replaced?)")
-        for table, columns in TABLES.items():
-            found = {row[1] for row in fresh.execute(f"PRAGMA table_info({table})")}
-            if not columns <= found:
-                raise StoreUnavailable(f"sqlite {path}: table {table} lacks {columns - found}")
-            fresh.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()  # noqa: S608 - our table names
-    finally:
-        fresh.close()
-    return True
-
-
-def _tables() -> dict[str, set[str]]:
-    """Every table of SCHEMA and its columns."""
-    memory = sqlite3.connect(":memory:")
-    try:
-        memory.executescript(SCHEMA)
-        names = [
-            row[0] for row in memory.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        ]
-        return {n: {row[1] for row in memory.execute(f"PRAGMA table_info({n})")} for n in names}
-    finally:
-        memory.close()
-
-
-TABLES = _tables()
 
 
 class SqliteStore:
@@ -173,6 +55,11 @@ class SqliteStore:
         self._clock = clock
         self._thread = StoreThread(self._connect, path)
         self._opened = False  # once opened, a missing file is a fault, never created afresh
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> SqliteStore:
+        """The store of a ``sqlite:///PATH`` URL (``sqlite:////abs/path`` is absolute)."""
+        return cls(Path(url.removeprefix("sqlite:///")), clock=clock)
 
     def _connect(self) -> sqlite3.Connection:
         if self._opened:  # mode=rw: a deleted database stays missing (its counts are not reset)
@@ -186,13 +73,7 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             with _write(db):
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
-                for name, kind in _ADDED_COLUMNS.items():
-                    if name not in columns:  # a file from before that column
-                        db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {kind}")
+                migrate(db)
         except BaseException:
             db.close()
             raise
@@ -224,15 +105,15 @@ class SqliteStore:
         except (sqlite3.Error, TimeoutError) as exc:
             logger.error("sqlite {}: closing: {!r}", self.path, exc)
 
-    async def claim_message(self, key: str, ttl: float) -> Reply | None:
+    async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when first; else the remembered (maybe pending) reply."""
 
-        def work(db: sqlite3.Connection) -> Reply | None:
+        def work(db: sqlite3.Connection) -> Remembered | None:
             now = self._clock()
             with _write(db):
-                known = _known_reply(db, key, now)
+                known = known_reply(db, key, now)
                 if known is None:
-                    _put_reply(db, key, Reply(done=False), now + ttl)
+                    put_reply(db, key, Remembered(done=False), now + ttl)
                 return known
 
         return await self._run(work)
@@ -240,37 +121,39 @@ class SqliteStore:
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
         until = self._clock() + ttl
-        await self._run(lambda db: _put_reply(db, key, Reply(done=True, text=text), until))
+        await self._run(lambda db: put_reply(db, key, Remembered(done=True, text=text), until))
 
-    async def read_reply(self, key: str) -> Reply | None:
+    async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if any."""
         now = self._clock()
-        return await self._run(lambda db: _known_reply(db, key, now))
+        return await self._run(lambda db: known_reply(db, key, now))
 
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record the link unless the follower's hourly quota is used up."""
 
         def work(db: sqlite3.Connection) -> float | None:
             with _write(db):
-                return _record_link(db, link, per_hour)
+                return record_link_row(db, link, per_hour)
 
         return await self._run(work)
 
     async def claim_and_record(
         self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
-    ) -> Reply | float | None:
+    ) -> Claimed:
         """Claim, check the quota, record the link and remember the answer: one transaction."""
 
-        def work(db: sqlite3.Connection) -> Reply | float | None:
+        def work(db: sqlite3.Connection) -> Claimed:
             now = self._clock()
             with _write(db):
-                known = _known_reply(db, key, now)
+                known = known_reply(db, key, now)
                 if known is not None:
-                    return known
-                retry_at = None if link is None else _record_link(db, link, per_hour)
-                answer = Reply(done=True, text=text) if retry_at is None else Reply(done=False)
-                _put_reply(db, key, answer, now + ttl)
-                return retry_at
+                    return Known(known)
+                retry_at = None if link is None else record_link_row(db, link, per_hour)
+                if retry_at is not None:
+                    put_reply(db, key, Remembered(done=False), now + ttl)
+                    return OverQuota(retry_at)
+                put_reply(db, key, Remembered(done=True, text=text), now + ttl)
+                return Fresh()
 
         return await self._run(work)
 
@@ -319,8 +202,8 @@ class SqliteStore:
         now = self._clock()
 
         def work(db: sqlite3.Connection) -> Usage:
-            revoked = _revoked(db, link_id)
-            counts = _counts(db, link_id)
+            revoked = is_revoked(db, link_id)
+            counts = read_counts(db, link_id)
             coverage.lapse(counts, now)
             return Usage(revoked, len(counts.leases), counts.copies(), counts.sent)
 
@@ -333,15 +216,15 @@ class SqliteStore:
 
         def work(db: sqlite3.Connection) -> Grant:
             with _write(db):
-                if _revoked(db, c.link_id):
+                if is_revoked(db, c.link_id):
                     return Grant.REVOKED
-                counts = _counts(db, c.link_id)
+                counts = read_counts(db, c.link_id)
                 until = now + c.lease_seconds
                 if not coverage.admit(
                     counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now
                 ):
                     return Grant.EXHAUSTED
-                _save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))
+                save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))
                 return Grant.GRANTED
 
         return await self._run(work)
@@ -352,9 +235,9 @@ class SqliteStore:
 
         def work(db: sqlite3.Connection) -> bool:
             with _write(db):
-                counts = _counts(db, link_id)
+                counts = read_counts(db, link_id)
                 alive = coverage.renew(counts, lease_id, sent, now + lease_seconds, now)
-                _save_counts(db, link_id, counts, now + lease_seconds)
+                save_counts(db, link_id, counts, now + lease_seconds)
                 return alive
 
         return await self._run(work)
@@ -365,9 +248,9 @@ class SqliteStore:
 
         def work(db: sqlite3.Connection) -> bool:
             with _write(db):
-                counts = _counts(db, link_id)
+                counts = read_counts(db, link_id)
                 counted = coverage.release(counts, lease_id, sent, now)
-                _save_counts(db, link_id, counts, now)
+                save_counts(db, link_id, counts, now)
                 return counted
 
         return await self._run(work)
@@ -376,7 +259,7 @@ class SqliteStore:
         """Append an attempt."""
         a = attempt
         await self._execute(
-            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({_ATTEMPT_VALUES})",  # noqa: S608 - constant
+            f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({ATTEMPT_VALUES})",  # noqa: S608 - constant
             (
                 a.at,
                 a.outcome,
@@ -403,12 +286,12 @@ class SqliteStore:
 
     async def attempts_since(self, since: float, link_id: str | None = None) -> list[Attempt]:
         """Attempts since a time, oldest first."""
-        sql = f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE at >= ?"  # noqa: S608 - constant
+        sql = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE at >= ?"  # noqa: S608 - constant
         params: tuple[Any, ...] = (since,)
         if link_id is not None:
             sql, params = sql + " AND link_id = ?", (since, link_id)
         rows = await self._query(sql + " ORDER BY at, id", params)
-        return [_attempt(row) for row in rows]
+        return [attempt_of(row) for row in rows]
 
     async def prune(self, before: float) -> int:
         """Drop old audit rows, expired replies and counts of long-dead links."""

@@ -26,6 +26,13 @@ return 0
 class RedisTokenCache:
     """A TokenCache in the state store's Redis, shared by every worker and instance."""
 
+    @classmethod
+    def from_url(
+        cls, url: str, name: str, *, wall: Callable[[], float] = time.time
+    ) -> RedisTokenCache:
+        """The cache in the Redis of a ``redis://`` state URL."""
+        return cls(url, name, wall=wall)
+
     def __init__(
         self, url_or_client: str | Redis, name: str, *, wall: Callable[[], float] = time.time
     ) -> None:

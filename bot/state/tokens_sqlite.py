@@ -27,6 +27,17 @@ CREATE TABLE IF NOT EXISTS wechat_token_locks (
 class SqliteTokenCache:
     """A TokenCache in the state store's SQLite file; the lock lapses by the wall clock."""
 
+    @classmethod
+    def from_url(
+        cls, url: str, name: str, *, wall: Callable[[], float] = time.time
+    ) -> SqliteTokenCache:
+        """The cache in the file of a ``sqlite:///PATH`` state URL."""
+        from bot.state import sqlite_path
+
+        path = sqlite_path(url)
+        assert path is not None  # chosen by its prefix in bot.state.STORES  # noqa: S101
+        return cls(path, name, wall=wall)
+
     def __init__(self, path: Path, name: str, *, wall: Callable[[], float] = time.time) -> None:
         self.path, self.name, self._wall = path, name, wall
         self._db: sqlite3.Connection | None = None

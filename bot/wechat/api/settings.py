@@ -43,18 +43,9 @@ def token_cache(
     state_url: str, app_id: str, *, wall: Callable[[], float] = time.time
 ) -> TokenCache:
     """The shared token cache in the state store named by ``[state] url``."""
-    from bot.state import REDIS, sqlite_path
+    from bot.state import tokens_from_url
 
-    path = sqlite_path(state_url)
-    if path is not None:
-        from bot.state.tokens_sqlite import SqliteTokenCache
-
-        return SqliteTokenCache(path, app_id, wall=wall)
-    if state_url.startswith(REDIS):
-        from bot.state.tokens_redis import RedisTokenCache
-
-        return RedisTokenCache(state_url, app_id, wall=wall)
-    raise ConfigError("state.url", f"{state_url!r} is neither sqlite:///PATH nor redis://…")
+    return tokens_from_url(state_url, app_id, wall=wall)
 
 
 def build_api(settings: WeChatAPISettings, cache: TokenCache, **options: Any) -> WeChatAPI:

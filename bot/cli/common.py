@@ -1,0 +1,71 @@
+"""What every `bot` command shares: the --config option, loading settings, the store, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+
+from bot.config import Settings, load_settings
+from bot.errors import BotError, ConfigError
+
+if TYPE_CHECKING:
+    from bot.state import Store
+
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML file (default: $BOT_CONFIG, else ./config.toml)"),
+]
+
+
+def fail(exc: BotError) -> typer.Exit:
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def usage_error(problem: str) -> typer.Exit:
+    """A wrong command line (not a configuration problem): exit 2."""
+    typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def settings_of(path: Path | None, *, check_files: bool = True) -> Settings:
+    try:
+        return load_settings(path, check_files=check_files)
+    except ConfigError as exc:
+        raise fail(exc) from None
+
+
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured store, opened for the call; exit 1 if it fails."""
+    from bot.state import store_from_url
+
+    async def run() -> T:
+        store = store_from_url(settings.state.url)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except BotError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+
+
+def checked_files(settings: Settings) -> dict[str, tuple[int, str]]:
+    """File → (size, where), checked where the delivery finds it (a bucket: HEAD each object);
+    exit 2 naming the key if one is missing or the bucket does not answer."""
+    from bot.delivery import check_files
+
+    try:
+        return check_files(settings)
+    except ConfigError as exc:
+        raise fail(exc) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.delivery.modes import MODES, S3Settings
@@ -20,6 +20,8 @@ from bot.keywords.settings import KeywordSettings
 from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
 from bot.state import known_url, sqlite_path, url_forms
 from bot.web.clientaddr import parse_networks
+from bot.wechat.api.client import DEFAULT_BASE_URL
+from bot.wechat.api.menu import Menu
 
 DEFAULT_CONFIG = Path("config.toml")
 DEFAULT_WELCOME = "感谢关注！发送下面的关键词获取文件：\n{keywords}"
@@ -63,11 +65,32 @@ class WeChatSettings(_Section):
     token: str = ""
     app_id: str = ""
     encoding_aes_key: str = ""
+    # WeChat's server API (menus, QR codes, 客服消息, media): a secret, never printed or logged.
+    app_secret: SecretStr = SecretStr("")
+    api_base_url: str = DEFAULT_BASE_URL
     path: str = "/wechat"
     max_clock_skew: int = Field(default=300, ge=1)
     require_encryption: bool = False
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     body_timeout: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("app_secret")
+    @classmethod
+    def _not_placeholder(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and (secret.lower() in PLACEHOLDERS or "change" in secret.lower()):
+            raise ValueError(
+                "is a placeholder: copy the AppSecret (开发者密码) from 基本配置, "
+                "or set BOT_WECHAT__APP_SECRET"
+            )
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError("must be an http(s) URL, e.g. https://api.weixin.qq.com")
+        return value.rstrip("/")
 
     @field_validator("path")
     @classmethod
@@ -160,6 +183,7 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
+    menu: Menu | None = None  # [menu]: WeChat's custom menu, mirroring its JSON (`bot menu push`)
 
     @classmethod
     def settings_customise_sources(

@@ -106,7 +106,7 @@ SECRETISH = "sk-live-0123456789abcdef"
     ("sections", "key", "kind"),
     [
         pytest.param(
-            {"wechat": {"app_secret": SECRETISH}}, "wechat.app_secret", "a str", id="seen-9-unknown"
+            {"wechat": {"appsecret": SECRETISH}}, "wechat.appsecret", "a str", id="seen-9-unknown"
         ),
         pytest.param({"server": {"port": SECRETISH}}, "server.port", "a str", id="wrong-type"),
         pytest.param(

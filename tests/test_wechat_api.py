@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import SecretStr
 
+from bot.config import WeChatSettings
 from bot.errors import ConfigError
 from bot.keywords.settings import KeywordSettings
 from bot.logs.setup import InterceptHandler
@@ -35,7 +36,7 @@ from bot.wechat.api.errors import (
 )
 from bot.wechat.api.menu import diff_menus, live_buttons, load_menu, to_toml, to_wechat_json
 from bot.wechat.api.qr import render_png
-from bot.wechat.api.settings import WeChatAPISettings, build_api, token_cache
+from bot.wechat.api.settings import build_api, token_cache
 from tests.conftest import Clock, LogCapture
 from tests.fake_wechat import (
     APP_ID,
@@ -564,11 +565,11 @@ def test_settings_build_the_client_and_refuse_placeholders(
     fake: FakeWeChat, tmp_path: Path
 ) -> None:
     with pytest.raises(ValueError, match="placeholder"):
-        WeChatAPISettings(app_id=APP_ID, app_secret=SecretStr("change-me"))
+        WeChatSettings(app_id=APP_ID, app_secret=SecretStr("change-me"))
     cache = token_cache(f"sqlite:///{tmp_path}/state/bot.db", APP_ID)
     with pytest.raises(ConfigError, match=r"wechat\.app_secret"):
-        build_api(WeChatAPISettings(app_id=APP_ID), cache)
-    settings = WeChatAPISettings(
+        build_api(WeChatSettings(app_id=APP_ID), cache)
+    settings = WeChatSettings(
         app_id=APP_ID, app_secret=SecretStr(APP_SECRET), api_base_url=fake.url
     )
 

@@ -41,8 +41,12 @@ class Offer:
 class Transfer(Protocol):
     """The gate's side of one response while it runs."""
 
-    async def progress(self, sent: int) -> bool:
-        """``sent`` bytes of the span have reached the client; False means stop sending."""
+    async def progress(self, sent: int, *, final: bool = False) -> bool:
+        """``sent`` bytes of the span have reached the client; False means stop sending.
+
+        ``final``: the whole span is about to have gone out; False when its count could not be
+        recorded (a store fault, a lapsed lease): the last bytes must then never be sent.
+        """
 
     async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
         """The response ended after ``sent`` bytes, as ``outcome`` says (the first call counts)."""

@@ -12,6 +12,7 @@ span handed over as sent, at once; a mode that streams reports progress as the c
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -36,6 +37,7 @@ class Offer:
     span: Span
     method: str
     headers: Mapping[str, str]
+    lease_id: str = ""  # the gate's lease on the span ("" for a link without a use limit)
 
 
 class Transfer(Protocol):
@@ -62,6 +64,9 @@ class Delivery(Protocol):
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The response that sends ``offer`` (it reports to ``transfer`` as it goes)."""
+
+    def etag(self, stat: os.stat_result) -> str:
+        """The ETag clients see for the file (an If-Range is checked against it)."""
 
 
 @runtime_checkable

@@ -267,6 +267,10 @@ class DiskDelivery:
         self._rate, self._budget = rate, budget
         self._send_timeout, self._renew_every = send_timeout, renew_every
 
+    def etag(self, stat: os.stat_result) -> str:
+        """The ETag a DiskResponse sends."""
+        return etag(stat)
+
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """A streamed response of the offer's span."""
         return DiskResponse(

@@ -178,6 +178,10 @@ class S3Delivery:
             raise self._unavailable(key, type(exc).__name__) from None
         return url
 
+    def etag(self, stat: os.stat_result) -> str:
+        """Unused: ``whole_file`` means no Range, so no If-Range, is ever checked."""
+        return ""
+
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """302 to a presigned URL for a GET; a HEAD gets the object's headers and no redirect
         (a presigned GET URL does not answer HEAD)."""

@@ -228,6 +228,48 @@ class Gate:
         )
         self._later(self._store.record_attempt(attempt))
 
+    async def settle(
+        self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
+    ) -> bool:
+        """End a lease another server sent the bytes of (nginx), counting ``sent`` (0: refused),
+        and record the attempt; True when it completed a copy. StoreUnavailable when not noted."""
+        counted = await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
+        if not sent:
+            return counted  # a refusal: its handler records it
+        logger.info(
+            "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
+            " complete={} outcome={} counted={} (nginx accepted it)",
+            link_id,
+            file,
+            visit.ip,
+            visit.user_agent,
+            visit.method,
+            visit.range or "-",
+            status,
+            sent,
+            status == 200,
+            Outcome.SERVED.value,
+            counted,
+        )
+        self._metrics.downloads.labels(str(status)).inc()
+        self._metrics.bytes_sent.inc(sent)
+        attempt = Attempt(
+            self._clock(),
+            Outcome.SERVED,
+            link_id,
+            file,
+            visit.ip,
+            visit.user_agent,
+            visit.range,
+            status,
+            sent,
+            status == 200,
+            counted,
+            visit.method,
+        )
+        self._later(self._store.record_attempt(attempt))
+        return counted
+
     async def renew(self, admission: Admission, sent: int, *, final: bool = False) -> bool:
         """Keep a running download's lease; False when it lapsed (the download must stop).
 

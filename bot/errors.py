@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+RETRY_AFTER = 30  # seconds a client is told to wait when a store or a bucket does not answer
+
 
 class BotError(Exception):
     """Base of every error the bot raises on purpose."""

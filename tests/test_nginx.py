@@ -26,7 +26,9 @@ def x_accel(
     """Start the bot (x-accel mode, given [limits]) and docker/nginx.conf in front of it."""
     stack = ExitStack()
 
-    def _start(max_downloads: int = 0, **limits: int) -> tuple[RunningServer, httpx.Client]:
+    def _start(
+        max_downloads: int = 0, nginx_files: Path | None = None, **limits: int
+    ) -> tuple[RunningServer, httpx.Client]:
         links = {"max_downloads": max_downloads}
         config = write_config(tmp_path, files={"delivery": "x-accel"}, limits=limits, links=links)
         bot = serve(load_settings(config))
@@ -35,7 +37,7 @@ def x_accel(
             prefix=tmp_path / "nginx",
             port=port,
             upstream=bot.url.removeprefix("http://"),
-            files_dir=files_dir,
+            files_dir=nginx_files or files_dir,
         )
         nginx = Nginx(tmp_path / "nginx", conf, [port]).start()
         stack.callback(nginx.stop)
@@ -178,3 +180,58 @@ def test_x_accel_range_counts_the_span_handed_over(
     assert whole.status_code == 200 and whole.content == original
     assert after.status_code == 410
     assert "x-link-id" not in whole.headers
+
+
+def test_if_range_with_nginxs_etag_counts_the_range_not_the_file(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    """Issue #19 seen 4: ``bytes=0-9`` + ``If-Range: <nginx's ETag>`` is 10 bytes, not a copy."""
+    bot, client = x_accel(max_downloads=1)
+    path = link_path(reply_text(send(bot, content="big")))
+    original = (files_dir / BIG_NAME).read_bytes()
+    tag = client.head(path).headers["etag"]  # the ETag clients see: nginx's
+    piece = client.get(path, headers={"Range": "bytes=0-9", "If-Range": tag})
+    whole = client.get(path)
+    after = client.get(path)
+    assert piece.status_code == 206 and piece.content == original[:10]
+    assert whole.status_code == 200 and whole.content == original
+    assert after.status_code == 410
+
+
+def test_nginx_refusing_never_spends_the_link_and_shows_the_bots_page(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    """Issue #19 seen 4: limit_conn's 503 after the bot's answer: the bot's page, link unspent."""
+    bot, client = x_accel(max_downloads=1, rate_bytes_per_second=100_000)  # slow: stays open
+    path = link_path(reply_text(send(bot, content="big")))
+    original = (files_dir / BIG_NAME).read_bytes()
+    piece = 400_000
+    with ExitStack() as running:
+        for i in range(4):  # [limits] max_concurrent_per_link: nginx's per-link limit_conn
+            span = f"bytes={i * piece}-{(i + 1) * piece - 1}"
+            response = running.enter_context(client.stream("GET", path, headers={"Range": span}))
+            assert response.status_code == 206
+        refused = client.get(path)
+    assert refused.status_code == 503
+    assert "content-disposition" not in refused.headers
+    assert refused.headers["content-type"].startswith("text/html")
+    assert refused.headers["retry-after"] == "30"
+    assert "下载人数较多" in refused.text
+    # The refused GET was never counted: once a whole copy counts, every range is 410.
+    probe = client.get(path, headers={"Range": "bytes=0-0"})
+    assert probe.status_code == 206 and probe.content == original[:1]
+
+
+def test_file_nginx_cannot_find_never_spends_the_link(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], tmp_path: Path
+) -> None:
+    """Issue #19 deliver 4: nginx's 404 (its files folder lacks the file) returns the claim."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bot, client = x_accel(max_downloads=1, nginx_files=empty)
+    path = link_path(reply_text(send(bot, content="big")))
+    missing = client.get(path)
+    again = client.get(path)  # claimed again: the first claim was returned, not spent
+    assert again.status_code == 404  # not 410: the link was not spent
+    assert missing.status_code == 404 and "文件暂时不可用" in missing.text
+    assert "content-disposition" not in missing.headers

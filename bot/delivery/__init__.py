@@ -13,6 +13,7 @@ progress as the client takes it.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -38,13 +39,18 @@ class Offer:
     span: Span
     method: str
     headers: Mapping[str, str]
+    lease_id: str = ""  # the gate's lease on the span ("" for a link without a use limit)
 
 
 class Transfer(Protocol):
     """The gate's side of one response while it runs."""
 
-    async def progress(self, sent: int) -> bool:
-        """``sent`` bytes of the span have reached the client; False means stop sending."""
+    async def progress(self, sent: int, *, final: bool = False) -> bool:
+        """``sent`` bytes of the span have reached the client; False means stop sending.
+
+        ``final``: the whole span is about to have gone out; False when its count could not be
+        recorded (a store fault, a lapsed lease): the last bytes must then never be sent.
+        """
 
     async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
         """The response ended after ``sent`` bytes, as ``outcome`` says (the first call counts)."""
@@ -60,6 +66,9 @@ class Delivery(Protocol):
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The response that sends ``offer`` (it reports to ``transfer`` as it goes)."""
+
+    def etag(self, stat: os.stat_result) -> str:
+        """The ETag clients see for the file (an If-Range is checked against it)."""
 
 
 @runtime_checkable

@@ -172,8 +172,7 @@ class DiskResponse(Response):
                 raise FileMissing(info.key) from None
             await send({**start, "headers": self.raw_headers})
             if reader.done:  # one read held it all: no task, no wait (most small files)
-                await self._last(send, first)
-                return Outcome.SERVED
+                return await self._last(send, first)
             async with anyio.create_task_group() as group:
 
                 async def stream() -> None:
@@ -182,8 +181,7 @@ class DiskResponse(Response):
                     try:
                         while True:
                             if reader.done:
-                                await self._last(send, chunk)
-                                ended = Outcome.SERVED
+                                ended = await self._last(send, chunk)
                                 break
                             body = {"type": "http.response.body", "body": chunk}
                             await send({**body, "more_body": True})
@@ -216,12 +214,26 @@ class DiskResponse(Response):
             reader.close()
         return ended
 
-    async def _last(self, send: Send, chunk: bytes) -> None:
-        """The last chunk: counted first, so a client holding every byte finds the count in."""
-        self._taken += len(chunk)
+    async def _last(self, send: Send, chunk: bytes) -> Outcome:
+        """The last chunk: counted first, so a client holding every byte finds the count in.
+
+        A count the store cannot take (full disk, stalled Redis, a lapsed lease) ends the
+        response without its last bytes: the client sees a broken download it can resume,
+        never a whole copy the link did not count.
+        """
         with anyio.CancelScope(shield=True):
+            if not await self.transfer.progress(self._taken + len(chunk), final=True):
+                logger.warning(
+                    "download of {!r} cut off before its last {} bytes: its count could not"
+                    " be recorded",
+                    self.offer.info.key,
+                    len(chunk),
+                )
+                return Outcome.ABORTED
+            self._taken += len(chunk)
             await self.transfer.finished(self.status_code, self._taken, Outcome.SERVED)
         await send({"type": "http.response.body", "body": chunk, "more_body": False})
+        return Outcome.SERVED
 
 
 _REASONS = {
@@ -254,6 +266,10 @@ class DiskDelivery:
     def __init__(self, rate: int, budget: ReadBudget, send_timeout: float, renew_every: float):
         self._rate, self._budget = rate, budget
         self._send_timeout, self._renew_every = send_timeout, renew_every
+
+    def etag(self, stat: os.stat_result) -> str:
+        """The ETag a DiskResponse sends."""
+        return etag(stat)
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """A streamed response of the offer's span."""

@@ -187,8 +187,9 @@ class Gate:
             try:
                 release = self._store.release(a.link.link_id, a.lease_id, sent)
                 counted = await bounded(release, STORE_TIMEOUT)
-            except StoreUnavailable as exc:  # the lease lapses with its last reported bytes
-                logger.error("state write lost: {}", exc)
+            except StoreUnavailable as exc:  # retried: a lease lapses with its last report
+                logger.error("state write lost (retried for {:.0f}s): {}", VOID_TIMEOUT, exc)
+                self._later(self._release_later(a.link.link_id, a.lease_id, sent), VOID_TIMEOUT)
         if outcome in REFUSED_LATER:
             return  # nothing was sent; the error handler records the refusal (``refused``)
         complete = outcome is Outcome.SERVED and v.method != "HEAD" and sent >= a.span.length
@@ -227,8 +228,54 @@ class Gate:
         )
         self._later(self._store.record_attempt(attempt))
 
-    async def renew(self, admission: Admission, sent: int) -> bool:
-        """Keep a running download's lease; False when it lapsed (the download must stop)."""
+    async def settle(
+        self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
+    ) -> bool:
+        """End a lease another server sent the bytes of (nginx), counting ``sent`` (0: refused),
+        and record the attempt; True when it completed a copy. StoreUnavailable when not noted."""
+        counted = await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
+        if not sent:
+            return counted  # a refusal: its handler records it
+        logger.info(
+            "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
+            " complete={} outcome={} counted={} (nginx accepted it)",
+            link_id,
+            file,
+            visit.ip,
+            visit.user_agent,
+            visit.method,
+            visit.range or "-",
+            status,
+            sent,
+            status == 200,
+            Outcome.SERVED.value,
+            counted,
+        )
+        self._metrics.downloads.labels(str(status)).inc()
+        self._metrics.bytes_sent.inc(sent)
+        attempt = Attempt(
+            self._clock(),
+            Outcome.SERVED,
+            link_id,
+            file,
+            visit.ip,
+            visit.user_agent,
+            visit.range,
+            status,
+            sent,
+            status == 200,
+            counted,
+            visit.method,
+        )
+        self._later(self._store.record_attempt(attempt))
+        return counted
+
+    async def renew(self, admission: Admission, sent: int, *, final: bool = False) -> bool:
+        """Keep a running download's lease; False when it lapsed (the download must stop).
+
+        ``final``: ``sent`` is the whole span, noted before its last bytes go out; False unless
+        the store took it. Once noted, the lease counts the span even if its release is lost.
+        """
         if not admission.lease_id:
             return True
         try:
@@ -238,12 +285,28 @@ class Gate:
             return await bounded(renewal, STORE_TIMEOUT)
         except StoreUnavailable as exc:
             logger.error("lease of {} not renewed: {}", admission.link.link_id, exc)
-            return True  # the next renewal tells; the lease may lapse meanwhile
+            return not final  # the next renewal tells; the lease may lapse meanwhile
 
     async def cancel(self, admission: Admission) -> None:
         """Give back the lease of a download refused after admission (too busy to serve)."""
         if admission.lease_id:
             await self.quietly(self._store.release(admission.link.link_id, admission.lease_id, 0))
+
+    async def _release_later(self, link_id: str, lease_id: str, sent: int) -> None:
+        """Retry a release lost to a store fault until it lands (``_later`` bounds the time).
+
+        A release pops its lease before lapsed ones are settled, so one that lands after the
+        lease's time still counts ``sent``, the bytes really sent, not the last renewal's.
+        """
+        pause = 0.05
+        while True:
+            try:
+                await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
+                logger.info("count of {} recorded after a store fault: {} bytes", link_id, sent)
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _later(self, call: Coroutine[Any, Any, object], seconds: float = STORE_TIMEOUT) -> None:
         """A store write off the answer's path (the store thread batches them); see ``drain``."""
@@ -281,9 +344,9 @@ class LeaseTransfer:
     on_end: Callable[[], None]
     _ended: bool = field(default=False)
 
-    async def progress(self, sent: int) -> bool:
+    async def progress(self, sent: int, *, final: bool = False) -> bool:
         """Renew the lease with the bytes sent so far."""
-        return await self.gate.renew(self.admission, sent)
+        return await self.gate.renew(self.admission, sent, final=final)
 
     async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
         """Free the slot, end the lease, record the attempt (once)."""

@@ -29,10 +29,9 @@ from bot.delivery import Offer, Transfer
 from bot.delivery.catalog import Catalog, FileInfo
 from bot.delivery.modes import S3Settings
 from bot.delivery.slots import DownloadSlots
-from bot.errors import ConfigError, FileMissing, ObjectStoreUnavailable
+from bot.errors import RETRY_AFTER, ConfigError, FileMissing, ObjectStoreUnavailable
 from bot.state.base import Outcome
 
-RETRY_AFTER = 30  # seconds, when the bucket does not answer
 # A dead bucket must turn into a 503 within a few seconds, not botocore's 60 s x 5 tries.
 CLIENT_CONFIG = {
     "connect_timeout": 2,
@@ -178,6 +177,10 @@ class S3Delivery:
         except BotoCoreError as exc:  # no credentials found, a broken endpoint…
             raise self._unavailable(key, type(exc).__name__) from None
         return url
+
+    def etag(self, stat: os.stat_result) -> str:
+        """Unused: ``whole_file`` means no Range, so no If-Range, is ever checked."""
+        return ""
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """302 to a presigned URL for a GET; a HEAD gets the object's headers and no redirect

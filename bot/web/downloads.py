@@ -6,14 +6,15 @@ import unicodedata
 from urllib.parse import quote
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from bot.delivery import Offer
-from bot.delivery.disk import etag, last_modified
+from bot.delivery.accel import LEASE_HEADER, AccelDelivery, HandedOver
+from bot.delivery.disk import last_modified
 from bot.delivery.ranges import Span, span_for
 from bot.delivery.slots import Slot
-from bot.errors import RangeNotSatisfiable
+from bot.errors import RETRY_AFTER, FileMissing, RangeNotSatisfiable, ServerBusy
 from bot.web.deps import ServicesDep, client_ip, visit_of
 from bot.web.landing import landing_page
 
@@ -55,7 +56,9 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         span = Span(0, info.size, info.size)
     else:
         if_range = headers.get("if-range")
-        validators = (etag(info.stat), last_modified(info.stat)) if if_range else ("", "")
+        validators = (
+            (services.delivery.etag(info.stat), last_modified(info.stat)) if if_range else ("", "")
+        )
         try:
             span = span_for(request.method, headers.get("range"), if_range, *validators, info.size)
         except RangeNotSatisfiable as exc:
@@ -76,5 +79,36 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         span,
         request.method,
         {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(info.path.name)},
+        admission.lease_id,
     )
     return services.delivery.respond(offer, transfer)
+
+
+@router.get("/_accel/{step}", include_in_schema=False)
+async def accel_callback(step: str, request: Request, services: ServicesDep) -> Response:
+    """nginx's word on a span the bot handed over (docker/nginx.conf, x-accel mode only).
+
+    ``accepted``: its ``auth_request``, after ``limit_conn`` and the file check: count the span
+    (a 503 if the store cannot, so nginx sends nothing). ``refused``: its ``error_page``: return
+    the lease, and answer with the bot's busy (or missing) page.
+    """
+    delivery = services.delivery
+    if not isinstance(delivery, AccelDelivery) or step not in ("accepted", "refused"):
+        raise HTTPException(404)
+    value = request.headers.get(LEASE_HEADER, "")
+    handed = HandedOver.verify(value, delivery.key) if value else None
+    if step == "accepted":
+        if not value:
+            return Response(status_code=204)  # a HEAD or an unlimited link: nothing to count
+        if handed is None:
+            raise HTTPException(403)  # not a span the bot handed over: nginx sends nothing
+        h, visit = handed, visit_of(request)
+        await services.gate.settle(h.link_id, h.lease_id, h.sent, h.file, visit, h.status)
+        return Response(status_code=204)
+    if handed is not None:
+        settle = services.gate.settle(handed.link_id, handed.lease_id, 0, "", visit_of(request), 0)
+        await services.gate.quietly(settle)
+    link_id, file = (handed.link_id, handed.file) if handed else ("", "")
+    if request.headers.get("x-accel-refused") == "404":
+        raise FileMissing(file)
+    raise ServerBusy("nginx refused the transfer", RETRY_AFTER, link_id)

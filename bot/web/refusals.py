@@ -10,6 +10,7 @@ from typing import Any
 from bot.clock import CHINA
 from bot.codes import PATH as PICKUP_PATH
 from bot.errors import (
+    RETRY_AFTER,
     BodyRefused,
     BodyTimeout,
     BodyTooLarge,
@@ -34,7 +35,6 @@ from bot.errors import (
 from bot.state import Outcome
 from bot.web.deps import Services
 
-RETRY_AFTER = 30  # seconds, when the store does not answer
 Context = Callable[[Any, Services], dict[str, object]]
 
 

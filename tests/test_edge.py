@@ -19,9 +19,9 @@ from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.wechat import build_message_xml, signature
-from tests.botproc import BotProcess
 from tests.conftest import TOKEN, WECHAT, RunningServer, free_port, write_config
-from tests.nginx import Nginx, local_conf
+from tests.helpers.botproc import BotProcess
+from tests.helpers.nginx import Nginx, local_conf
 from tests.test_http import link_path, reply_text, send
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker" / "compose.yaml"

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.botproc import BotProcess
 from tests.conftest import free_port, write_config
+from tests.helpers.botproc import BotProcess
 
 MB = 1024 * 1024
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bot.links import file_ref
 from tests.conftest import AES_KEY, DEMO_NAME, SECRET, TOKEN
-from tests.hostile import CODEC, Hostile, Reply, forge, serve_hostile
+from tests.helpers.hostile import CODEC, Hostile, Reply, forge, serve_hostile
 from tests.test_wechat import pad, payload, raw_cipher
 
 Send = Callable[[Hostile], Reply]

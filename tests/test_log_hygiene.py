@@ -15,8 +15,8 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.logs.safe import escape_controls
 from bot.wechat import build_message_xml
-from tests.botproc import BotProcess
 from tests.conftest import WECHAT, LogCapture, RunningServer, free_port, write_config
+from tests.helpers.botproc import BotProcess
 from tests.test_http import send
 
 

@@ -24,7 +24,7 @@ from tests.conftest import (
     LogCapture,
     RunningServer,
 )
-from tests.s3 import (
+from tests.helpers.s3 import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     Bucket,

@@ -21,7 +21,7 @@ from tests.conftest import (
     free_port,
     write_config,
 )
-from tests.s3 import (
+from tests.helpers.s3 import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     Bucket,

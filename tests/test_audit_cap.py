@@ -11,8 +11,8 @@ from bot.config import Settings, load_settings
 from bot.delivery.auditcap import SUMMARY_AGENT, RefusalCap
 from bot.state import Attempt, Store
 from tests.conftest import Clock, LogCapture, RunningServer, Start, write_config
-from tests.test_cli import bot
-from tests.test_state import with_store
+from tests.helpers.processes import bot
+from tests.helpers.stores import with_store
 
 
 def rows(db: Path) -> list[tuple[str, int, str]]:

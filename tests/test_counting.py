@@ -31,15 +31,10 @@ from tests.conftest import (
     start_server,
     write_config,
 )
-from tests.test_state import (
-    LIMITED,
-    link_id,
-    link_of,
-    parallel,
-    post,
-    text_of,
-    with_store,
-)
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import config_for
+from tests.helpers.stores import LIMITED, link_id, parallel, with_store
+from tests.helpers.webhook import link_of, post, text_of
 
 SIZE = 12 * 1024 * 1024 + 5  # aria2c -x 8 -k 1M splits it into 8 segments
 Start = Callable[..., RunningServer]
@@ -344,7 +339,6 @@ def killable(
     procs: list[subprocess.Popen[bytes]] = []
 
     def _start(state_url: str) -> tuple[subprocess.Popen[bytes], str]:
-        from tests.test_state_multi import ROOT, config_for
 
         config, url = config_for(
             tmp_path / "killed",

@@ -22,9 +22,9 @@ from bot.wechat import build_message_xml, signature
 from tests.conftest import TOKEN, WECHAT, RunningServer, free_port, write_config
 from tests.helpers.botproc import BotProcess
 from tests.helpers.nginx import Nginx, local_conf
-from tests.test_http import link_path, reply_text, send
+from tests.helpers.paths import COMPOSE
+from tests.helpers.webhook import link_path, reply_text, send
 
-COMPOSE = Path(__file__).resolve().parent.parent / "docker" / "compose.yaml"
 # In compose, nginx reaches the bot from the edge network; here it connects from 127.0.0.1.
 NGINX_HERE = '["127.0.0.1"]'
 ATTACKER, VICTIM = "127.0.0.2", "127.0.0.3"  # loopback source addresses: two real clients

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from bot.links import file_ref
 from tests.conftest import AES_KEY, DEMO_NAME, SECRET, TOKEN
+from tests.helpers.crypto import pad, payload, raw_cipher
 from tests.helpers.hostile import CODEC, Hostile, Reply, forge, serve_hostile
-from tests.test_wechat import pad, payload, raw_cipher
 
 Send = Callable[[Hostile], Reply]
 XXE = (

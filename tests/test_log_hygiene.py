@@ -17,7 +17,7 @@ from bot.logs.safe import escape_controls
 from bot.wechat import build_message_xml
 from tests.conftest import WECHAT, LogCapture, RunningServer, free_port, write_config
 from tests.helpers.botproc import BotProcess
-from tests.test_http import send
+from tests.helpers.webhook import send
 
 
 def push_to(url: str, user: str, msg_id: str, content: str = "芝麻开门") -> httpx.Response:

@@ -17,8 +17,8 @@ import pytest
 
 from bot.reload import note_server, running_server
 from tests.conftest import BIG_NAME, DEMO_NAME, free_port, push, write_config
-from tests.test_state import ROOT
-from tests.test_state_multi import running
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import running
 
 OLD = [{"match": "芝麻开门", "file": DEMO_NAME}, {"match": "Big", "file": BIG_NAME}]
 NEW = [*OLD, {"match": ["新词", "fresh"], "file": DEMO_NAME, "style": "anchor"}]

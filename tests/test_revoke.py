@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import BIG_NAME, SECRET, Clock, Start
-from tests.test_link_terms import ask, get
+from tests.helpers.webhook import ask, get
 
 ROOT = Path(__file__).resolve().parent.parent
 

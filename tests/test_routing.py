@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from bot.config import KeywordSettings, RepliesSettings
 from bot.keywords.router import Router, SendLink, SendText, Silence
 from bot.links import LinkSigner
-
-
-@dataclass
-class Msg:
-    type: str
-    content: str = ""
-    event: str = ""
-    event_key: str = ""
-    recognition: str = ""
-    scan_result: str = ""
-    source: str = "o_follower"
-
+from tests.helpers.messages import Msg
 
 ROUTER = Router(
     [

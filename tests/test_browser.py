@@ -19,6 +19,8 @@ from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT, WINDOWS_WECHAT
 from tests.helpers.pages import PAGES
 from tests.helpers.webhook import link_path, reply_text, send
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

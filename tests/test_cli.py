@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import DEMO_NAME, free_port, write_config
 from tests.helpers.processes import bot
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -19,6 +19,8 @@ from tests.conftest import WECHAT, LogCapture, RunningServer, free_port, write_c
 from tests.helpers.botproc import BotProcess
 from tests.helpers.webhook import send
 
+pytestmark = pytest.mark.slow
+
 
 def push_to(url: str, user: str, msg_id: str, content: str = "芝麻开门") -> httpx.Response:
     """A signed plaintext push, now, from ``user``."""

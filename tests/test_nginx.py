@@ -16,6 +16,8 @@ from tests.conftest import BIG_NAME, DEMO_NAME, RunningServer, free_port, write_
 from tests.helpers.nginx import Nginx, local_conf
 from tests.helpers.webhook import link_path, reply_text, send
 
+pytestmark = pytest.mark.slow
+
 Proxy = Callable[..., httpx.Client]
 
 

@@ -17,6 +17,8 @@ from tests.helpers.follower import Follower
 from tests.helpers.paths import ROOT
 from tests.helpers.processes import wait_started
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     "json_lines", [pytest.param(False, id="text"), pytest.param(True, id="json")]

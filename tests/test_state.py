@@ -177,7 +177,7 @@ def test_retry_still_pending_at_the_deadline_gets_success(
     elapsed = time.monotonic() - began
     assert response.text == "success"
     assert 4.0 < elapsed < 5.0  # WeChat's 5-second limit
-    assert logs.find("at the deadline", level="WARNING")
+    assert logs.wait_for("at the deadline", level="WARNING")
     assert with_store(server.settings, lambda s: s.links_since(0), clock) == []
 
 

@@ -14,6 +14,8 @@ from tests.helpers.processes import bot_on, config_for, running
 from tests.helpers.stores import parallel
 from tests.helpers.webhook import link_of, post, text_of
 
+pytestmark = pytest.mark.slow
+
 
 def one_link_one_download(urls: list[str], files_dir: Path, config: Path) -> None:
     """Three deliveries of one MsgId → one link; five parallel downloads of a 1-use link → 1."""

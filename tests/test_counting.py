@@ -89,6 +89,7 @@ def run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_aria2c_gets_the_file_once_then_410(
     start: Start, clock: Clock, big_file: bytes, tmp_path: Path
 ) -> None:
@@ -147,6 +148,7 @@ def test_slow_get_plus_range_from_1_plus_abort(start: Start, clock: Clock, big_f
     assert sum(a.bytes_sent for a in served(rows)) <= 2 * SIZE
 
 
+@pytest.mark.slow
 def test_broken_download_restarted_from_zero_succeeds(
     start: Start, clock: Clock, files_dir: Path
 ) -> None:
@@ -178,6 +180,7 @@ def test_broken_download_restarted_from_zero_succeeds(
     assert after.status_code == 410
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "client",
     [
@@ -214,6 +217,7 @@ def test_interrupted_then_resumed_counts_once(
     assert httpx.get(url, headers={"Range": "bytes=0-0"}).status_code == 410
 
 
+@pytest.mark.slow
 def test_curl_head_is_recorded_as_head_never_a_download(
     start: Start, clock: Clock, big_file: bytes, tmp_path: Path
 ) -> None:
@@ -294,6 +298,7 @@ def pause(state_url: str, tmp_path: Path, own_redis: Any) -> Callable[[], None]:
     return resume
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_stalled_store_never_spends_a_link(
     tmp_path: Path,
@@ -368,6 +373,7 @@ def killable(
             proc.wait(10)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_download_frees_the_link_within_the_lease(
     killable: Callable[[str], tuple[subprocess.Popen[bytes], str]],
     tmp_path: Path,
@@ -428,6 +434,7 @@ def stuck_client(url: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_clients_that_never_read_are_cut_off_and_free_their_slots(
     tmp_path: Path,
     files_dir: Path,
@@ -460,6 +467,7 @@ def test_clients_that_never_read_are_cut_off_and_free_their_slots(
     assert logs.find("cut off (the client took nothing for [limits] send_timeout)")
 
 
+@pytest.mark.slow
 def test_a_running_download_keeps_its_lease(start: Start, clock: Clock, files_dir: Path) -> None:
     """Deliver 2: the lease is renewed while bytes flow (the clock runs past it many times)."""
     data = os.urandom(4 * 1024 * 1024)

@@ -61,6 +61,7 @@ def bot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_seen_7_a_link_keeps_its_expiry_and_limit_across_a_config_edit(
     start: Start, clock: Clock, tmp_path: Path
 ) -> None:

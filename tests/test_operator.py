@@ -12,6 +12,8 @@ from bot.keywords.table import display_width
 from tests.conftest import AES_KEY, BIG_NAME, DEMO_NAME, free_port, write_config
 from tests.helpers.processes import bot, running
 
+pytestmark = pytest.mark.slow
+
 RULES: list[dict[str, Any]] = [
     {"match": ["芝麻开门", "open"], "file": DEMO_NAME},
     {"match": "安装", "mode": "contains", "files": [DEMO_NAME, BIG_NAME], "max_downloads": 2},

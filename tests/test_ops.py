@@ -59,6 +59,7 @@ def test_healthz_ok(server: RunningServer) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("health", "logged"),
     [

@@ -140,6 +140,7 @@ def test_use_limits_hold_through_the_code(boot: Start, files_dir: Path) -> None:
     assert second.status_code == 410 and "下载次数已用完" in second.text
 
 
+@pytest.mark.slow
 def test_bot_link_prints_a_code_that_works(
     tmp_path: Path, files_dir: Path, serve: Callable[[Settings], RunningServer], clock: Clock
 ) -> None:
@@ -185,6 +186,7 @@ def test_every_link_of_a_rule_and_every_style_gets_its_code(boot: Start, logs: L
     assert logs.find("keyword='图文'")[0].endswith("code=-")
 
 
+@pytest.mark.slow
 def test_a_hung_store_costs_one_wait_and_the_reply_goes_without_a_code(
     tmp_path: Path,
     files_dir: Path,

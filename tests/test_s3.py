@@ -245,6 +245,7 @@ def test_a_bucket_refusing_the_key_gives_503_busy_page(
     assert logs.find("failed: answered 403", level="ERROR")
 
 
+@pytest.mark.slow
 def test_a_bucket_that_hangs_gives_503_within_seconds(
     tmp_path: Path, bucket: Bucket, serve: Serve
 ) -> None:

@@ -36,6 +36,8 @@ from tests.helpers.s3 import (
     start_s3,
 )
 
+pytestmark = pytest.mark.slow
+
 
 def test_bot_check_lists_every_object_with_its_size(tmp_path: Path, bucket: Bucket) -> None:
     """Issue #13 deliver 2: `bot check` HEADs every keyword's object and lists it with its size."""

@@ -162,6 +162,7 @@ def test_retry_waits_for_the_first_attempts_answer(start: Start, clock: Clock) -
     assert reply == "第一次的回答"
 
 
+@pytest.mark.slow
 def test_retry_still_pending_at_the_deadline_gets_success(
     start: Start, clock: Clock, logs: LogCapture
 ) -> None:
@@ -307,6 +308,7 @@ def test_interrupted_download_frees_its_claim(
 # --- revocation, stats, audit ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "revoked"),
     [
@@ -351,6 +353,7 @@ def wait_for_attempts(settings: Settings, clock: Clock, count: int) -> list[Atte
     return found
 
 
+@pytest.mark.slow
 def test_stats_and_audit(start: Start, clock: Clock, tmp_path: Path, files_dir: Path) -> None:
     server = start()
     one = link_of(text_of(post(server.url, msg_id="s1", timestamp=clock(), user="o_a")))
@@ -394,6 +397,7 @@ FAULTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 def test_store_down_webhook_answers_unlimited_downloads_limited_503(
     tmp_path: Path,

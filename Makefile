@@ -33,7 +33,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 DEPLOY_DEBS := podman podman-compose debootstrap runc buildah uidmap slirp4netns fuse-overlayfs \
 	netavark aardvark-dns iptables nftables
 
-.PHONY: run test lint debs bench clean lock lock-check audit-deps test-deploy
+.PHONY: run test test-fast lint debs bench clean lock lock-check audit-deps test-deploy
 
 $(UV):
 	$(PYTHON) -m venv .tools/uv
@@ -85,6 +85,11 @@ lint: $(STAMP)
 
 test: lock-check $(STAMP) debs lint
 	$(BIN)/pytest
+
+# The quick loop while working (~1 min): everything but the tests marked slow (child processes,
+# nginx, the browser, containers); `make test` runs them all.
+test-fast: lock-check $(STAMP) debs
+	$(BIN)/pytest -m "not slow"
 
 # Speed, side by side with nginx, a bare endpoint and the peer bots in one run (~15 min);
 # not part of `make test`.

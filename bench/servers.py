@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import free_port
-from tests.nginx import Nginx, local_conf
+from tests.helpers.nginx import Nginx, local_conf
 
 TOKEN = "benchtoken123"
 APP_ID = "wxb11529c136998cb6"

@@ -19,7 +19,7 @@ from bot.wechat import build_message_xml, parse_message
 from deploy.conftest import BAD_TOKENS_PER_MINUTE, DEDUP, DEDUP_NAME, LIMITED
 from deploy.stack import Stack, run
 from tests.conftest import DEMO_NAME, SECRET, WECHAT
-from tests.test_http import link_path
+from tests.helpers.webhook import link_path
 
 FORGED = "203.0.113.7"
 CONFIG = "/config/config.toml"

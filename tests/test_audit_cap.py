@@ -7,12 +7,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bot.config import Settings, load_settings
 from bot.delivery.auditcap import SUMMARY_AGENT, RefusalCap
 from bot.state import Attempt, Store
 from tests.conftest import Clock, LogCapture, RunningServer, Start, write_config
-from tests.test_cli import bot
-from tests.test_state import with_store
+from tests.helpers.processes import bot
+from tests.helpers.stores import with_store
 
 
 def rows(db: Path) -> list[tuple[str, int, str]]:
@@ -27,6 +29,7 @@ def wait_rows(db: Path, n: int) -> list[tuple[str, int, str]]:
     return found
 
 
+@pytest.mark.slow
 def test_seen7_refusal_rows_capped_per_address_and_minute(
     serve: Callable[[Settings], RunningServer], tmp_path: Path, files_dir: Path, logs: LogCapture
 ) -> None:

@@ -15,9 +15,11 @@ from playwright.sync_api import Error as PlaywrightError
 from bot.config import Settings, load_settings
 from bot.web.pages import Pages
 from tests.conftest import BIG_NAME, DEMO_NAME, RunningServer, write_config
-from tests.test_http import link_path, reply_text, send
-from tests.test_pages import PAGES
-from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT, WINDOWS_WECHAT
+from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT, WINDOWS_WECHAT
+from tests.helpers.pages import PAGES
+from tests.helpers.webhook import link_path, reply_text, send
+
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -15,20 +15,11 @@ import httpx
 import pytest
 
 from tests.conftest import DEMO_NAME, free_port, write_config
+from tests.helpers.processes import bot
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def bot(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-        timeout=60,
-        check=False,
-    )
 
 
 def test_init_writes_fresh_secrets_and_never_overwrites(tmp_path: Path) -> None:

@@ -86,6 +86,7 @@ def test_keyword_file_must_exist(tmp_path: Path, files_dir: Path) -> None:
     assert info.value.key == "keywords[0].file"
 
 
+@pytest.mark.slow
 def test_cli_exits_2_without_traceback(tmp_path: Path, files_dir: Path) -> None:
     path = write_config(tmp_path, wechat={"token": "CHANGE-ME"})
     result = subprocess.run(

@@ -92,6 +92,7 @@ class Stalled:
         return await self._inner.claim_and_record(*args)
 
 
+@pytest.mark.slow
 def test_slow_body_slow_replay_slow_claim_still_answer_within_the_budget(
     settings: Settings, clock: Clock
 ) -> None:

@@ -25,12 +25,10 @@ from cryptography.x509.oid import NameOID
 
 from bot.config import Settings, load_settings
 from tests.conftest import DEMO_NAME, RunningServer, free_port, write_config
-from tests.test_http import link_path, reply_text, send
-from tests.test_useragent import IPHONE_WECHAT
+from tests.helpers.agents import IPHONE_WECHAT
+from tests.helpers.paths import COMPOSE, DOCKER, NGINX_CONF
+from tests.helpers.webhook import link_path, reply_text, send
 
-DOCKER = Path(__file__).resolve().parent.parent / "docker"
-COMPOSE = DOCKER / "compose.yaml"
-NGINX_CONF = DOCKER / "nginx.conf"
 UPSTREAM = re.compile(r"server\s+bot:8000;")
 
 

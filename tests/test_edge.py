@@ -19,12 +19,15 @@ from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.wechat import build_message_xml, signature
-from tests.botproc import BotProcess
 from tests.conftest import TOKEN, WECHAT, RunningServer, free_port, write_config
-from tests.nginx import Nginx, local_conf
-from tests.test_http import link_path, reply_text, send
+from tests.helpers.botproc import BotProcess
+from tests.helpers.nginx import Nginx, local_conf
+from tests.helpers.paths import COMPOSE
+from tests.helpers.waiting import wait_for
+from tests.helpers.webhook import link_path, reply_text, send
 
-COMPOSE = Path(__file__).resolve().parent.parent / "docker" / "compose.yaml"
+pytestmark = pytest.mark.slow
+
 # In compose, nginx reaches the bot from the edge network; here it connects from 127.0.0.1.
 NGINX_HERE = '["127.0.0.1"]'
 ATTACKER, VICTIM = "127.0.0.2", "127.0.0.3"  # loopback source addresses: two real clients
@@ -244,7 +247,13 @@ def test_nginx_logs_no_pickup_code(stack: Callable[..., Stack]) -> None:
     with httpx.Client(base_url=edge.url, timeout=10) as client:
         client.get("/k/K7QX2M")
         client.get("/k", params={"code": "K7QX2N"})
-    log = edge.access_log()
+
+    def both_lines() -> str:
+        """nginx writes a request's line after its response has gone out."""
+        log = edge.access_log()
+        return log if log.count('"GET /k') >= 2 else ""
+
+    log = wait_for(both_lines) or edge.access_log()
     assert '"GET /k/<code>"' in log and '"GET /k?<query>"' in log, log
     assert "K7QX2" not in log, log
 

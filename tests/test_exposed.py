@@ -11,17 +11,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.botproc import BotProcess
 from tests.conftest import free_port, write_config
+from tests.helpers.botproc import BotProcess
+
+pytestmark = pytest.mark.slow
 
 MB = 1024 * 1024
+PACE = 0.25  # seconds between a slow sender's bytes: 4 of them within the 1 s header_timeout
 
 
 @pytest.fixture
 def exposed(tmp_path: Path, files_dir: Path) -> Iterator[BotProcess]:
-    """A real `bot serve` on its own port; header_timeout 2 s so slow senders end quickly."""
+    """A real `bot serve` on its own port; header_timeout 1 s so slow senders end quickly."""
     port = free_port()
-    config = write_config(tmp_path, server={"header_timeout": 2.0}, log={"level": "INFO"})
+    config = write_config(tmp_path, server={"header_timeout": 1.0}, log={"level": "INFO"})
     bot = BotProcess(config, port).wait_ready()
     yield bot
     bot.stop()
@@ -105,10 +108,10 @@ def test_seen3_slow_header_connections_are_closed(exposed: BotProcess) -> None:
                 pass  # nothing to read: still open
             except OSError:
                 open_.discard(i)
-        time.sleep(1)  # one byte per second per connection: the attack's pace
+        time.sleep(PACE)  # one byte per PACE per connection: slower than a client sends
     elapsed = time.monotonic() - start
     for sock in socks:
         sock.close()
     assert not open_, f"{len(open_)} of 200 still open after {elapsed:.0f}s"
-    assert elapsed < 15  # header_timeout is 2 s here; the default 10 s closes them within 30 s
+    assert elapsed < 15  # header_timeout is 1 s here; the default 10 s closes them within 30 s
     assert httpx.get(exposed.url + "/healthz").status_code == 200

@@ -20,10 +20,13 @@ import pytest
 
 from bot.config import Settings, load_settings
 from tests.conftest import BIG_NAME, Clock, RedisServer, RunningServer, write_config
-from tests.test_state import LIMITED, link_id, link_of, post, text_of, with_store
+from tests.helpers.stores import LIMITED, link_id, with_store
+from tests.helpers.webhook import link_of, post, text_of
 
 SIZE = 16 * 1024 * 1024
 FAULT_AT = 2 * 1024 * 1024
+
+pytestmark = pytest.mark.slow  # a tmpfs filled and a redis-server stopped mid-transfer
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ from tests.conftest import (
     start_server,
     write_config,
 )
-from tests.test_http import link_path, reply_text, send
-from tests.test_wechat import open_push
+from tests.helpers.crypto import open_push
+from tests.helpers.webhook import link_path, reply_text, send
 
 NOW = 1_800_000_000
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from bot.links import file_ref
 from tests.conftest import AES_KEY, DEMO_NAME, SECRET, TOKEN
-from tests.hostile import CODEC, Hostile, Reply, forge, serve_hostile
-from tests.test_wechat import pad, payload, raw_cipher
+from tests.helpers.crypto import pad, payload, raw_cipher
+from tests.helpers.hostile import CODEC, Hostile, Reply, forge, serve_hostile
 
 Send = Callable[[Hostile], Reply]
 XXE = (
@@ -422,6 +422,7 @@ def assert_no_5xx(reply: Reply, hostile: Hostile) -> None:
     hostile.assert_still_serves()
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(edits=EDITS)
 def test_damaged_plaintext_bodies(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -> None:
@@ -431,6 +432,7 @@ def test_damaged_plaintext_bodies(hostile: Hostile, edits: list[tuple[str, int, 
     assert reply.status in (200, 400)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(edits=EDITS)
 def test_damaged_xml_inside_ciphertext(
@@ -442,6 +444,7 @@ def test_damaged_xml_inside_ciphertext(
     assert reply.status in (200, 400)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(edits=EDITS)
 def test_damaged_ciphertext(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -> None:
@@ -451,6 +454,7 @@ def test_damaged_ciphertext(hostile: Hostile, edits: list[tuple[str, int, bytes]
     assert reply.status in (200, 400)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(edits=EDITS)
 def test_damaged_tokens(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -> None:
@@ -461,6 +465,7 @@ def test_damaged_tokens(hostile: Hostile, edits: list[tuple[str, int, bytes]]) -
     assert reply.status in (200, 403, 404, 410)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     query=st.dictionaries(

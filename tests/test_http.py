@@ -3,60 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-import re
 from pathlib import Path
 
-import httpx
 import pytest
 
-from bot.wechat import parse_message, signature
-from tests.conftest import BIG_NAME, DEMO_NAME, TOKEN, WECHAT, LogCapture, RunningServer, push
+from bot.wechat import signature
+from tests.conftest import BIG_NAME, DEMO_NAME, TOKEN, WECHAT, LogCapture, RunningServer
+from tests.helpers.webhook import link_path, reply_text, send
 
 CODEC = WECHAT
-MSG_IDS = itertools.count(1001)
 MODES = [
     pytest.param({"encrypt": False}, id="plaintext"),
     pytest.param({"encrypt": True, "compatible": True}, id="compatible"),
     pytest.param({"encrypt": True}, id="safe"),
 ]
-
-
-def send(
-    server: RunningServer,
-    *,
-    content: str = "",
-    msg_type: str = "text",
-    event: str = "",
-    user: str = "o_follower_1",
-    msg_id: str | None = "auto",
-    encrypt: bool = False,
-    compatible: bool = False,
-) -> httpx.Response:
-    if msg_id == "auto":  # every message a fresh MsgId, as WeChat does (retries are deduplicated)
-        msg_id = str(next(MSG_IDS))
-    return push(
-        server.url,
-        timestamp=server.clock(),
-        msg_id=msg_id,
-        content=content,
-        msg_type=msg_type,
-        event=event,
-        user=user,
-        encrypt=encrypt,
-        compatible=compatible,
-    )
-
-
-def reply_text(response: httpx.Response) -> str:
-    assert response.status_code == 200, response.text
-    return parse_message(CODEC.read_reply(response.content)).content
-
-
-def link_path(text: str) -> str:
-    match = re.search(r"/d/([A-Za-z0-9_.\-]+)", text)
-    assert match, text
-    return match.group(0)
 
 
 def test_echostr_with_valid_signature(server: RunningServer) -> None:

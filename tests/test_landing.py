@@ -18,7 +18,7 @@ from tests.conftest import (
     RunningServer,
     write_config,
 )
-from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT, MINI_PROGRAM, WECOM
+from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT, MINI_PROGRAM, WECOM
 
 TELEGRAM = "TelegramBot (like TwitterBot)"
 

@@ -13,7 +13,7 @@ from bot.config import Settings, load_settings
 from bot.delivery.slots import DownloadSlots, Pacer, ReadBudget, paced_chunk
 from bot.errors import LinkBusy, ServerBusy
 from tests.conftest import BIG_NAME, LogCapture, RunningServer, write_config
-from tests.test_http import link_path, reply_text, send
+from tests.helpers.webhook import link_path, reply_text, send
 
 SLOW = 100_000  # bytes/s: the 3 MB test file then takes 30 s, so a download stays open
 
@@ -106,6 +106,7 @@ def settle(done: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("headers", "status"),
     [

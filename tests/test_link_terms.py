@@ -3,7 +3,6 @@ and only bad tokens are throttled. Real uvicorn over real sockets, both state ba
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,9 +13,8 @@ import pytest
 from itsdangerous.encoding import base64_decode
 
 from bot.links import LinkSigner
-from tests.conftest import BIG_NAME, DEMO_NAME, SECRET, Clock, RunningServer, Start, push
-from tests.test_takeover import push as push_fields
-from tests.test_takeover import reply_of, urls
+from tests.conftest import BIG_NAME, DEMO_NAME, SECRET, Clock, Start
+from tests.helpers.webhook import ask, get, push_fields, reply_of, urls
 
 ROOT = Path(__file__).resolve().parent.parent
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -25,25 +23,6 @@ SAME_FILE = [
     {"match": "Big", "file": BIG_NAME},  # unlimited, and the file's first keyword
     {"match": "一次", "file": BIG_NAME, "max_downloads": 1},
 ]
-MSG = iter(range(5000, 10**6))
-
-
-def ask(server: RunningServer, content: str) -> tuple[str, str]:
-    """The reply text to ``content`` and the link path it carries."""
-    from bot.wechat import parse_message
-    from tests.conftest import WECHAT
-
-    response = push(server.url, timestamp=server.clock(), msg_id=str(next(MSG)), content=content)
-    assert response.status_code == 200, response.text
-    text = parse_message(WECHAT.read_reply(response.content)).content
-    match = re.search(r"/d/[A-Za-z0-9_.\-]+", text)
-    assert match, text
-    return text, match.group(0)
-
-
-def get(server: RunningServer, path: str, **headers: str) -> httpx.Response:
-    with server.client(headers={"Accept": "application/json", **headers}) as client:
-        return client.get(path)
 
 
 def test_seen_6_each_keyword_keeps_its_own_limit_and_pages_name_it(
@@ -82,6 +61,7 @@ def bot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_seen_7_a_link_keeps_its_expiry_and_limit_across_a_config_edit(
     start: Start, clock: Clock, tmp_path: Path
 ) -> None:

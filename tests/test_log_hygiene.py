@@ -15,9 +15,11 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.logs.safe import escape_controls
 from bot.wechat import build_message_xml
-from tests.botproc import BotProcess
 from tests.conftest import WECHAT, LogCapture, RunningServer, free_port, write_config
-from tests.test_http import send
+from tests.helpers.botproc import BotProcess
+from tests.helpers.webhook import send
+
+pytestmark = pytest.mark.slow
 
 
 def push_to(url: str, user: str, msg_id: str, content: str = "芝麻开门") -> httpx.Response:

@@ -13,8 +13,10 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.web.downloads import content_disposition
 from tests.conftest import BIG_NAME, DEMO_NAME, RunningServer, free_port, write_config
-from tests.nginx import Nginx, local_conf
-from tests.test_http import link_path, reply_text, send
+from tests.helpers.nginx import Nginx, local_conf
+from tests.helpers.webhook import link_path, reply_text, send
+
+pytestmark = pytest.mark.slow
 
 Proxy = Callable[..., httpx.Client]
 

@@ -10,8 +10,9 @@ import pytest
 from bot.config import load_settings
 from bot.keywords.table import display_width
 from tests.conftest import AES_KEY, BIG_NAME, DEMO_NAME, free_port, write_config
-from tests.test_cli import bot
-from tests.test_state_multi import running
+from tests.helpers.processes import bot, running
+
+pytestmark = pytest.mark.slow
 
 RULES: list[dict[str, Any]] = [
     {"match": ["芝麻开门", "open"], "file": DEMO_NAME},

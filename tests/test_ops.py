@@ -11,14 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
 from bot.web.deps import HealthCheck
 from tests.conftest import Clock, LogCapture, RunningServer, start_server, write_config
-from tests.test_http import link_path, reply_text, send
-from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT
+from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT
+from tests.helpers.messages import metric_samples
+from tests.helpers.webhook import link_path, reply_text, send
 
 
 async def _down() -> bool:
@@ -59,6 +59,7 @@ def test_healthz_ok(server: RunningServer) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("health", "logged"),
     [
@@ -98,14 +99,6 @@ def test_metrics_off_is_unreachable(server: RunningServer, path: str) -> None:
     assert "bot_" not in response.text and "# TYPE" not in response.text
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def test_metrics_count_the_whole_path(
     tmp_path: Path,
     files_dir: Path,
@@ -129,7 +122,7 @@ def test_metrics_count_the_whole_path(
         response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
-    samples = _samples(response.text)
+    samples = metric_samples(response.text)
     assert samples[("bot_links_issued_total", (("keyword", "芝麻开门"),))] == 1
     assert samples[("bot_links_issued_total", (("keyword", "Big"),))] == 1
     assert samples[("bot_downloads_total", (("status", "200"),))] == 1

@@ -15,8 +15,8 @@ from bot.config import KeywordSettings, Settings, load_settings
 from bot.keywords.patterns import MAX_TEXT, WARN_EVERY, Search, _shape, risky
 from bot.reload import reload_app
 from tests.conftest import Clock, LogCapture, RunningServer, write_config
-from tests.test_cli import bot
-from tests.test_http import reply_text, send
+from tests.helpers.processes import bot
+from tests.helpers.webhook import reply_text, send
 
 BACKTRACKS = r"^(\w+\s?)+$"  # the issue's pattern: 9.2 s on re for "a"*26 + "#"
 OVERLAPS = r"(a|aa)+$"  # backtracks even under `regex`'s own optimisations

@@ -29,11 +29,10 @@ from tests.conftest import (
     Start,
     write_config,
 )
-from tests.test_http import link_path, reply_text, send
-from tests.test_state import bot, with_store
-from tests.test_takeover import push as push_fields
-from tests.test_takeover import reply_of
-from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT, MAC_WECHAT, WINDOWS_WECHAT
+from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT, MAC_WECHAT, WINDOWS_WECHAT
+from tests.helpers.processes import bot_on
+from tests.helpers.stores import with_store
+from tests.helpers.webhook import link_path, push_fields, reply_of, reply_text, send
 
 WRONG = "提取码不对或已过期，请回到公众号重新获取"
 PICKUP_LINE = re.compile(r"电脑下载：打开 (\S+) 输入提取码 ([A-Z0-9]{6})")
@@ -141,12 +140,13 @@ def test_use_limits_hold_through_the_code(boot: Start, files_dir: Path) -> None:
     assert second.status_code == 410 and "下载次数已用完" in second.text
 
 
+@pytest.mark.slow
 def test_bot_link_prints_a_code_that_works(
     tmp_path: Path, files_dir: Path, serve: Callable[[Settings], RunningServer], clock: Clock
 ) -> None:
     clock.now = time.time()  # `bot link` runs on the real clock
     config = write_config(tmp_path)
-    result = bot(config, "link", "芝麻开门")
+    result = bot_on(config, "link", "芝麻开门")
     assert result.returncode == 0, result.stderr
     match = re.search(r"pick-up code ([A-Z0-9]{6}) at http://127.0.0.1:8000/k", result.stderr)
     assert match, result.stderr
@@ -186,6 +186,7 @@ def test_every_link_of_a_rule_and_every_style_gets_its_code(boot: Start, logs: L
     assert logs.find("keyword='图文'")[0].endswith("code=-")
 
 
+@pytest.mark.slow
 def test_a_hung_store_costs_one_wait_and_the_reply_goes_without_a_code(
     tmp_path: Path,
     files_dir: Path,

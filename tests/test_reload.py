@@ -17,8 +17,11 @@ import pytest
 
 from bot.reload import note_server, running_server
 from tests.conftest import BIG_NAME, DEMO_NAME, free_port, push, write_config
-from tests.test_state import ROOT
-from tests.test_state_multi import running
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import running
+from tests.helpers.waiting import wait_for
+
+pytestmark = pytest.mark.slow
 
 OLD = [{"match": "芝麻开门", "file": DEMO_NAME}, {"match": "Big", "file": BIG_NAME}]
 NEW = [*OLD, {"match": ["新词", "fresh"], "file": DEMO_NAME, "style": "anchor"}]
@@ -87,15 +90,17 @@ def test_reload_swaps_rules_keeps_links_and_refuses_a_bad_config(
         old_link = link_in(ask(url, "芝麻开门"))
         big_link = link_in(ask(url, "Big"))
         got: dict[str, Any] = {}
+        streaming = threading.Event()
 
         def download() -> None:
             with httpx.stream("GET", url + big_link, timeout=30) as response:
                 got["status"] = response.status_code
+                streaming.set()
                 got["body"] = b"".join(response.iter_bytes())
 
         in_flight = threading.Thread(target=download)
         in_flight.start()
-        time.sleep(0.5)
+        streaming.wait(10)
         configure(tmp_path, files_dir, NEW, port)
         began = time.monotonic()
         result = bot_cli("reload", "--config", str(config))
@@ -118,7 +123,8 @@ def test_reload_swaps_rules_keeps_links_and_refuses_a_bad_config(
         assert "keywords[2] ('(')" in refused.stderr and "not a valid regex" in refused.stderr
         assert "Value error" not in refused.stderr
         os.kill(pid, signal.SIGHUP)  # straight to the server: it must keep the running config
-        time.sleep(4 if workers > 1 else 1)
+        log_file = tmp_path / "bot.log"
+        wait_for(lambda: log_file.read_text(encoding="utf-8").count("reload refused") >= workers)
         for _ in range(6):
             assert "/d/" in ask(url, "fresh")
         log = (tmp_path / "bot.log").read_text(encoding="utf-8")

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BIG_NAME, SECRET, Clock, Start
-from tests.test_link_terms import ask, get
+from tests.helpers.webhook import ask, get
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

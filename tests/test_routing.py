@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from bot.config import KeywordSettings, RepliesSettings
 from bot.keywords.router import Give, Router
 from bot.links import LinkSigner
 from bot.wechat.replies import SuccessReply, TextReply
-
-
-@dataclass
-class Msg:
-    type: str
-    content: str = ""
-    event: str = ""
-    event_key: str = ""
-    recognition: str = ""
-    scan_result: str = ""
-    source: str = "o_follower"
-
+from tests.helpers.messages import Msg
 
 ROUTER = Router(
     [

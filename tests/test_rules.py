@@ -12,7 +12,7 @@ from bot.keywords.book import fold
 from bot.keywords.router import Give, Router
 from bot.links import LinkSigner
 from bot.wechat.replies import NewsReply, SuccessReply, TextReply, reply_from_json
-from tests.test_routing import Msg
+from tests.helpers.messages import Msg
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC = 16:00 Beijing time
 FILES = ["a.txt", "setup.exe", "poster.pdf", "b.pdf"]

@@ -24,7 +24,10 @@ from tests.conftest import (
     LogCapture,
     RunningServer,
 )
-from tests.s3 import (
+from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT
+from tests.helpers.messages import metric_samples
+from tests.helpers.processes import bot
+from tests.helpers.s3 import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     Bucket,
@@ -35,10 +38,7 @@ from tests.s3 import (
     s3_server_fixture,  # noqa: F401 - the `s3_server` fixture
     start_s3,
 )
-from tests.test_cli import bot
-from tests.test_http import link_path, reply_text, send
-from tests.test_ops import _samples
-from tests.test_useragent import ANDROID_CHROME, IPHONE_WECHAT
+from tests.helpers.webhook import link_path, reply_text, send
 
 Serve = Callable[[Settings], RunningServer]
 
@@ -105,7 +105,7 @@ def test_redirect_is_counted_audited_and_measured(
     assert again.status_code == 410 and "location" not in again.headers
     assert "下载次数已用完" in again.text
     size = len(bucket.files[DEMO_NAME])
-    samples = _samples(metrics)
+    samples = metric_samples(metrics)
     assert samples[("bot_downloads_total", (("status", "302"),))] == 1
     assert samples[("bot_download_bytes_total", ())] == size
     link_id = re.search(r"download id=(\w+)", logs.wait_for("status=302")[0])
@@ -245,6 +245,7 @@ def test_a_bucket_refusing_the_key_gives_503_busy_page(
     assert logs.find("failed: answered 403", level="ERROR")
 
 
+@pytest.mark.slow
 def test_a_bucket_that_hangs_gives_503_within_seconds(
     tmp_path: Path, bucket: Bucket, serve: Serve
 ) -> None:
@@ -288,7 +289,7 @@ def test_a_presign_failure_after_admission_gives_the_busy_page_and_frees_the_lea
         busy = client.get(path)
     with server.client() as client:
         redirect = client.get(path)
-        metrics = _samples(client.get("/metrics").text)
+        metrics = metric_samples(client.get("/metrics").text)
     assert busy.status_code == 503 and busy.headers["retry-after"] == "30"
     assert "下载人数较多" in busy.text and "location" not in busy.headers
     assert redirect.status_code == 302, "the failed redirect kept the link's lease"

@@ -21,7 +21,10 @@ from tests.conftest import (
     free_port,
     write_config,
 )
-from tests.s3 import (
+from tests.helpers.follower import Follower
+from tests.helpers.paths import COMPOSE, NGINX_CONF, ROOT
+from tests.helpers.processes import bot, wait_started
+from tests.helpers.s3 import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     Bucket,
@@ -32,9 +35,8 @@ from tests.s3 import (
     s3_server_fixture,  # noqa: F401 - the `s3_server` fixture
     start_s3,
 )
-from tests.test_cli import ROOT, bot
-from tests.test_deploy import COMPOSE, NGINX_CONF
-from tests.test_secrets import Follower, wait_for
+
+pytestmark = pytest.mark.slow
 
 
 def test_bot_check_lists_every_object_with_its_size(tmp_path: Path, bucket: Bucket) -> None:
@@ -154,7 +156,7 @@ def test_a_real_bot_serve_never_logs_credentials(tmp_path: Path) -> None:
         pages: list[str] = []
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_for(url, proc)
+            wait_started(url, proc)
             follower = Follower(url)
             path = follower.link(encrypt=True)
             answer = follower.client.get(path)

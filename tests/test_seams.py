@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from bot.config import RepliesSettings
@@ -13,17 +11,7 @@ from bot.keywords.settings import KeywordSettings
 from bot.keywords.table import triggers as trigger_label
 from bot.links import LinkSigner
 from bot.wechat.replies import TextReply
-
-
-@dataclass(frozen=True)
-class Msg:
-    type: str
-    content: str = ""
-    event: str = ""
-    event_key: str = ""
-    recognition: str = ""
-    scan_result: str = ""
-    source: str = "o_follower"
+from tests.helpers.messages import Msg
 
 
 def router(*rules: KeywordSettings) -> Router:

@@ -4,59 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from bot.wechat import Simulator, build_message_xml, parse_message, signature
-from tests.conftest import AES_KEY, APP_ID, SECRET, TOKEN, free_port, write_config
-from tests.test_cli import ROOT
+from bot.wechat import signature
+from tests.conftest import AES_KEY, SECRET, TOKEN, free_port, write_config
+from tests.helpers.follower import Follower
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import wait_started
 
-
-def wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("bot serve did not start")
-            time.sleep(0.1)
-
-
-class Follower:
-    """Plays WeChat's server and a follower against a running bot, remembering what it sent."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.codec = url, Simulator(TOKEN, APP_ID, AES_KEY)
-        self.sent: set[str] = set()
-        self.client = httpx.Client(base_url=url, timeout=10)
-
-    def push(self, text: str, *, encrypt: bool, **change: str) -> httpx.Response:
-        now = str(int(time.time()))
-        xml = build_message_xml(
-            to_user="gh", from_user="o_secret_test", create_time=int(now), content=text, msg_id=now
-        )
-        params, body = self.codec.build_request(xml, timestamp=now, nonce="n0", encrypt=encrypt)
-        params |= change
-        self.sent.update(v for k, v in params.items() if k.endswith("signature"))
-        return self.client.post("/wechat", params=params, content=body)
-
-    def link(self, *, encrypt: bool) -> str:
-        reply = self.push("芝麻开门", encrypt=encrypt)
-        assert reply.status_code == 200, reply.text
-        text = parse_message(self.codec.read_reply(reply.content)).content
-        match = re.search(r"/d/([A-Za-z0-9_.\-]+)", text)
-        assert match, text
-        self.sent.add(match.group(1))
-        return match.group(0)
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(
@@ -79,7 +40,7 @@ def test_logs_hold_no_secret(tmp_path: Path, files_dir: Path, json_lines: bool) 
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(url, proc)
+        wait_started(url, proc)
         bot = Follower(url)
         for encrypt in (False, True):
             path = bot.link(encrypt=encrypt)

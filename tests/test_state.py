@@ -5,25 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from bot.clock import CHINA
 from bot.config import Settings, load_settings
-from bot.links import LinkSigner
 from bot.state import (
     Attempt,
     Claim,
@@ -34,108 +29,27 @@ from bot.state import (
     OverQuota,
     Remembered,
     Store,
-    store_from_url,
 )
 from bot.state.base import QUOTA_WINDOW
-from bot.wechat import Simulator, parse_message
+from bot.wechat import Simulator
 from tests.conftest import (
     AES_KEY,
     APP_ID,
     BIG_NAME,
     DEMO_NAME,
-    SECRET,
     TOKEN,
     Clock,
     LogCapture,
     RunningServer,
     Start,
-    push,
     write_config,
 )
+from tests.helpers.processes import bot_on
+from tests.helpers.stores import LIMITED, link_id, parallel, with_store
+from tests.helpers.webhook import link_of, post, text_of
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 CODEC = Simulator(TOKEN, APP_ID, AES_KEY)
-LIMITED: list[dict[str, Any]] = [
-    {"match": "芝麻开门", "file": DEMO_NAME},
-    {"match": "Big", "file": BIG_NAME, "max_downloads": 1},
-]
-
-
-def post(
-    url: str,
-    *,
-    msg_id: str,
-    timestamp: float,
-    content: str = "芝麻开门",
-    user: str = "o_follower_1",
-    encrypt: bool = False,
-) -> httpx.Response:
-    """A text message pushed as WeChat's server would (a retry is the same msg_id again)."""
-    return push(
-        url,
-        timestamp=timestamp,
-        msg_id=msg_id,
-        content=content,
-        user=user,
-        nonce=secrets.token_hex(4),
-        encrypt=encrypt,
-    )
-
-
-def text_of(response: httpx.Response) -> str:
-    assert response.status_code == 200, response.text
-    if response.content == b"success":
-        return "success"
-    return parse_message(CODEC.read_reply(response.content)).content
-
-
-def link_of(text: str) -> str:
-    match = re.search(r"/d/[A-Za-z0-9_.\-]+", text)
-    assert match, text
-    return match.group(0)
-
-
-def link_id(path: str, clock: Callable[[], float]) -> str:
-    signer = LinkSigner([SECRET], 600, files=[DEMO_NAME, BIG_NAME], clock=clock)
-    return signer.verify(path.removeprefix("/d/")).link_id
-
-
-def parallel(works: list[Callable[[], T]]) -> list[T]:
-    """Run every work at once (a barrier releases them together); results in order."""
-    barrier = threading.Barrier(len(works))
-
-    def go(work: Callable[[], T]) -> T:
-        barrier.wait(5)
-        return work()
-
-    with ThreadPoolExecutor(len(works)) as pool:
-        return list(pool.map(go, works))
-
-
-def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], clock: Clock) -> T:
-    """Run ``work`` on a second connection to the server's store (as another worker would)."""
-
-    async def run() -> T:
-        store = store_from_url(settings.state.url, clock=clock)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def bot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-        check=False,
-    )
 
 
 # --- the store itself -------------------------------------------------------------------------
@@ -259,6 +173,7 @@ def test_retry_waits_for_the_first_attempts_answer(start: Start, clock: Clock) -
     assert reply == "第一次的回答"
 
 
+@pytest.mark.slow
 def test_retry_still_pending_at_the_deadline_gets_success(
     start: Start, clock: Clock, logs: LogCapture
 ) -> None:
@@ -274,7 +189,7 @@ def test_retry_still_pending_at_the_deadline_gets_success(
     elapsed = time.monotonic() - began
     assert response.text == "success"
     assert 4.0 < elapsed < 5.0  # WeChat's 5-second limit
-    assert logs.find("at the deadline", level="WARNING")
+    assert logs.wait_for("at the deadline", level="WARNING")
     assert with_store(server.settings, lambda s: s.links_since(0), clock) == []
 
 
@@ -404,6 +319,7 @@ def test_interrupted_download_frees_its_claim(
 # --- revocation, stats, audit ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "revoked"),
     [
@@ -425,7 +341,7 @@ def test_revoke(
         }.items()
     }
     args = [link_id(paths["a"], clock) if a == "ID_A" else a for a in args]
-    result = bot(tmp_path / "config.toml", "revoke", *args)
+    result = bot_on(tmp_path / "config.toml", "revoke", *args)
     assert result.returncode == 0, result.stderr
     assert f"revoked {len(revoked)} link(s)" in result.stdout
     with server.client(headers={"Accept": "application/json"}) as client:
@@ -448,6 +364,7 @@ def wait_for_attempts(settings: Settings, clock: Clock, count: int) -> list[Atte
     return found
 
 
+@pytest.mark.slow
 def test_stats_and_audit(start: Start, clock: Clock, tmp_path: Path, files_dir: Path) -> None:
     server = start()
     one = link_of(text_of(post(server.url, msg_id="s1", timestamp=clock(), user="o_a")))
@@ -464,7 +381,7 @@ def test_stats_and_audit(start: Start, clock: Clock, tmp_path: Path, files_dir: 
         assert client.get(two).status_code == 410
     wait_for_attempts(server.settings, clock, 5)
     config = tmp_path / "config.toml"
-    result = bot(config, "stats", "--since", "7d")
+    result = bot_on(config, "stats", "--since", "7d")
     assert result.returncode == 0, result.stderr
     rows = {
         line.split("  ")[0]: re.split(r"\s{2,}", line)[1:] for line in result.stdout.splitlines()
@@ -472,12 +389,12 @@ def test_stats_and_audit(start: Start, clock: Clock, tmp_path: Path, files_dir: 
     assert rows[DEMO_NAME] == ["2", "2", "1", f"{demo_size:,}", "1", "-"]
     assert rows[BIG_NAME] == ["1", "1", "0", f"{big_size - 100:,}", "0", "-"]
     assert rows["total"] == ["3", "3", "1", f"{demo_size + big_size - 100:,}", "1", "1"]
-    audit = bot(config, "audit", link_id(one, lambda: clock() - 601))
+    audit = bot_on(config, "audit", link_id(one, lambda: clock() - 601))
     assert audit.returncode == 0, audit.stderr
     assert "o_a" in audit.stdout and "complete downloads 1" in audit.stdout
     assert re.search(r"served\s+200\s+" + f"{demo_size:,}" + r"\s+yes\s+yes", audit.stdout)
     assert "test-agent/1" in audit.stdout
-    expired = bot(config, "audit", link_id(two, lambda: clock() - 601)).stdout
+    expired = bot_on(config, "audit", link_id(two, lambda: clock() - 601)).stdout
     assert "expired" in expired and "410" in expired and "served" in expired  # HEAD, then 410
 
 
@@ -491,6 +408,7 @@ FAULTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 def test_store_down_webhook_answers_unlimited_downloads_limited_503(
     tmp_path: Path,

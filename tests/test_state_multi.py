@@ -2,62 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import BIG_NAME, RedisServer, free_port, write_config
-from tests.test_state import LIMITED, ROOT, bot, link_of, parallel, post, text_of
+from tests.conftest import BIG_NAME, RedisServer
+from tests.helpers.processes import bot_on, config_for, running
+from tests.helpers.stores import parallel
+from tests.helpers.webhook import link_of, post, text_of
 
-
-def config_for(folder: Path, files_dir: Path, **sections: Any) -> tuple[Path, str]:
-    folder.mkdir(exist_ok=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = write_config(
-        folder,
-        keywords=LIMITED,
-        server={"port": port, "public_url": url},
-        files={"dir": str(files_dir)},
-        log={"file": "bot.log"},
-        **sections,
-    )
-    return config, url
-
-
-@contextmanager
-def running(config: Path, url: str, workers: int = 1) -> Iterator[str]:
-    """`python -m bot serve` as an owner runs it, until the block ends."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--config", str(config), "--workers", str(workers)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"bot serve did not start; see {config.parent / 'bot.log'}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(15)
+pytestmark = pytest.mark.slow
 
 
 def one_link_one_download(urls: list[str], files_dir: Path, config: Path) -> None:
@@ -76,7 +33,7 @@ def one_link_one_download(urls: list[str], files_dir: Path, config: Path) -> Non
     ]
     deadline = time.monotonic() + 10
     while True:  # the download's audit row lands just after the response ends
-        stats = bot(config, "stats")
+        stats = bot_on(config, "stats")
         assert stats.returncode == 0, stats.stderr
         total = next(line for line in stats.stdout.splitlines() if line.startswith("total"))
         if total.split()[1:4] == ["2", "1", "1"] or time.monotonic() > deadline:

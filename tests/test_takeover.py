@@ -5,23 +5,19 @@ Replies are read back with wechatpy's own reply parser, to prove WeChat can read
 
 from __future__ import annotations
 
-import itertools
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import xmltodict
-from wechatpy.fields import ArticlesField
-from wechatpy.replies import ArticlesReply, deserialize_reply
+from wechatpy.replies import ArticlesReply
 from wechatpy.replies import TextReply as WeChatText
 
 from bot.config import load_settings
-from bot.wechat import build_message_xml
-from tests.conftest import BIG_NAME, DEMO_NAME, WECHAT, Clock, RunningServer, write_config
+from tests.conftest import BIG_NAME, DEMO_NAME, Clock, RunningServer, write_config
+from tests.helpers.webhook import push_fields, reply_of, urls
 
 RULES: list[dict[str, Any]] = [
     {"match": ["芝麻开门", "open"], "file": DEMO_NAME},
@@ -35,40 +31,6 @@ RULES: list[dict[str, Any]] = [
     {"match": "营业时间", "reply": "每天 9:00-18:00"},
 ]
 REPLIES = {"welcome": "欢迎关注！", "other": "收到，请发送关键词"}
-_ids = itertools.count(1000)
-
-
-def push(server: RunningServer, *, encrypt: bool, **fields: Any) -> httpx.Response:
-    """One push as WeChat sends it; ``fields`` go to ``build_message_xml``."""
-    fields.setdefault("to_user", "gh_account")
-    fields.setdefault("from_user", "o_follower_1")
-    if fields.get("msg_type", "text") != "event":
-        fields.setdefault("msg_id", str(next(_ids)))
-    xml = build_message_xml(create_time=int(server.clock()), **fields)
-    params, body = WECHAT.build_request(
-        xml,
-        timestamp=str(int(server.clock())),
-        nonce=secrets.token_hex(5),  # as WeChat: a fresh nonce per push (#10: replays)
-        encrypt=encrypt,
-    )
-    return httpx.post(server.url + "/wechat", params=params, content=body, timeout=10)
-
-
-def reply_of(response: httpx.Response) -> Any:
-    """The reply as wechatpy parses it (decrypted and MsgSignature-checked when sealed)."""
-    assert response.status_code == 200, response.text
-    xml = WECHAT.read_reply(response.content)
-    fields = xmltodict.parse(xml, force_list=("item",))["xml"]
-    if fields["MsgType"] == "news":
-        # wechatpy's deserialize_reply cannot read a one-article card (xmltodict hands it a
-        # dict, not a list); its own Articles field parser reads the list.
-        assert int(fields["ArticleCount"]) == len(fields["Articles"]["item"])
-        return ArticlesReply(articles=ArticlesField.from_xml(fields["Articles"]))
-    return deserialize_reply(xml)
-
-
-def urls(text: str) -> list[str]:
-    return re.findall(r"http://127\.0\.0\.1:\d+/d/[A-Za-z0-9_.\-]+", text)
 
 
 @pytest.fixture
@@ -97,7 +59,9 @@ def test_seen_1_voice_recognition_gets_the_link(
 ) -> None:
     """Issue #11 seen 1: a voice message recognised as "芝麻开门。" gets the link, not success."""
     server = takeover()
-    reply = reply_of(push(server, encrypt=encrypt, msg_type="voice", recognition="芝麻开门。"))
+    reply = reply_of(
+        push_fields(server, encrypt=encrypt, msg_type="voice", recognition="芝麻开门。")
+    )
     assert isinstance(reply, WeChatText)
     [url] = urls(reply.content)
     assert fetch(server, url) == (files_dir / DEMO_NAME).read_bytes()
@@ -116,7 +80,7 @@ def test_seen_2_menu_click_gets_the_link(
 ) -> None:
     """Issue #11 seen 2: a menu CLICK with EventKey 芝麻开门 (or a rule's click key) gets a link."""
     server = takeover()
-    response = push(server, encrypt=encrypt, msg_type="event", event="CLICK", event_key=key)
+    response = push_fields(server, encrypt=encrypt, msg_type="event", event="CLICK", event_key=key)
     [url] = urls(reply_of(response).content)
     assert fetch(server, url) == (files_dir / name).read_bytes()
 
@@ -128,10 +92,10 @@ def test_seen_3_poster_subscribe_gets_welcome_and_link(
     """Issue #11 seen 3: subscribing through a poster's QR code answers welcome + link at once."""
     server = takeover()
     event = {"msg_type": "event", "event": "subscribe", "event_key": "qrscene_poster"}
-    reply = reply_of(push(server, encrypt=encrypt, **event))
+    reply = reply_of(push_fields(server, encrypt=encrypt, **event))
     assert reply.content.startswith("欢迎关注！\n\n") and len(urls(reply.content)) == 1
     scan = reply_of(
-        push(server, encrypt=encrypt, msg_type="event", event="SCAN", event_key="poster")
+        push_fields(server, encrypt=encrypt, msg_type="event", event="SCAN", event_key="poster")
     )
     assert "欢迎" not in scan.content and len(urls(scan.content)) == 1
 
@@ -142,7 +106,7 @@ def test_seen_4_folded_text_gets_the_link(
     takeover: Callable[[], RunningServer], encrypt: bool, typed: str
 ) -> None:
     """Issue #11 seen 4: "芝麻开门。" typed, or full-width "ＯＰＥＮ", gets the link, not help."""
-    reply = reply_of(push(takeover(), encrypt=encrypt, content=typed))
+    reply = reply_of(push_fields(takeover(), encrypt=encrypt, content=typed))
     assert len(urls(reply.content)) == 1 and "没有找到" not in reply.content
 
 
@@ -152,31 +116,39 @@ def test_styles_over_the_wire(
 ) -> None:
     """Issue #11 styles: news card, anchor, files, contains, window, FAQ, scancode, other."""
     server = takeover()
-    card = reply_of(push(server, encrypt=encrypt, content="卡片"))
+    card = reply_of(push_fields(server, encrypt=encrypt, content="卡片"))
     assert isinstance(card, ArticlesReply) and len(card.articles) == 1
     article = card.articles[0]
     assert article["title"] == "安装包 10" and "分钟内有效" in article["description"]
     assert fetch(server, article["url"]) == (files_dir / BIG_NAME).read_bytes()
-    anchor = reply_of(push(server, encrypt=encrypt, content="链接")).content
+    anchor = reply_of(push_fields(server, encrypt=encrypt, content="链接")).content
     assert re.match(
         r'<a href="http://127\.0\.0\.1:\d+/d/[^"]+">点击下载「使用说明.txt」</a>', anchor
     )
-    both = reply_of(push(server, encrypt=encrypt, content="全部")).content
+    both = reply_of(push_fields(server, encrypt=encrypt, content="全部")).content
     assert [fetch(server, u) for u in urls(both)] == [
         (files_dir / DEMO_NAME).read_bytes(),
         (files_dir / BIG_NAME).read_bytes(),
     ]
-    assert len(urls(reply_of(push(server, encrypt=encrypt, content="我想下载安装包")).content)) == 1
-    early = reply_of(push(server, encrypt=encrypt, content="早鸟")).content
+    assert (
+        len(urls(reply_of(push_fields(server, encrypt=encrypt, content="我想下载安装包")).content))
+        == 1
+    )
+    early = reply_of(push_fields(server, encrypt=encrypt, content="早鸟")).content
     assert "开放时间" in early and "2030-01-01 00:00" in early and not urls(early)
-    assert reply_of(push(server, encrypt=encrypt, content="营业时间")).content == "每天 9:00-18:00"
-    scanned = push(
+    assert (
+        reply_of(push_fields(server, encrypt=encrypt, content="营业时间")).content
+        == "每天 9:00-18:00"
+    )
+    scanned = push_fields(
         server, encrypt=encrypt, msg_type="event", event="scancode_waitmsg", scan_result="open"
     )
     assert len(urls(reply_of(scanned).content)) == 1
-    image = reply_of(push(server, encrypt=encrypt, msg_type="image"))
+    image = reply_of(push_fields(server, encrypt=encrypt, msg_type="image"))
     assert image.content == "收到，请发送关键词"
-    silent = push(server, encrypt=encrypt, msg_type="event", event="VIEW", event_key="https://x")
+    silent = push_fields(
+        server, encrypt=encrypt, msg_type="event", event="VIEW", event_key="https://x"
+    )
     assert silent.text == "success"
 
 
@@ -186,13 +158,19 @@ def test_same_msgid_from_two_followers_is_two_messages(
 ) -> None:
     """Issue #11 deliver 3: dedup key is account + sender + MsgId."""
     server = takeover()
-    first = reply_of(push(server, encrypt=encrypt, content="open", msg_id="77", from_user="oA"))
-    other = reply_of(push(server, encrypt=encrypt, content="营业时间", msg_id="77", from_user="oB"))
+    first = reply_of(
+        push_fields(server, encrypt=encrypt, content="open", msg_id="77", from_user="oA")
+    )
+    other = reply_of(
+        push_fields(server, encrypt=encrypt, content="营业时间", msg_id="77", from_user="oB")
+    )
     assert len(urls(first.content)) == 1 and other.content == "每天 9:00-18:00"
-    again = reply_of(push(server, encrypt=encrypt, content="open", msg_id="77", from_user="oA"))
+    again = reply_of(
+        push_fields(server, encrypt=encrypt, content="open", msg_id="77", from_user="oA")
+    )
     assert again.content == first.content  # a retry still gets the first answer
     account = reply_of(
-        push(
+        push_fields(
             server, encrypt=encrypt, content="营业时间", msg_id="77", from_user="oA", to_user="gh_2"
         )
     )
@@ -205,7 +183,9 @@ def test_tappable_keywords_in_welcome(
     """Issue #11 deliver 2: `[replies] tappable` renders each keyword as a bizmsgmenu link."""
     replies = {**REPLIES, "welcome": "欢迎！{keywords}", "tappable": True}
     server = serve(load_settings(write_config(tmp_path, keywords=RULES, replies=replies)))
-    welcome = reply_of(push(server, encrypt=True, msg_type="event", event="subscribe")).content
+    welcome = reply_of(
+        push_fields(server, encrypt=True, msg_type="event", event="subscribe")
+    ).content
     assert welcome.splitlines()[0] == (
         '欢迎！· <a href="weixin://bizmsgmenu?msgmenucontent=芝麻开门&msgmenuid=1">芝麻开门</a>'
     )

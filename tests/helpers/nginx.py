@@ -9,8 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers.paths import NGINX_CONF
+
 NGINX = Path("/usr/sbin/nginx")
-SHIPPED = Path(__file__).resolve().parent.parent / "docker" / "nginx.conf"
+SHIPPED = NGINX_CONF
 TEMP_PATHS = "".join(
     f"    {kind}_temp_path {{prefix}}/{kind}_temp;\n"
     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -1,0 +1,52 @@
+"""A second connection to a running bot's store, and work released all at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from bot.config import Settings
+from bot.links import LinkSigner
+from bot.state import Store, store_from_url
+from tests.conftest import BIG_NAME, DEMO_NAME, SECRET, Clock
+
+T = TypeVar("T")
+
+LIMITED: list[dict[str, Any]] = [
+    {"match": "芝麻开门", "file": DEMO_NAME},
+    {"match": "Big", "file": BIG_NAME, "max_downloads": 1},
+]
+
+
+def link_id(path: str, clock: Callable[[], float]) -> str:
+    signer = LinkSigner([SECRET], 600, files=[DEMO_NAME, BIG_NAME], clock=clock)
+    return signer.verify(path.removeprefix("/d/")).link_id
+
+
+def parallel(works: list[Callable[[], T]]) -> list[T]:
+    """Run every work at once (a barrier releases them together); results in order."""
+    barrier = threading.Barrier(len(works))
+
+    def go(work: Callable[[], T]) -> T:
+        barrier.wait(5)
+        return work()
+
+    with ThreadPoolExecutor(len(works)) as pool:
+        return list(pool.map(go, works))
+
+
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], clock: Clock) -> T:
+    """Run ``work`` on a second connection to the server's store (as another worker would)."""
+
+    async def run() -> T:
+        store = store_from_url(settings.state.url, clock=clock)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

@@ -22,6 +22,8 @@ from bot.state import (
     Outcome,
     OverQuota,
     Remembered,
+    SendClaim,
+    SendQuota,
     Store,
     store_from_url,
 )
@@ -150,3 +152,56 @@ def test_audit_keeps_method_and_outcome(run: Run[object], clock: Clock) -> None:
     rows, links = run(work)
     assert rows == [("HEAD", "served", 200), ("GET", "exhausted", 410)]
     assert links == ["L"]
+
+
+CLICKS = SendQuota("event", 3, 60)
+MESSAGES = SendQuota("message", 5, 48 * 3600)
+
+
+def test_late_sends_once_per_message_and_the_retry_then_answers_success(run: Run[object]) -> None:
+    async def work(store: Store) -> list[object]:
+        await store.claim_and_record("m", 60, "the reply", None, 0)
+        first = await store.claim_send("m", 60, "o_1", MESSAGES)
+        again = await store.claim_send("m", 60, "o_1", MESSAGES)  # another worker, a retry
+        return [first, again, await store.read_reply("m")]
+
+    assert run(work) == [SendClaim.GRANTED, SendClaim.SENT, Remembered(done=True, text=None)]
+
+
+@pytest.mark.parametrize(
+    ("quota", "trigger_window"),
+    [
+        pytest.param(CLICKS, 60, id="click-3-a-minute"),
+        pytest.param(MESSAGES, 48 * 3600, id="5-in-48h"),
+    ],
+)
+def test_late_sends_keep_wechats_quota_per_trigger_and_follower(
+    run: Run[object], clock: Clock, quota: SendQuota, trigger_window: float
+) -> None:
+    async def work(store: Store) -> list[object]:
+        claims = [await store.claim_send(f"k{i}", 60, "o_1", quota) for i in range(quota.limit + 1)]
+        other = await store.claim_send("other-follower", 60, "o_2", quota)
+        other_trigger = await store.claim_send("k-other", 60, "o_1", SendQuota("x", 1, 60))
+        clock.advance(trigger_window - 1)
+        still = await store.claim_send("late", 60, "o_1", quota)
+        clock.advance(2)  # the first sends left the window
+        after = await store.claim_send("later", 60, "o_1", quota)
+        return [claims, other, other_trigger, still, after]
+
+    claims, other, other_trigger, still, after = run(work)
+    assert claims == [SendClaim.GRANTED] * quota.limit + [SendClaim.OVER_QUOTA]
+    assert (other, other_trigger) == (SendClaim.GRANTED, SendClaim.GRANTED)
+    assert (still, after) == (SendClaim.OVER_QUOTA, SendClaim.GRANTED)
+
+
+def test_media_ids_are_kept_until_they_expire(run: Run[object], clock: Clock) -> None:
+    async def work(store: Store) -> list[object]:
+        missing = await store.media_id("poster.png:1")
+        await store.keep_media_id("poster.png:1", "MEDIA_1", clock() + 100)
+        kept = await store.media_id("poster.png:1")
+        clock.advance(101)
+        expired = await store.media_id("poster.png:1")
+        await store.keep_media_id("poster.png:1", "MEDIA_2", clock() + 100)
+        return [missing, kept, expired, await store.media_id("poster.png:1")]
+
+    assert run(work) == [None, "MEDIA_1", None, "MEDIA_2"]

@@ -13,6 +13,7 @@ from bot.errors import StoreUnavailable
 T = TypeVar("T")
 QUOTA_WINDOW = 3600.0  # links_per_user_per_hour counts links issued in the last hour
 REVOKED_KEEP = 8 * 86400.0  # longer than the longest link lifetime (ttl_seconds <= 7 days)
+SENT_KEEP = 86400.0  # a message's 客服 send is remembered a day (WeChat retries for ~15 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +222,46 @@ class PickupCodes(Protocol):
         """Forget a code whose link was never sent (a retry's draft, a quota refusal)."""
 
 
-class Store(Answers, Counts, Audit, Pushes, PickupCodes, Protocol):
-    """The five concerns in one backend; failures raise StoreUnavailable.
+@dataclass(frozen=True, slots=True)
+class SendQuota:
+    """WeChat's 客服 quota after one kind of trigger: ``limit`` sends in ``window`` seconds."""
+
+    name: str
+    limit: int
+    window: float
+
+
+class SendClaim(StrEnum):
+    """The answer to a claim to send a message's reply by 客服 (``bot.wechat.api.late``)."""
+
+    GRANTED = "granted"  # this caller sends it: counted, and the message now answers success
+    SENT = "sent"  # another attempt (worker, instance) sent it or is sending it
+    OVER_QUOTA = "over_quota"  # the follower's quota for this trigger is used up: not sent
+
+
+class LateSends(Protocol):
+    """Replies sent by 客服 after their push was answered: once per message, within quotas."""
+
+    async def claim_send(self, key: str, ttl: float, openid: str, quota: SendQuota) -> SendClaim:
+        """Claim the one 客服 send of message ``key``'s reply, counted in ``openid``'s ``quota``.
+
+        ``GRANTED`` also makes the message's remembered answer ``success`` for ``ttl`` seconds,
+        so a retry of it does not show the reply again. Nothing is written otherwise.
+        """
+
+
+class MediaIds(Protocol):
+    """WeChat's temporary media ids for the bot's images (``bot.wechat.api.media``)."""
+
+    async def media_id(self, name: str) -> str | None:
+        """The kept media_id of image ``name``, unless it expired (by the store's clock)."""
+
+    async def keep_media_id(self, name: str, media_id: str, expires_at: float) -> None:
+        """Keep ``media_id`` for image ``name`` until ``expires_at`` (epoch seconds)."""
+
+
+class Store(Answers, Counts, Audit, Pushes, PickupCodes, LateSends, MediaIds, Protocol):
+    """The seven concerns in one backend; failures raise StoreUnavailable.
 
     A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
     calls serve retries, quota refusals and other workers.

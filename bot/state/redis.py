@@ -21,6 +21,7 @@ from bot.state import coverage
 from bot.state.base import (
     QUOTA_WINDOW,
     REVOKED_KEEP,
+    SENT_KEEP,
     Attempt,
     Claim,
     Claimed,
@@ -30,11 +31,14 @@ from bot.state.base import (
     LinkRecord,
     OverQuota,
     Remembered,
+    SendClaim,
+    SendQuota,
     Usage,
 )
 from bot.state.redis_scripts import (
     CLAIM_AND_RECORD,
     CLAIM_MESSAGE,
+    CLAIM_SEND,
     PREFIX,
     PUT_CODE,
     QUOTA,
@@ -51,6 +55,7 @@ WATCH_TRIES = 100  # optimistic updates of one link's counts retried this often 
 SORTED_SETS = ("attempts", "links")  # the audit trail's keys, checked by the health probe
 
 CODE_KEPT_AFTER_EXPIRY = 60.0  # the key outlives its code a little; resolve checks expires_at
+MEDIA_KEPT_AFTER_EXPIRY = 60.0  # likewise a media id: media_id() checks expires_at
 
 
 def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -84,6 +89,7 @@ class RedisStore:
         self._claim_and_record = self._redis.register_script(CLAIM_AND_RECORD)
         self._remember_push = self._redis.register_script(REMEMBER_PUSH)
         self._put_code = self._redis.register_script(PUT_CODE)
+        self._claim_send = self._redis.register_script(CLAIM_SEND)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> RedisStore:
@@ -330,3 +336,44 @@ class RedisStore:
     async def drop_code(self, code: str) -> None:
         """Forget a code."""
         await self._redis.delete(f"{PREFIX}code:{code}")
+
+    # --- 客服 sends and media ids (bot.wechat.api.late, bot.wechat.api.media) ----------------
+
+    @_guarded
+    async def claim_send(self, key: str, ttl: float, openid: str, quota: SendQuota) -> SendClaim:
+        """Claim the one 客服 send of a message's reply, within the follower's quota."""
+        keys = [
+            f"{PREFIX}sent:{key}",
+            f"{PREFIX}sends:{quota.name}:{openid}",
+            f"{PREFIX}reply:{key}",
+        ]
+        keep_ms = int(max(quota.window, SENT_KEEP) * 1000)
+        args: list[str | int | float] = [
+            repr(self._clock()),
+            quota.window,
+            quota.limit,
+            keep_ms,
+            max(1, int(ttl * 1000)),
+            key,
+        ]
+        return SendClaim(await self._claim_send(keys=keys, args=args))
+
+    @_guarded
+    async def media_id(self, name: str) -> str | None:
+        """The kept media_id of an image, unless expired."""
+        media_id, expires_at = await self._redis.hmget(
+            f"{PREFIX}media:{name}", ["media_id", "expires_at"]
+        )
+        if media_id is None or expires_at is None or float(expires_at) <= self._clock():
+            return None
+        return str(media_id)
+
+    @_guarded
+    async def keep_media_id(self, name: str, media_id: str, expires_at: float) -> None:
+        """Keep an image's media_id until it expires."""
+        keep_ms = int((max(expires_at - self._clock(), 0) + MEDIA_KEPT_AFTER_EXPIRY) * 1000)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            key = f"{PREFIX}media:{name}"
+            pipe.hset(key, mapping={"media_id": media_id, "expires_at": repr(expires_at)})
+            pipe.pexpire(key, keep_ms)
+            await pipe.execute()

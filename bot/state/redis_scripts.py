@@ -68,6 +68,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
+# KEYS: the message's send, the follower's sends for the quota, the message's reply. ARGV: now,
+# the quota's window and limit, ms to keep the send, ms to keep the reply, the message's key.
+# The sends are a sorted set scored by time (the store's clock); the reply becomes success.
+CLAIM_SEND = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'sent' end
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 'over_quota' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[2], now, ARGV[6])
+redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000))
+redis.call('SET', KEYS[3], 'S', 'PX', ARGV[5])
+return 'granted'
+"""
+
 
 def remembered(value: object) -> Remembered | None:
     if not isinstance(value, str):

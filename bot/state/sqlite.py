@@ -23,9 +23,12 @@ from bot.state.base import (
     LinkRecord,
     OverQuota,
     Remembered,
+    SendClaim,
+    SendQuota,
     Usage,
 )
 from bot.state.sqlite_rows import (
+    claim_send_row,
     is_revoked,
     known_reply,
     put_reply,
@@ -307,6 +310,8 @@ class SqliteStore:
                 db.execute("DELETE FROM replies WHERE expires_at < ?", (now,))
                 db.execute("DELETE FROM pushes WHERE expires_at < ?", (now,))
                 db.execute("DELETE FROM pickup_codes WHERE expires_at < ?", (now,))
+                db.execute("DELETE FROM custom_sends WHERE until < ?", (now,))
+                db.execute("DELETE FROM media_ids WHERE expires_at < ?", (now,))
                 return db.total_changes - start
 
         return await self._run(work)
@@ -343,6 +348,32 @@ class SqliteStore:
     async def drop_code(self, code: str) -> None:
         """Forget a code."""
         await self._execute("DELETE FROM pickup_codes WHERE code = ?", (code,))
+
+    # --- 客服 sends and media ids (bot.wechat.api.late, bot.wechat.api.media) ----------------
+
+    async def claim_send(self, key: str, ttl: float, openid: str, quota: SendQuota) -> SendClaim:
+        """Claim the one 客服 send of a message's reply, within the follower's quota."""
+
+        def work(db: sqlite3.Connection) -> SendClaim:
+            now = self._clock()
+            with _write(db):
+                return claim_send_row(db, key, openid, quota, now, now + ttl)
+
+        return await self._run(work)
+
+    async def media_id(self, name: str) -> str | None:
+        """The kept media_id of an image, unless expired."""
+        rows = await self._query(
+            "SELECT media_id FROM media_ids WHERE name = ? AND expires_at > ?",
+            (name, self._clock()),
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def keep_media_id(self, name: str, media_id: str, expires_at: float) -> None:
+        """Keep an image's media_id until it expires."""
+        await self._execute(
+            "INSERT OR REPLACE INTO media_ids VALUES (?, ?, ?)", (name, media_id, expires_at)
+        )
 
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         await self._run(lambda db: db.execute(sql, params).close())

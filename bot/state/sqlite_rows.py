@@ -5,7 +5,14 @@ from __future__ import annotations
 import sqlite3
 
 from bot.state import coverage
-from bot.state.base import QUOTA_WINDOW, LinkRecord, Remembered
+from bot.state.base import (
+    QUOTA_WINDOW,
+    SENT_KEEP,
+    LinkRecord,
+    Remembered,
+    SendClaim,
+    SendQuota,
+)
 
 
 def known_reply(db: sqlite3.Connection, key: str, now: float) -> Remembered | None:
@@ -55,3 +62,24 @@ def save_counts(
         " SET state = excluded.state, until = max(until, excluded.until)",
         (link_id, counts.to_json(), until),
     )
+
+
+def claim_send_row(
+    db: sqlite3.Connection, key: str, openid: str, quota: SendQuota, now: float, until: float
+) -> SendClaim:
+    """Within a write transaction: claim message ``key``'s 客服 send (see ``LateSends``)."""
+    if db.execute("SELECT 1 FROM custom_sends WHERE key = ? AND until > ?", (key, now)).fetchone():
+        return SendClaim.SENT
+    (sent,) = db.execute(
+        "SELECT count(*) FROM custom_sends WHERE openid = ? AND quota = ? AND at > ?",
+        (openid, quota.name, now - quota.window),
+    ).fetchone()
+    if sent >= quota.limit:
+        return SendClaim.OVER_QUOTA
+    keep = now + max(quota.window, SENT_KEEP)
+    db.execute(
+        "INSERT OR REPLACE INTO custom_sends VALUES (?, ?, ?, ?, ?)",
+        (key, openid, quota.name, now, keep),
+    )
+    put_reply(db, key, Remembered(done=True), until)
+    return SendClaim.GRANTED

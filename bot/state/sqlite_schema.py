@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS pushes (
 CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
 CREATE TABLE IF NOT EXISTS pickup_codes (
     code TEXT PRIMARY KEY, token TEXT NOT NULL, link_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS custom_sends (
+    key TEXT PRIMARY KEY, openid TEXT NOT NULL, quota TEXT NOT NULL, at REAL NOT NULL,
+    until REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS custom_sends_by_openid ON custom_sends (openid, quota, at);
+CREATE TABLE IF NOT EXISTS media_ids (
+    name TEXT PRIMARY KEY, media_id TEXT NOT NULL, expires_at REAL NOT NULL);
 """
 ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"

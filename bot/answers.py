@@ -13,8 +13,8 @@ from loguru import logger
 
 from bot.clock import CHINA, Clock, Clocks, Deadline
 from bot.codes import mask, reserve
-from bot.errors import StoreUnavailable
-from bot.keywords.router import Draft, Give, Issued, Router
+from bot.errors import BotError, StoreUnavailable
+from bot.keywords.router import Draft, Give, Issued, Picture, Router
 from bot.logs.safe import readable
 from bot.metrics import Metrics
 from bot.state import (
@@ -29,7 +29,10 @@ from bot.state import (
     bounded,
 )
 from bot.wechat import Message
-from bot.wechat.replies import ReplyValue, SuccessReply, TextReply, reply_from_json
+from bot.wechat.api.errors import RequestRefused
+from bot.wechat.api.late import Answered, LateReplies
+from bot.wechat.api.media import Pictures
+from bot.wechat.replies import ImageReply, ReplyValue, SuccessReply, TextReply, reply_from_json
 
 T = TypeVar("T")
 REPLY_TTL = 60.0  # WeChat retries for about 15 s; the issue asks for at least 30 s
@@ -92,6 +95,8 @@ class Answerer:
         deadline: float = DEADLINE,
         metrics: Metrics | None = None,
         codes: PickupCodes | None = None,
+        late: LateReplies | None = None,
+        pictures: Pictures | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._codes = codes  # None: pick-up codes are off
@@ -102,40 +107,65 @@ class Answerer:
         self._clocks = Clocks(clock, mono)
         self._deadline = deadline
         self._local = LocalReplies(mono)
+        self.late = late  # None: no 客服 (no app_secret); every answer within the deadline
+        self._pictures = pictures  # image replies' media ids (None: no app_secret)
 
     def start(self) -> Deadline:
         """The budget of a push that arrives now: started before its body is read."""
         return self._clocks.deadline(self._deadline)
 
     async def answer(self, message: Message, deadline: Deadline | None = None) -> ReplyValue:
-        """The reply, the same for every delivery of one message, within the push's deadline."""
+        """The reply, the same for every delivery of one message, within the push's deadline.
+
+        With 客服 on, store calls keep their own timeouts: an answer not ready by the deadline is
+        ``success`` now, and the reply follows as a 客服消息 (``bot.wechat.api.late``).
+        """
         deadline = deadline or self.start()
+        late = self.late
+        if late is None or not late.available:
+            return (await self._attempt(message, deadline, deadline)).reply
+        work = asyncio.ensure_future(self._attempt(message, deadline, None))
+        await asyncio.wait({work}, timeout=max(0.0, deadline.left() - MARGIN))
+        if work.done():
+            return work.result().reply
+        logger.warning("{} not answered in time: success now, the reply by 客服", message.dedup_key)
+        late.follow(message, work)
+        return SuccessReply()
+
+    async def _attempt(
+        self, message: Message, deadline: Deadline, calls: Deadline | None
+    ) -> Answered:
+        """This attempt's answer; store calls end by ``calls`` (None: their own timeouts)."""
         key = message.dedup_key
         while True:
             # Signed (and its pick-up codes reserved) before the claim: one store trip.
-            draft, store_down = await self._draft(message, deadline)
-            replies, claimed = await self._claim(key, draft, deadline, store_down=store_down)
+            draft, store_down = await self._draft(message, calls)
+            replies, claimed = await self._claim(key, draft, calls, store_down=store_down)
             if draft.codes and not isinstance(claimed, Fresh):  # this draft's links are never sent
-                await self._quietly(self._drop(draft.codes), deadline)
+                await self._quietly(self._drop(draft.codes), calls)
             match claimed:
                 case Fresh():
-                    return self._issued(message, draft)
+                    ids = tuple(link.link_id for link in draft.links)
+                    issued = self._issued(message, draft)
+                    return Answered(issued, owner=True, links=ids, picture=draft.picture)
                 case OverQuota(retry_at=retry_at):
-                    return await self._refuse(message, retry_at, deadline)
+                    return Answered(await self._refuse(message, retry_at, calls), owner=True)
                 case Known(record=prior):
-                    reply = await self._wait(key, prior, replies, deadline)
+                    reply = await self._wait(key, prior, replies, deadline, calls)
             if reply is not None:
-                return reply_from_json(reply.text)
+                return Answered(reply_from_json(reply.text))
             if deadline.expired(MARGIN + MIN_CALL):
                 logger.warning("retry {}: first attempt gone, no time left: success", key)
-                return SuccessReply()
+                return Answered(SuccessReply())
             # The first attempt's claim is gone (expired, or lost with the store): answer it.
 
-    async def _draft(self, message: Message, deadline: Deadline) -> tuple[Draft, bool]:
+    async def _draft(self, message: Message, calls: Deadline | None) -> tuple[Draft, bool]:
         """The answer if this attempt is the first, and whether reserving its codes found the
         store unavailable (the reply then goes without codes)."""
         router = self.router  # one router for the whole draft, even if a reload swaps it
         action = router.route(message)
+        if isinstance(action, Picture):
+            return Draft(await self._show(action, calls), picture=action.path), False
         if not (
             isinstance(action, Give)
             and self._codes is not None
@@ -145,11 +175,22 @@ class Answerer:
         issued = router.issue(action.keyword, message.source)
         records = tuple(one.record for one in issued)
         try:
-            codes = await self._bounded(self._reserve(self._codes, issued), deadline)
+            codes = await self._bounded(self._reserve(self._codes, issued), calls)
         except StoreUnavailable as exc:
             logger.error("link {} goes without a pick-up code: {}", _ids(issued), exc)
             return Draft(router.word(action, issued), records), True
         return Draft(router.word(action, issued, codes), records, codes), False
+
+    async def _show(self, picture: Picture, calls: Deadline | None) -> ReplyValue:
+        """An image reply (uploaded first if WeChat holds no fresh copy); success if it fails."""
+        try:
+            if self._pictures is None:
+                raise RequestRefused("image", "no [wechat] app_secret", "set it")
+            async with asyncio.timeout(None if calls is None else calls.left() - MARGIN):
+                return ImageReply(await self._pictures.media_id(picture.path))
+        except (BotError, OSError, TimeoutError) as exc:
+            logger.error("image {} not shown (success instead): {!r}", picture.path.name, exc)
+            return SuccessReply()
 
     @staticmethod
     async def _reserve(codes: PickupCodes, issued: tuple[Issued, ...]) -> tuple[str, ...]:
@@ -164,7 +205,7 @@ class Answerer:
             await self._codes.drop_code(code)
 
     async def _claim(
-        self, key: str, draft: Draft, deadline: Deadline, *, store_down: bool = False
+        self, key: str, draft: Draft, calls: Deadline | None, *, store_down: bool = False
     ) -> tuple[Recall, Claimed]:
         """Claim the message and, when first, record the link and the answer (one store trip)."""
         first = draft.links[0] if draft.links else None
@@ -175,7 +216,7 @@ class Answerer:
                 self._store.claim_and_record(
                     key, REPLY_TTL, draft.reply.to_json(), first, self._per_hour
                 ),
-                deadline,
+                calls,
             )
         except StoreUnavailable as exc:
             logger.error("dedup of {} falls back to this process: {}", key, exc)
@@ -186,7 +227,7 @@ class Answerer:
                 )
             return self._local, Fresh() if local is None else Known(local)
         for link in draft.links[1:] if isinstance(claimed, Fresh) else ():  # several files
-            await self._quietly(self._store.record_link(link, 0), deadline)  # per_hour 0: no quota
+            await self._quietly(self._store.record_link(link, 0), calls)  # per_hour 0: no quota
         return self._store, claimed
 
     def _issued(self, message: Message, draft: Draft) -> ReplyValue:
@@ -205,7 +246,9 @@ class Answerer:
             self._metrics.links_issued.labels(link.keyword).inc()
         return draft.reply
 
-    async def _refuse(self, message: Message, retry_at: float, deadline: Deadline) -> ReplyValue:
+    async def _refuse(
+        self, message: Message, retry_at: float, calls: Deadline | None
+    ) -> ReplyValue:
         """The quota refusal, remembered as the answer to this (claimed) message."""
         key = message.dedup_key
         logger.warning(
@@ -216,7 +259,7 @@ class Answerer:
         )
         reply = TextReply(quota_text(self._per_hour, retry_at, self._clock()))
         self._remember(key, reply)
-        await self._quietly(self._store.save_reply(key, reply.to_json(), REPLY_TTL), deadline)
+        await self._quietly(self._store.save_reply(key, reply.to_json(), REPLY_TTL), calls)
         return reply
 
     def _remember(self, key: str, reply: ReplyValue) -> None:
@@ -224,7 +267,12 @@ class Answerer:
         self._local.put(key, Remembered(done=True, text=reply.to_json()), REPLY_TTL)
 
     async def _wait(
-        self, key: str, prior: Remembered, replies: Recall, deadline: Deadline
+        self,
+        key: str,
+        prior: Remembered,
+        replies: Recall,
+        deadline: Deadline,
+        calls: Deadline | None,
     ) -> Remembered | None:
         """The first attempt's record; done (success) at the deadline; None if gone."""
         reply: Remembered | None = prior
@@ -234,18 +282,19 @@ class Answerer:
                 return Remembered(done=True)
             await asyncio.sleep(POLL_SECONDS)
             try:
-                reply = await self._bounded(replies.read_reply(key), deadline)
+                reply = await self._bounded(replies.read_reply(key), calls)
             except StoreUnavailable as exc:
                 logger.error("reading the reply to {} failed: {}", key, exc)
                 reply = await self._local.read_reply(key) or reply
         return reply
 
-    async def _bounded(self, call: Awaitable[T], deadline: Deadline) -> T:
-        return await bounded(call, min(STORE_TIMEOUT, deadline.left() - MARGIN))
+    async def _bounded(self, call: Awaitable[T], calls: Deadline | None) -> T:
+        left = STORE_TIMEOUT if calls is None else calls.left() - MARGIN
+        return await bounded(call, min(STORE_TIMEOUT, left))
 
-    async def _quietly(self, call: Awaitable[object], deadline: Deadline) -> None:
+    async def _quietly(self, call: Awaitable[object], calls: Deadline | None) -> None:
         try:
-            await self._bounded(call, deadline)
+            await self._bounded(call, calls)
         except StoreUnavailable as exc:
             logger.error("{}", exc)
 

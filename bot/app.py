@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from loguru import logger
 
 from bot import __version__
-from bot.answers import Answerer
+from bot.answers import REPLY_TTL, Answerer
 from bot.clock import Clock
 from bot.codes import codes_of
 from bot.config import Settings, config_path, load_settings
@@ -40,6 +40,9 @@ from bot.web.pickup import PickupDesk
 from bot.web.pickup import router as pickup_router
 from bot.web.webhook import webhook_router
 from bot.wechat import Codec
+from bot.wechat.api.late import LateReplies
+from bot.wechat.api.media import Pictures
+from bot.wechat.api.settings import server_api
 
 PRUNE_EVERY = 3600.0
 
@@ -59,6 +62,11 @@ def build_services(
     )
     delivery = build_delivery(settings, slots)
     parts = rule_parts(settings, clock, delivery)
+    wechat = server_api(settings.wechat, settings.state.url, wall=clock, monotonic=mono)
+    pictures = late = None
+    if wechat is not None:  # 客服 and image replies: WeChat's API with the shared token
+        pictures = Pictures(wechat.api, store, wall=clock)
+        late = LateReplies(wechat.api, store, pictures, reply_ttl=REPLY_TTL)
     return Services(
         settings=settings,
         clock=clock,
@@ -83,6 +91,8 @@ def build_services(
             mono=mono,
             metrics=metrics,
             codes=codes_of(settings.links.pickup_codes, store),
+            late=late,
+            pictures=pictures,
         ),
         slots=slots,
         delivery=delivery,
@@ -101,6 +111,7 @@ def build_services(
         health=store.ping,
         proxies=TrustedProxies(parse_networks(settings.server.trusted_proxies)),
         sendable=parts.sendable,
+        wechat=wechat,
     )
 
 
@@ -133,7 +144,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         pruner.cancel()
+        if services.answerer.late is not None:
+            await services.answerer.late.drain()  # late replies still on their way
         await services.gate.drain()
+        if services.wechat is not None:
+            await services.wechat.aclose()
         await services.store.close()
 
 

@@ -21,6 +21,7 @@ from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
 from bot.state import known_url, sqlite_path, url_forms
 from bot.web.clientaddr import parse_networks
 from bot.wechat.api.client import DEFAULT_BASE_URL
+from bot.wechat.api.media import image_problem
 from bot.wechat.api.menu import Menu
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -235,6 +236,7 @@ def load_settings(path: Path | None = None, *, check_files: bool = True) -> Sett
         settings.state.url = f"sqlite:///{base / state_file}"
     _check_secrets(settings)
     _check_templates(settings)
+    _check_images(settings, check_files=check_files)
     if check_files:
         _check_files(settings)
     return settings
@@ -326,6 +328,24 @@ def _check_templates(settings: Settings) -> None:
                 f"use only {', '.join('{' + n + '}' for n in names)}; "
                 "write {{ and }} for literal braces",
             ) from None
+
+
+def _check_images(settings: Settings, *, check_files: bool) -> None:
+    """Image rules need WeChat's API (the picture is uploaded) and a PNG or JPEG in files.dir."""
+    for i, rule in enumerate(settings.keywords):
+        if not rule.image:
+            continue
+        if not settings.wechat.app_secret.get_secret_value():
+            raise ConfigError(
+                f"keywords[{i}].image",
+                "needs [wechat] app_secret: the picture is uploaded to WeChat as temporary media",
+                "set wechat.app_secret (or BOT_WECHAT__APP_SECRET), or answer with text or news",
+            )
+        problem = image_problem(settings.files.dir, rule.image) if check_files else None
+        if problem:
+            raise ConfigError(
+                f"keywords[{i}].image", problem, "put a PNG or JPEG (at most 10 MB) in files.dir"
+            )
 
 
 def _check_files(settings: Settings) -> None:

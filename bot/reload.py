@@ -75,6 +75,7 @@ def rule_parts(
         settings.server.public_url,
         max_downloads=settings.links.max_downloads,
         clock=clock,
+        files=settings.files.dir,
     )
     sendable = frozenset(rule.name for rule in settings.keywords if rule.aliases)
     catalog = (

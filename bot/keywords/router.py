@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.clock import Clock
 from bot.codes import PATH as PICKUP_PATH
@@ -30,7 +31,14 @@ class Give:
     greeting: str = ""
 
 
-Routed = ReplyValue | Give
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A rule's image: answered with an ``ImageReply`` once WeChat holds it (by ``bot.answers``)."""
+
+    path: Path
+
+
+Routed = ReplyValue | Give | Picture
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,7 @@ class Draft:
     reply: ReplyValue
     links: tuple[LinkRecord, ...] = ()
     codes: tuple[str, ...] = ()  # the pick-up codes reserved for ``links``, in order (or none)
+    picture: Path | None = None  # an image reply's file (uploaded again if WeChat refuses it)
 
 
 def normalize(text: str) -> str:
@@ -69,8 +78,10 @@ class Router:
         *,
         max_downloads: int = 0,
         clock: Clock = time.time,
+        files: Path = Path("files"),
     ) -> None:
         self._signer, self._public_url, self._clock = signer, public_url, clock
+        self._files = files  # [files] dir: where an image rule's picture is
         self._pickup_url = public_url.rstrip("/") + PICKUP_PATH
         self._max_downloads = max_downloads  # [links] max_downloads, unless the rule says
         self.book = RuleBook(keywords)
@@ -99,15 +110,20 @@ class Router:
         if not rule.active(self._clock()):
             text = s.inactive_reply.format(keyword=s.name, window=window_text(s))
             return TextReply(_joined(greeting, text))
+        if s.image:  # a picture carries no text: the greeting is left out
+            return Picture(self._files / s.image)
         if not s.file_list:
             return TextReply(_joined(greeting, s.reply))
         return Give(s, greeting)
 
     def draft(self, message: Routable) -> Draft:
         """The reply to one message, with fresh links (and no pick-up codes) where it has them."""
-        return self.draft_of(self.route(message), message.source)
+        routed = self.route(message)
+        if isinstance(routed, Picture):
+            raise TypeError("an image reply needs its media_id: bot.answers drafts it")
+        return self.draft_of(routed, message.source)
 
-    def draft_of(self, routed: Routed, openid: str) -> Draft:
+    def draft_of(self, routed: ReplyValue | Give, openid: str) -> Draft:
         """The reply for a message already routed (links issued to ``openid``, without codes)."""
         if not isinstance(routed, Give):
             return Draft(routed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ DEFAULT_TITLE = "{filename}"
 DEFAULT_DESCRIPTION = "点击打开下载（{minutes} 分钟内有效）"
 DEFAULT_INACTIVE = "「{keyword}」现在不在开放时间内（北京时间 {window}）。"
 WINDOW_FORMAT = "%Y-%m-%d %H:%M"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # a passive image reply: no GIF (WeChat refuses it)
 LINK_NAMES = ("url", "filename", "minutes", "code", "pickup_url")
 INACTIVE_NAMES = ("keyword", "window")
 
@@ -35,7 +37,8 @@ class KeywordSettings(BaseModel):
     file: str = ""
     files: list[str] = Field(default_factory=list)
     reply: str = ""
-    style: Literal["text", "anchor", "news"] = "text"
+    style: Literal["text", "anchor", "news", "image"] = "text"
+    image: str = ""  # style "image": a PNG or JPEG in files.dir, shown as a picture
     title: str = DEFAULT_TITLE
     description: str = DEFAULT_DESCRIPTION
     picurl: str = ""
@@ -95,9 +98,25 @@ class KeywordSettings(BaseModel):
                 raise ValueError(
                     f"match {shown(alias)} is not a valid {self.mode}: {exc}"
                 ) from None
-        if not self.file_list:
+        if (self.style == "image") != bool(self.image):
+            raise ValueError(
+                'style "image" and image go together: image = "poster.png" (a PNG or JPEG in'
+                ' files.dir) with style = "image"'
+            )
+        if self.image:
+            if self.file_list or self.reply:
+                raise ValueError(
+                    'style "image" answers with the picture alone: drop file, files and reply'
+                    " (a link needs another rule)"
+                )
+            if Path(self.image).suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(
+                    f"image {self.image!r}: WeChat shows only PNG or JPEG in a reply (not GIF):"
+                    " convert it to .png or .jpg"
+                )
+        elif not self.file_list:
             if not self.reply:
-                raise ValueError("gives nothing: set file, files, or reply (a text answer)")
+                raise ValueError("gives nothing: set file, files, reply (a text answer) or image")
             if self.style == "news":
                 raise ValueError('style "news" needs a file: the card opens the link')
         if self.style == "news" and len(self.file_list) > 1:

@@ -48,7 +48,9 @@ def rows(
         window = window_text(rule) if (rule.active_from or rule.active_until) else "always"
         style = "" if rule.style == "text" else f" [{rule.style}]"
         first = triggers(rule)
-        if not rule.file_list:
+        if rule.image:
+            table.append((first, "", f"image {rule.image}", "", window))
+        elif not rule.file_list:
             table.append((first, "", "text reply" + style, "", window))
         for name in rule.file_list:
             size, where = found[name]

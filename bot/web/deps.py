@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.delivery.gate import Gate
     from bot.replay import ReplayGuard
     from bot.state import Store
+    from bot.wechat.api.settings import ServerAPI
 
 # True when the bot can serve (its store answers); raising or a timeout counts as False.
 HealthCheck = Callable[[], Awaitable[bool]]
@@ -58,6 +59,7 @@ class Services:
     health: HealthCheck = always_ok
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
     sendable: frozenset[str] = frozenset()  # rule names a follower can type
+    wechat: ServerAPI | None = None  # WeChat's API (客服, media); None without an app_secret
 
     def keyword_to_send(self, keyword: str, file_key: str) -> str:
         """What a page asks the follower to send again: the link's keyword if it can be typed,

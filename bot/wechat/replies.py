@@ -103,6 +103,20 @@ class NewsReply(ReplyValue):
 
 
 @dataclass(frozen=True, slots=True)
+class ImageReply(ReplyValue):
+    """A picture WeChat already holds: temporary media's ``media_id`` (``bot.wechat.api.media``)."""
+
+    kind: ClassVar[str] = "image"
+    media_id: str
+
+    def render(self, *, to_user: str, from_user: str, create_time: int) -> str:
+        return (
+            _head(to_user, from_user, create_time, "image")
+            + f"<Image><MediaId>{cdata(self.media_id)}</MediaId></Image></xml>"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SuccessReply(ReplyValue):
     """``success``: WeChat shows nothing and stops retrying."""
 

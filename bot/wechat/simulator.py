@@ -123,10 +123,12 @@ def follower_push(
 
 
 def describe_reply(xml: str) -> str:
-    """A reply as a person reads it: the text, or a news card's title, description and link."""
+    """A reply as a person reads it: its text, a news card's title, text and link, or an image."""
     if xml.strip() in ("", "success"):
         return "(no reply: success)"
     root = parse_tree(xml)
+    if child_text(root, "MsgType") == "image":
+        return f"[图片] media_id {child_text(root, 'Image/MediaId')}"
     if child_text(root, "MsgType") != "news":
         return child_text(root, "Content")
     cards = []

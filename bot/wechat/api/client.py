@@ -200,6 +200,11 @@ class WeChatAPI:
         body = {"touser": openid, "msgtype": "news", "news": {"articles": articles}}
         await self.call("POST", "cgi-bin/message/custom/send", body=body)
 
+    async def send_image(self, openid: str, media_id: str) -> None:
+        """``message/custom/send``: an image 客服消息 (InvalidMedia when WeChat lost the media)."""
+        body = {"touser": openid, "msgtype": "image", "image": {"media_id": media_id}}
+        await self.call("POST", "cgi-bin/message/custom/send", body=body)
+
     async def upload_image(self, filename: str, data: bytes, content_type: str) -> str:
         """``media/upload?type=image``: temporary media (3 days); its ``media_id``."""
         answer = await self.call(

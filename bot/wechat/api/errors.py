@@ -125,6 +125,15 @@ class CustomMessageRefused(WeChatAPIError):
         super().__init__(api, errcode, errmsg, problem, "answer when the follower writes again")
 
 
+class InvalidMedia(WeChatAPIError):
+    """40007: WeChat does not know the media_id (expired or never uploaded)."""
+
+    def __init__(self, api: str, errcode: int, errmsg: str) -> None:
+        super().__init__(
+            api, errcode, errmsg, "WeChat does not know this media_id", "upload the file again"
+        )
+
+
 class WeChatUnreachable(BotError):
     """The API did not answer (network, timeout, not JSON); the reason never holds the URL."""
 
@@ -148,6 +157,7 @@ _BY_CODE: dict[int, Callable[[str, int, str], WeChatAPIError]] = {
     46003: NoMenu,
     45015: CustomMessageRefused,
     45047: CustomMessageRefused,
+    40007: InvalidMedia,
 }
 
 

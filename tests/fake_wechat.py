@@ -26,10 +26,13 @@ EXPIRES_IN = 7200
 ERRMSG = {
     -1: "system error",
     40001: "invalid credential, access_token is invalid or not latest rid: 1",
+    40007: "invalid media_id rid: 1",
     40013: "invalid appid rid: 1",
     40125: "invalid appsecret rid: 1",
     40164: f"invalid ip {SERVER_IP} ipv6 ::ffff:{SERVER_IP}, not in whitelist rid: 1",
     45009: "reach max api daily quota limit rid: 1",
+    45015: "response out of time limit or subscription is canceled rid: 1",
+    45047: "out of response count limit rid: 1",
     46003: "menu no exist rid: 1",
     48001: "api unauthorized rid: 1",
 }

@@ -7,7 +7,6 @@ import secrets
 import socket
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -16,11 +15,12 @@ from bot.answers import Answerer
 from bot.app import create_app
 from bot.config import Settings
 from bot.reload import rule_parts
-from bot.state import Store, store_from_url
+from bot.state import store_from_url
 from bot.wechat import build_message_xml
 from bot.wechat.messages import parse_message
 from bot.wechat.replies import SuccessReply
 from tests.conftest import WECHAT, Clock, LogCapture, start_server
+from tests.helpers.stores import Stalled
 
 
 class Ticking:
@@ -72,24 +72,6 @@ def test_a_pending_retry_gets_success_at_the_deadline_on_the_injected_clock(
     assert -mono.step <= left <= 0.5  # answered at the deadline (minus a margin), not past it
     assert real < 4.0  # the injected clock, not real time, spent the budget
     assert logs.find("at the deadline", level="WARNING")
-
-
-class Stalled:
-    """The real store, with the replay record and the dedup claim stalled on purpose."""
-
-    def __init__(self, inner: Store, seconds: float) -> None:
-        self._inner, self._seconds = inner, seconds
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def remember_push(self, *args: Any) -> Any:
-        await asyncio.sleep(self._seconds)
-        return await self._inner.remember_push(*args)
-
-    async def claim_and_record(self, *args: Any) -> Any:
-        await asyncio.sleep(self._seconds)
-        return await self._inner.claim_and_record(*args)
 
 
 @pytest.mark.slow

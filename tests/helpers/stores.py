@@ -1,4 +1,4 @@
-"""A second connection to a running bot's store, and work released all at once."""
+"""A second connection to a running bot's store, work released all at once, a stalled store."""
 
 from __future__ import annotations
 
@@ -14,6 +14,29 @@ from bot.state import Store, store_from_url
 from tests.conftest import BIG_NAME, DEMO_NAME, SECRET, Clock
 
 T = TypeVar("T")
+
+
+class Stalled:
+    """The real store with some calls delayed on purpose: ``delays`` maps a method to seconds
+    (change it while the store is in use); ``Stalled(store, 3.0)`` stalls the replay record and
+    the dedup claim."""
+
+    def __init__(self, inner: Store, seconds: float = 0.0, **delays: float) -> None:
+        self._inner = inner
+        self.delays = delays or {"remember_push": seconds, "claim_and_record": seconds}
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._inner, name)
+        seconds = self.delays.get(name, 0.0)
+        if not seconds:
+            return call
+
+        async def stalled(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(seconds)
+            return await call(*args, **kwargs)
+
+        return stalled
+
 
 LIMITED: list[dict[str, Any]] = [
     {"match": "芝麻开门", "file": DEMO_NAME},

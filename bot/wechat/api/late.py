@@ -99,7 +99,30 @@ class LateReplies:
         sender = self._senders.get(type(reply))
         if not answered.owner or sender is None:  # a retry's, or success: nothing to send
             return False
-        quota = quota_of(message)
+        if not await self._claim(message):
+            return False
+        try:
+            await sender(message.source, answered)
+        except (AccountLacksAPI, CustomMessageRefused) as exc:
+            self._unavailable(exc)
+            logger.error("late reply to {} lost: {}", key, exc)
+            return False
+        except (BotError, OSError) as exc:
+            logger.error("late reply to {} lost: {}", key, exc)
+            return False
+        links = ",".join(answered.links) or "-"
+        logger.info(
+            "late reply to {} sent by 客服 ({}): openid={} links={}",
+            key,
+            reply.kind,
+            message.source,
+            links,
+        )
+        return True
+
+    async def _claim(self, message: Message) -> bool:
+        """The one send of this message's reply, within the follower's quota (else logged)."""
+        key, quota = message.dedup_key, quota_of(message)
         if quota is None:
             logger.warning("late reply to {} not sent: {} opens no 客服 window", key, message.event)
             return False
@@ -112,8 +135,7 @@ class LateReplies:
             return False
         if claim is SendClaim.SENT:
             logger.info("late reply to {}: already sent by another attempt", key)
-            return False
-        if claim is SendClaim.OVER_QUOTA:
+        elif claim is SendClaim.OVER_QUOTA:
             logger.warning(
                 "late reply to {} not sent: openid={} had {} 客服 messages within {:g} s of a {}",
                 key,
@@ -122,24 +144,7 @@ class LateReplies:
                 quota.window,
                 quota.name,
             )
-            return False
-        try:
-            await sender(message.source, answered)
-        except (AccountLacksAPI, CustomMessageRefused) as exc:
-            self._unavailable(exc)
-            logger.error("late reply to {} lost: {}", key, exc)
-            return False
-        except (BotError, OSError) as exc:
-            logger.error("late reply to {} lost: {}", key, exc)
-            return False
-        logger.info(
-            "late reply to {} sent by 客服 ({}): openid={} links={}",
-            key,
-            reply.kind,
-            message.source,
-            ",".join(answered.links) or "-",
-        )
-        return True
+        return claim is SendClaim.GRANTED
 
     def _unavailable(self, exc: AccountLacksAPI | CustomMessageRefused) -> None:
         """48001 or 45015: this account can't send 客服消息; answer as before from now on."""

@@ -238,7 +238,7 @@ class Store(Answers, Counts, Audit, Pushes, PickupCodes, Protocol):
         """True when the store answers (for /healthz); raises StoreUnavailable otherwise."""
 
 
-STORE_TIMEOUT = 2.0  # the longest any one store call may take (a deadline may cut it shorter)
+STORE_TIMEOUT = 1.0  # the longest any one store call may take (a deadline may cut it shorter)
 
 
 async def bounded(call: Awaitable[T], seconds: float) -> T:

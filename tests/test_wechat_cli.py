@@ -314,6 +314,14 @@ def test_menu_pull_carries_an_admin_page_menu_over(fake: FakeWeChat, tmp_path: P
     assert "MENU_2'" not in check.stderr
 
 
+def test_an_unverified_account_pulls_its_admin_page_menu(fake: FakeWeChat, tmp_path: Path) -> None:
+    fake.selfmenu = SELFMENU_EXAMPLE
+    fake.script("cgi-bin/menu/get", 48001)  # an unverified 订阅号 has no menu API
+    result = bot("menu", "pull", "-c", str(config_for(tmp_path, fake)))
+    assert result.returncode == 0, result.stderr
+    assert load_menu(tomllib.loads(result.stdout)["menu"]).button[1].key == "MENU_2"
+
+
 def test_menu_delete(fake: FakeWeChat, tmp_path: Path) -> None:
     fake.menu = ISSUE_JSON
     result = bot("menu", "delete", "-c", str(config_for(tmp_path, fake)))
@@ -430,6 +438,8 @@ def test_import_autoreply_of_wechats_documented_example(fake: FakeWeChat, tmp_pa
     )
     again = bot("import-autoreply", "--out", str(out), "-c", str(config))
     assert again.returncode == 2 and "exists" in again.stderr
+    printed = bot("import-autoreply", "-c", str(config))  # `docker compose exec -T … > rules.toml`
+    assert printed.returncode == 0 and printed.stdout == text
 
 
 def test_import_autoreply_appends_to_a_config_that_has_replies(

@@ -92,10 +92,15 @@ def push(config: ConfigOpt = None) -> None:
 
 
 async def _live(api: WeChatAPI) -> Pulled | None:
-    """The menu made through the API, else the admin page's, else None."""
+    """The menu made through the API, else the admin page's (any account may read it), else
+    None."""
+    from bot.wechat.api.errors import AccountLacksAPI
     from bot.wechat.api.selfmenu import from_menu_get, from_selfmenu
 
-    answer = await api.get_menu()
+    try:
+        answer = await api.get_menu()
+    except AccountLacksAPI:  # an unverified 订阅号: no menu API, but its admin-page menu reads
+        answer = None
     if answer is not None:
         return from_menu_get(answer)
     return from_selfmenu(await api.get_selfmenu_info())
@@ -223,15 +228,20 @@ def qr(
 
 
 def import_autoreply(
-    out: Annotated[Path, typer.Option(help="TOML file to write (a new file), e.g. rules.toml")],
+    out: Annotated[
+        Path | None, typer.Option(help="write here (a new file, e.g. rules.toml), not to stdout")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Read the admin page's 自动回复 and write them as rules to review (run before 启用)."""
     from bot.wechat.api.autoreply import convert, to_toml
 
     settings = settings_of(config, check_files=False)
-    target = _new_file(out)
+    target = _new_file(out) if out is not None else None
     imported = convert(with_api(settings, lambda api: api.get_autoreply_info()))
+    if target is None:  # what could not come along is in the TOML's comments
+        typer.echo(to_toml(imported), nl=False)
+        return
     target.write_text(to_toml(imported), encoding="utf-8")
     replies = ", ".join(f"[replies] {key}" for key in imported.replies)
     typer.echo(

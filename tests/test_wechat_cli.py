@@ -556,3 +556,12 @@ def test_check_and_serve_warn_about_menu_keys_no_rule_answers(
         r"WARNING \| menu\.button\[1\] \('说明'\): key 'MENU_MANUAL': no rule", served.text()
     )
     assert sum(fake.calls.values()) == 0  # neither calls WeChat
+
+
+def test_the_example_configs_commented_menu_is_valid_once_switched_on() -> None:
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    block = text.split("## The account's custom menu", 1)[1].split("\n[replies]", 1)[0]
+    lines = [line.removeprefix("# ") for line in block.splitlines() if line.startswith("# ")]
+    menu = load_menu(tomllib.loads("\n".join(lines))["menu"])
+    assert [b.name for b in menu.button] == ["下载", "说明"]
+    assert '# app_secret = ""' in text and "BOT_WECHAT__APP_SECRET" in text

@@ -92,8 +92,7 @@ def push(config: ConfigOpt = None) -> None:
 
 
 async def _live(api: WeChatAPI) -> Pulled | None:
-    """The menu made through the API, else the admin page's (any account may read it), else
-    None."""
+    """The API's menu, else the admin page's (which any account may read), else None."""
     from bot.wechat.api.errors import AccountLacksAPI
     from bot.wechat.api.selfmenu import from_menu_get, from_selfmenu
 

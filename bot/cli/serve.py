@@ -29,9 +29,10 @@ def serve(
     checked_files(settings)  # every keyword's file (s3: object) is there, or exit 2
     from loguru import logger
 
+    from bot.cli.wechat import menu_warnings
     from bot.keywords.patterns import risky
 
-    for warning in risky(settings.keywords):
+    for warning in risky(settings.keywords) + menu_warnings(settings):
         logger.warning(warning)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port

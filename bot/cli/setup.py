@@ -56,7 +56,9 @@ def check(config: ConfigOpt = None) -> None:
 
     found = checked_files(settings)
     typer.echo(render(rows(settings.keywords, found, settings.links.max_downloads)))
+    from bot.cli.wechat import menu_warnings
     from bot.keywords.patterns import risky
 
-    for warning in risky(settings.keywords):  # still runs, but may be cut off: say so
+    # risky: still runs, but may be cut off; a menu key no rule answers: a tap gets nothing
+    for warning in risky(settings.keywords) + menu_warnings(settings):
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)

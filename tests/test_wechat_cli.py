@@ -86,6 +86,8 @@ RULES = [
     {"scene": "poster", "file": DEMO_NAME},
 ]
 
+pytestmark = pytest.mark.slow  # runs the real `bot` command against the fake, ~45 times
+
 
 def bot(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

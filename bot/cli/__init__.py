@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import links, serve, setup, store
+from bot.cli import admin, links, serve, setup, store
 
 OWNER_HELP = (
     "Your WeChat official account's bot: it answers followers' keywords, menu taps and QR scans "
@@ -28,6 +28,7 @@ COMMANDS = (
     store.stats,
     store.audit,
     store.prune,
+    admin.admin_password,
 )
 for command in COMMANDS:
     app.command()(command)

@@ -78,6 +78,13 @@ def text_by_id(page: str, element_id: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", match.group(1))).strip()
 
 
+def table_text(page: str, element_id: str) -> str:
+    """The text of the table with this id, its cells separated by spaces."""
+    match = re.search(rf'<table[^>]*id="{element_id}"[^>]*>(.*?)</table>', page, re.S)
+    assert match, element_id
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(1))).split())
+
+
 def value_by_id(page: str, element_id: str) -> str:
     """The data-value of the element with this id."""
     match = re.search(rf'id="{element_id}" data-value="([^"]*)"', page)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -38,7 +40,8 @@ ROUTES = [  # every /admin route, and a path that is none of them
 def on_store(
     settings: Settings, clock: Callable[[], float], work: Callable[[Store], Awaitable[T]]
 ) -> T:
-    """Run ``work`` on a second connection to the server's store (as the CLI would)."""
+    """Run ``work`` on a second connection to the server's store (as the CLI would), in a thread
+    of its own: Playwright's sync API keeps an event loop running in the test's thread."""
 
     async def run() -> T:
         store = store_from_url(settings.state.url, clock=clock)
@@ -48,7 +51,16 @@ def on_store(
         finally:
             await store.close()
 
-    return asyncio.run(run())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def wait_for_attempts(settings: Settings, clock: Callable[[], float], count: int) -> None:
+    """Attempts are written after their response ends: wait until ``count`` are in."""
+    deadline = time.monotonic() + 10
+    while len(on_store(settings, clock, lambda store: store.attempts_since(0))) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} attempts recorded"
+        time.sleep(0.05)
 
 
 def set_password(

@@ -11,9 +11,17 @@ import httpx
 import pytest
 
 from bot.config import load_settings
-from tests.adminkit import csrf_of, login, set_password, table_text, text_by_id, value_by_id
+from tests.adminkit import (
+    csrf_of,
+    login,
+    set_password,
+    table_text,
+    text_by_id,
+    value_by_id,
+    wait_for_attempts,
+)
 from tests.conftest import Clock, RunningServer, Start, write_config
-from tests.test_state import LIMITED, bot, link_id, link_of, post, text_of, wait_for_attempts
+from tests.test_state import LIMITED, bot, link_id, link_of, post, text_of
 
 FOLLOWERS = ("o_a", "o_b", "o_c", "o_d")
 
@@ -133,7 +141,8 @@ def test_a_links_story_search_and_revoke(
     assert text_by_id(story, "link-id") == b1 and text_by_id(story, "follower") == "o_…"
     outcomes = re.findall(r'<tr class="outcome-(\w+)">', story)
     assert outcomes == ["served", "exhausted"]
-    assert "完成 1" in text_by_id(story, "usage") and 'id="revoke"' in story
+    assert "完成 1" in text_by_id(story, "usage") and "used up" in table_text(story, "attempts")
+    assert 'id="ended"' in story and 'id="revoke"' not in story  # expired: nothing to revoke
     pasted = server.settings.server.public_url + paths["a3"]  # expired: still found
     expired = owner.get("/admin/links", params={"q": pasted})
     assert expired.headers["location"] == f"/admin/links/{IDS[paths['a3']]}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 360, 150
-LEFT, RIGHT, TOP, BOTTOM = 26, 4, 8, 18  # room for the axis labels
+LEFT, RIGHT, TOP, BOTTOM = 28, 4, 8, 20  # room for the axis labels
 MAX_LABELS = 8  # at most this many column labels under the bars
 
 
@@ -34,6 +34,7 @@ class BarChart:
     x_labels: list[tuple[float, str]]  # (centre x, text)
     y_ticks: list[tuple[float, str]]  # (y, value)
     base: float  # y of the zero line
+    left: int = LEFT  # x where the plot starts (the y labels end just before it)
 
 
 def nice_top(value: int) -> int:

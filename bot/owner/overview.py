@@ -30,6 +30,20 @@ REASONS: dict[str, str] = {
     Outcome.BAD_RANGE: "范围错误 · bad range",
     Outcome.THROTTLED: "请求过频 · throttled",
 }
+# Every outcome of a request for a link, as a link's story names it.
+OUTCOMES: dict[str, str] = {
+    Outcome.SERVED: "已送出 · served",
+    Outcome.ABORTED: "中途断开 · aborted",
+    Outcome.CHANGED: "文件已换 · changed",
+    Outcome.STALLED: "停滞断开 · stalled",
+    Outcome.LAPSED: "计数失效 · lapsed",
+    **REASONS,
+}
+
+
+def outcome_text(outcome: str) -> str:
+    """An attempt's outcome as the owner's page shows it (an unknown one as it is)."""
+    return OUTCOMES.get(outcome, outcome)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,16 @@ from starlette.exceptions import HTTPException
 from bot.errors import BotError, LinkExpired, StoreUnavailable
 from bot.keywords.table import rows
 from bot.owner.chart import bar_chart
-from bot.owner.overview import DAY, PERIODS, keyword_counts, mask_openid, overview, size_text
+from bot.owner.overview import (
+    DAY,
+    PERIODS,
+    REASONS,
+    keyword_counts,
+    mask_openid,
+    outcome_text,
+    overview,
+    size_text,
+)
 from bot.state import LinkRecord, Store
 from bot.state.report import when
 from bot.web.adminlogin import Owner, OwnerDep, ask, checked_form, render
@@ -31,7 +40,7 @@ RECENT = 20  # links listed on the search page, and of one follower
 MAX_QUERY = 600  # a pasted link is ~150 characters
 READ = ["GET", "HEAD"]
 ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-HELPERS = {"when": when, "mask": mask_openid, "size": size_text}
+HELPERS = {"when": when, "mask": mask_openid, "size": size_text, "outcome": outcome_text}
 
 router = APIRouter(include_in_schema=False)
 
@@ -156,6 +165,7 @@ async def link_page(link_id: str, services: ServicesDep, owner: OwnerDep) -> Res
         usage=usage,
         attempts=attempts,
         counted=sum(a.counted for a in attempts),
+        refusals=REASONS,
         siblings=siblings,
         now=services.clock(),
     )

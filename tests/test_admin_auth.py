@@ -3,6 +3,7 @@ throttle, CSRF, and every route leading to the login page without a session."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.owner.session import SESSION_SECONDS
 from tests.adminkit import PASSWORD, ROUTES, csrf_of, login, on_store, set_password
-from tests.conftest import Clock, LogCapture, RunningServer, write_config
+from tests.conftest import Clock, LogCapture, RedisServer, RunningServer, write_config
 
 ServeFn = Callable[[Settings], RunningServer]
 
@@ -195,3 +196,22 @@ def test_with_a_session_unknown_paths_are_404(owned: RunningServer) -> None:
         login(client)
         assert client.get("/admin/nothing/here").status_code == 404
         assert client.get("/admin/").status_code == 404
+
+
+def test_a_store_that_does_not_answer_gives_only_the_login_page(
+    tmp_path: Path, files_dir: Path, serve: ServeFn, own_redis: RedisServer, logs: LogCapture
+) -> None:
+    server = serve_with(tmp_path, serve, state={"url": own_redis.url()})
+    with server.client() as client:
+        assert login(client).status_code == 303
+        own_redis.process.send_signal(signal.SIGSTOP)  # the store keeps the password: no answer
+        try:
+            page = client.get("/admin")
+            form = client.get("/admin/login")
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
+        assert client.get("/admin").status_code == 200  # back once the store answers
+    for answer in (page, form):
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+        assert 'name="password"' in answer.text and "n-links" not in answer.text
+    assert logs.find("owner page: the store does not answer", level="ERROR")

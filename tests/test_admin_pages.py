@@ -3,6 +3,7 @@ link's story lists every request, Revoke works, and the rules show their week.""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from bot.config import load_settings
+from bot.errors import StoreUnavailable
 from tests.adminkit import (
     csrf_of,
     login,
@@ -187,3 +189,19 @@ def test_rules_list_the_menu(tmp_path: Path, files_dir: Path, serve: object, clo
         page = owner.get("/admin/rules").text
     assert 'id="menu"' in page and "官网" in page and "https://example.com/about" in page
     assert "下载" in page and "click" in page
+
+
+def test_the_overview_shows_a_store_that_fails_its_health_check(
+    day: tuple[RunningServer, httpx.Client, dict[str, str]],
+) -> None:
+    """Reads still answer, writes do not (a full disk, a read-only replica): the page says so."""
+    server, owner, _ = day
+
+    async def full_disk() -> bool:
+        raise StoreUnavailable("sqlite: disk full (4,096 bytes free)")
+
+    server.app.state.services = dataclasses.replace(server.app.state.services, health=full_disk)
+    page = owner.get("/admin").text
+    health = re.search(r'<section class="card" id="health">(.*?)</section>', page, re.S)
+    assert health and "not answering" in health.group(1) and "disk full" in health.group(1)
+    assert text_by_id(page, "n-links") == "6"

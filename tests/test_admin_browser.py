@@ -136,6 +136,7 @@ def test_login_wrong_password_overview_and_a_links_story(
     page.locator("#tab-rules").click()
     expect(page.locator("#rules")).to_contain_text("芝麻开门")
     fits(page, size)
+    shot(page, f"admin-rules-{width}.png", size)
     assert elsewhere == []  # nothing from a CDN, or from anywhere else
 
 

@@ -19,7 +19,7 @@ from loguru import logger
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.errors import StoreUnavailable
+from bot.errors import RETRY_AFTER, StoreUnavailable
 from bot.owner.password import fingerprint, verify_password
 from bot.owner.session import LoginThrottle, Session, Sessions
 from bot.state import STORE_TIMEOUT, bounded
@@ -237,7 +237,7 @@ async def _login_first(request: Request, exc: Exception) -> Response:
 
 async def _store_down(request: Request, exc: Exception) -> Response:
     problem = "存储暂时无响应，请稍后再试 · The store does not answer; try again shortly"
-    return login_page(request.app.state.services, 503, problem, {"Retry-After": "30"})
+    return login_page(request.app.state.services, 503, problem, {"Retry-After": str(RETRY_AFTER)})
 
 
 async def _unanswered(request: Request, exc: Exception) -> Response:

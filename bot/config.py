@@ -138,6 +138,9 @@ class LimitsSettings(_Section):
     rate_bytes_per_second: int = Field(default=0, ge=0)
     send_timeout: float = Field(default=60.0, gt=0, le=3600)
     wrong_codes_per_minute: int = Field(default=60, ge=0)
+    # The owner's page (/admin): wrong passwords per sliding hour, from one address and in all.
+    wrong_passwords_per_ip_per_hour: int = Field(default=5, ge=1, le=1000)
+    wrong_passwords_per_hour: int = Field(default=20, ge=1, le=10000)
 
 
 class StateSettings(_Section):

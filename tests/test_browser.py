@@ -9,44 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from bot.config import Settings, load_settings
 from bot.web.pages import Pages
 from tests.conftest import BIG_NAME, DEMO_NAME, RunningServer, write_config
 from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT, WINDOWS_WECHAT
+from tests.helpers.browser import (
+    DESKTOP,
+    PAGE_TIME,
+    PHONE,
+    SCREENSHOTS,
+    SMALL,
+)
 from tests.helpers.pages import PAGES
 from tests.helpers.webhook import link_path, reply_text, send
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
-SMALL = {"width": 360, "height": 640}
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-PAGE_TIME = 1_800_000_000_000  # the page's own clock (ms), fixed so screenshots repeat exactly
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():  # a missing browser is a failure, never a skip
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (make debs)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import links, serve, setup, store, wechat
+from bot.cli import admin, links, serve, setup, store, wechat
 
 OWNER_HELP = (
     "Your WeChat official account's bot: it answers followers' keywords, menu taps and QR scans "
@@ -31,6 +31,7 @@ COMMANDS = (
     store.prune,
     wechat.qr,
     wechat.import_autoreply,
+    admin.admin_password,
 )
 GROUPS = (("menu", wechat.menu),)  # `bot menu push`: a group is a Typer of its own
 for command in COMMANDS:

@@ -221,8 +221,18 @@ class PickupCodes(Protocol):
         """Forget a code whose link was never sent (a retry's draft, a quota refusal)."""
 
 
-class Store(Answers, Counts, Audit, Pushes, PickupCodes, Protocol):
-    """The five concerns in one backend; failures raise StoreUnavailable.
+class OwnerPassword(Protocol):
+    """The owner's page password (``bot.owner.password``): one slow hash, for every instance."""
+
+    async def owner_password(self) -> str | None:
+        """The stored hash, or None while no password is set (the page is off)."""
+
+    async def set_owner_password(self, hashed: str | None) -> None:
+        """Store a new hash (None: forget it, which turns the page off)."""
+
+
+class Store(Answers, Counts, Audit, Pushes, PickupCodes, OwnerPassword, Protocol):
+    """The six concerns in one backend; failures raise StoreUnavailable.
 
     A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
     calls serve retries, quota refusals and other workers.

@@ -56,6 +56,9 @@ class Refusal:
     level: str = "WARNING"
     context: Context = field(default=_none)  # more page context from the error
     headers: Callable[[Any], dict[str, str]] = field(default=lambda exc: {})
+    # A plain-text answer says why after its code (`bot simulate` shows it): only for errors
+    # whose text never holds a secret (the webhook's: a signature, a timestamp, the XML).
+    says_why: bool = False
 
 
 def _ago(seconds: float) -> str:
@@ -237,9 +240,9 @@ REFUSALS: dict[type[Exception], Refusal] = {
         outcome=Outcome.BAD_RANGE,
         log="download refused {status} ({exc}) ip={ip}",
     ),
-    SignatureError: Refusal(status=403, code="forbidden", log=_WEBHOOK),
-    EncryptionRequired: Refusal(status=403, code="forbidden", log=_WEBHOOK),
-    MessageError: Refusal(status=400, code="bad request", log=_WEBHOOK),
+    SignatureError: Refusal(status=403, code="forbidden", log=_WEBHOOK, says_why=True),
+    EncryptionRequired: Refusal(status=403, code="forbidden", log=_WEBHOOK, says_why=True),
+    MessageError: Refusal(status=400, code="bad request", log=_WEBHOOK, says_why=True),
     BodyTooLarge: Refusal(status=413, code="body refused", log=_BODY, headers=lambda exc: _CLOSE),
     BodyTimeout: Refusal(status=408, code="body refused", log=_BODY, headers=lambda exc: _CLOSE),
     BodyRefused: Refusal(status=400, code="body refused", log=_BODY, headers=lambda exc: _CLOSE),

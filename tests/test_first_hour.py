@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -121,3 +122,33 @@ def test_readme_simulate_examples_can_be_tried_again_and_again(
             result = bot("simulate", *args, "--config", str(config))
             assert result.returncode == 0, result.stderr
             assert "已经获取了" not in result.stdout, (args, result.stdout)
+
+
+def test_make_run_takes_a_port_and_installs_only_the_bot(tmp_path: Path) -> None:
+    """Item 3: `make run PORT=…` passes the port on, and its install leaves out the dev extra."""
+    done = subprocess.run(
+        ["make", "-n", "-B", "run", "PORT=8123"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert any(line.endswith("bot serve --port 8123") for line in lines), done.stdout
+    syncs = [line for line in lines if " sync --locked" in line]
+    assert syncs and not any("--extra" in line for line in syncs), syncs
+
+
+def test_serve_on_a_taken_port_names_a_free_one(tmp_path: Path, files_dir: Path) -> None:
+    """Item 3: a taken port gives a hint with a free port, not `[Errno 98]` and a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = bot("serve", "--config", str(local_config(tmp_path, port)))
+    assert result.returncode == 2, result.stderr
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr
+    free = int(re.search(r"--port (\d+)", result.stderr).group(1))  # type: ignore[union-attr]
+    assert free != port and f"make run PORT={free}" in result.stderr
+    assert "Traceback" not in result.stderr and "Errno" not in result.stderr

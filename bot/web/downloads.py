@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
-from urllib.parse import quote
-
 import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -16,6 +13,7 @@ from bot.delivery.ranges import Span, span_for
 from bot.delivery.slots import Slot
 from bot.errors import RETRY_AFTER, FileMissing, RangeNotSatisfiable, ServerBusy
 from bot.web.deps import ServicesDep, client_ip, visit_of
+from bot.web.filenames import content_disposition
 from bot.web.landing import landing_page
 
 router = APIRouter()
@@ -27,19 +25,6 @@ DOWNLOAD_HEADERS = {
     "X-Robots-Tag": "noindex",
     "Vary": "User-Agent",
 }
-
-
-def content_disposition(filename: str) -> str:
-    """RFC 6266 ``attachment`` with an ASCII ``filename`` fallback and a UTF-8 ``filename*``."""
-    name = "".join(c for c in filename if unicodedata.category(c)[0] != "C")
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    ascii_name = "".join("_" if c in '"\\;' else c for c in ascii_name).strip()
-    stem, dot, ext = ascii_name.rpartition(".")
-    if not dot:
-        stem, ext = ascii_name, ""
-    if not stem.strip(" ._"):
-        ascii_name = "download" + (f".{ext}" if ext else "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)

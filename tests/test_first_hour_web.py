@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from bot.config import Settings, load_settings
+from bot.links import file_ref
 from bot.wechat import Simulator, build_message_xml
-from tests.conftest import AES_KEY, APP_ID, BIG_NAME, DEMO_NAME, TOKEN, RunningServer, push
+from tests.conftest import (
+    AES_KEY,
+    APP_ID,
+    BIG_NAME,
+    DEMO_NAME,
+    TOKEN,
+    RunningServer,
+    push,
+    write_config,
+)
+from tests.test_cli import bot
 from tests.test_http import link_path, reply_text, send
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +63,30 @@ def test_a_refused_push_says_why(server: RunningServer) -> None:
     assert stale.status_code == 403 and stale.text.startswith("forbidden: stale timestamp")
     for text in (answer.text, stale.text):
         assert "anothertoken456" not in text and TOKEN not in text and AES_KEY not in text
+
+
+def test_stats_name_a_file_the_server_had_not_loaded_yet(
+    tmp_path: Path, files_dir: Path, serve: Callable[[Settings], RunningServer]
+) -> None:
+    """Item 9: a link from `bot link` for a rule the server has not reloaded: its refusal is
+    listed under the file's name, never its opaque reference."""
+    state = {"url": "sqlite:///state/bot.db"}
+    server = serve(load_settings(write_config(tmp_path, state=state)))
+    rules = [{"match": "芝麻开门", "file": DEMO_NAME}, {"match": "新", "file": "新文件.txt"}]
+    (files_dir / "新文件.txt").write_text("new", encoding="utf-8")
+    config = write_config(tmp_path, keywords=rules, state=state)  # saved, not yet reloaded
+    made = bot("link", "新", "--config", str(config))
+    assert made.returncode == 0, made.stderr
+    url = made.stdout.strip().replace("http://127.0.0.1:8000", server.url)
+    assert httpx.get(url, timeout=10).status_code == 404
+    database = sqlite3.connect(tmp_path / "state" / "bot.db")
+    deadline = time.monotonic() + 10
+    while not database.execute("SELECT count(*) FROM attempts").fetchone()[0]:
+        assert time.monotonic() < deadline, "the refusal was never recorded"
+        time.sleep(0.05)
+    database.close()
+    stats = bot("stats", "--config", str(config))
+    assert stats.returncode == 0, stats.stderr
+    assert file_ref("新文件.txt") not in stats.stdout, stats.stdout
+    rows = [line.split() for line in stats.stdout.splitlines()]
+    assert [row[:2] for row in rows if row[0] == "新文件.txt"] == [["新文件.txt", "1"]], rows

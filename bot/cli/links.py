@@ -32,24 +32,29 @@ async def _record(issued: Issued, codes: bool, store: Store) -> str:
 
 
 def link(
-    keyword: str,
+    keyword: Annotated[str, typer.Argument(help="a rule's keyword, menu key or QR scene")],
     config: ConfigOpt = None,
     user: Annotated[str, typer.Option(help="openid to log as the requester")] = "cli",
 ) -> None:
-    """Print a fresh download URL for a keyword (one per file of its rule)."""
+    """Print a fresh download URL for a rule (one per file of its rule)."""
+    from bot.keywords.triggers import INDEXES
+    from bot.logs.safe import readable
     from bot.reload import rule_parts
 
     settings = settings_of(config)
     router = rule_parts(settings, time.time).router
-    rule = router.book.for_text(keyword)
+    found = (router.book.find(index, keyword) for index in INDEXES)  # text, menu key, scene
+    rule = next((r for r in found if r is not None), None)
     if rule is None or not rule.settings.file_list:
-        raise usage_error(f"no keyword {keyword!r} gives a file; `bot check` lists them")
+        raise usage_error(
+            f"no keyword, menu key or scene {keyword!r} gives a file; `bot check` lists them"
+        )
     from bot.codes import PATH
 
     for issued in router.issue(rule.settings, user):
         code = with_store(settings, partial(_record, issued, settings.links.pickup_codes))
         typer.echo(issued.url)
-        expires = issued.link.expires_at.isoformat()
+        expires = readable(issued.link.expires_at.timestamp())
         typer.echo(f"link {issued.link.link_id} for {user}, expires {expires}", err=True)
         if code:
             typer.echo(f"pick-up code {code} at {settings.server.public_url}{PATH}", err=True)

@@ -32,7 +32,11 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
     with services.bad_tokens.guard(client_ip(request)):
         link = services.signer.verify(token)
-    info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
+    try:
+        info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
+    except FileMissing as exc:
+        exc.link_id = link.link_id  # recorded against the link (`bot audit` shows it)
+        raise
     if (page := landing_page(request, services, token, link, info)) is not None:
         await services.gate.check(link, info)  # a revoked or used-up link shows that instead
         return page

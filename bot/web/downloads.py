@@ -37,8 +37,7 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
     except FileMissing as exc:
         exc.link_id = link.link_id  # recorded against the link (`bot audit` shows it)
         raise
-    if (page := landing_page(request, services, token, link, info)) is not None:
-        await services.gate.check(link, info)  # a revoked or used-up link shows that instead
+    if (page := await landing_page(request, services, token, link, info)) is not None:
         return page
     headers = request.headers
     if services.delivery.whole_file:  # a URL to the whole file, whatever Range it is sent

@@ -112,6 +112,10 @@ def _store(exc: StoreUnavailable, services: Services) -> dict[str, object]:
     return {"retry_after": RETRY_AFTER}
 
 
+def _storage(exc: ObjectStoreUnavailable, services: Services) -> dict[str, object]:
+    return {"retry_after": exc.retry_after, "storage": True}
+
+
 _CLOSE = {"Connection": "close"}  # the rest of the body is never read
 _LINK_OFF = "请重新发送关键词获取新的链接"
 _WEBHOOK = "webhook rejected {status} ip={ip}: {exc}"
@@ -206,16 +210,16 @@ REFUSALS: dict[type[Exception], Refusal] = {
     ),
     LinkBusy: _busy(429),  # this link has its share of slots
     ServerBusy: _busy(503),  # every slot is taken
-    ObjectStoreUnavailable: Refusal(
+    ObjectStoreUnavailable: Refusal(  # the bucket is down: not "too many people"
         status=503,
-        code="too_many_downloads",
-        page="busy",
+        code="storage_unavailable",
+        page="unavailable",
         outcome=Outcome.UNAVAILABLE,
-        title="下载人数较多 · Busy",
-        description="请稍后再试",
+        title="暂时无法下载 · Try again shortly",
+        description="存放文件的服务器暂时没有响应，请稍后再试",
         log="download id={link_id} refused {status}: {exc}",
         level="ERROR",
-        context=_retry,
+        context=_storage,
     ),
     TooManyBadTokens: Refusal(
         status=429,

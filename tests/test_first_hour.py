@@ -57,11 +57,14 @@ def local_config(tmp_path: Path, port: int, **sections: dict[str, object]) -> Pa
     return write_config(tmp_path, server=server, **sections)
 
 
-def test_simulate_finds_a_bot_served_on_another_port(tmp_path: Path, files_dir: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_simulate_finds_a_bot_served_on_another_port(
+    tmp_path: Path, files_dir: Path, workers: str
+) -> None:
     """Item 1: after `bot serve --port P`, simulate posts to P and the reply's links point at P."""
     configured, chosen = free_port(), free_port()
     config = local_config(tmp_path, configured)
-    with serving(config, "--port", str(chosen)) as proc:
+    with serving(config, "--port", str(chosen), "--workers", workers) as proc:
         wait_up(f"http://127.0.0.1:{chosen}", proc)
         result = bot("simulate", "芝麻开门", "--config", str(config))
     assert result.returncode == 0, result.stderr

@@ -33,6 +33,7 @@ def serve(
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     _check_free(bind_host, bind_port)
+    configured_url = settings.server.public_url
     settings = _links_follow_port(settings, bind_port)
     setup_logging(settings.log)
     checked_files(settings)  # every keyword's file (s3: object) is there, or exit 2
@@ -55,7 +56,8 @@ def serve(
             return
         # Worker processes rebuild the same settings from the same file (and these overrides).
         os.environ["BOT_CONFIG"] = str(path)
-        os.environ["BOT_SERVER__PUBLIC_URL"] = settings.server.public_url
+        if settings.server.public_url != configured_url:  # moved by --port
+            os.environ["BOT_SERVER__PUBLIC_URL"] = settings.server.public_url
         supervised = uvicorn.Config(
             "bot.app:app_from_environment", factory=True, workers=workers, **common
         )

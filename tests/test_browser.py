@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,50 +19,14 @@ from tests.helpers.browser import (
     DESKTOP,
     PAGE_TIME,
     PHONE,
-    SCREENSHOTS,
     SMALL,
+    issue,
+    screenshot,
 )
 from tests.helpers.pages import PAGES
-from tests.helpers.webhook import link_path, reply_text, send
+from tests.helpers.webhook import reply_text, send
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    """A new phone-sized browser context; closed after the test."""
-    contexts: list[BrowserContext] = []
-
-    def _open(user_agent: str, **kwargs: Any) -> BrowserContext:
-        context = browser.new_context(
-            user_agent=user_agent,
-            viewport=kwargs.pop("viewport", PHONE),
-            device_scale_factor=1,
-            is_mobile=True,
-            has_touch=True,
-            locale="zh-CN",
-            **kwargs,
-        )
-        contexts.append(context)
-        return context
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-def screenshot(page: Page, name: str, size: dict[str, int] = PHONE) -> Path:
-    """Save a 390x844 (or ``size``) screenshot into docs/screenshots (shown in the README)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    page.screenshot(path=path)
-    width, height = struct.unpack(">II", path.read_bytes()[16:24])
-    assert (width, height) == (size["width"], size["height"])
-    return path
-
-
-def issue(server: RunningServer, keyword: str = "芝麻开门") -> str:
-    return server.url + link_path(reply_text(send(server, content=keyword)))
 
 
 def test_wechat_guide_countdown_and_copy(

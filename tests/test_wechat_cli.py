@@ -18,7 +18,6 @@ import pytest
 from bot.clock import CHINA
 from bot.config import Settings, load_settings
 from bot.wechat.api.menu import array_of_tables, load_menu
-from tests.botproc import BotProcess
 from tests.conftest import DEMO_NAME, free_port, write_config
 from tests.fake_wechat import (
     APP_ID,
@@ -28,6 +27,7 @@ from tests.fake_wechat import (
     FakeWeChat,
     running_fake,
 )
+from tests.helpers.botproc import BotProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 # The example, as an owner writes it (WeChat's JSON as TOML).

@@ -97,3 +97,10 @@ def checked_files(settings: Settings) -> dict[str, tuple[int, str]]:
         return check_files(settings)
     except ConfigError as exc:
         raise fail(exc) from None
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port`` as a client on this machine reaches a server bound to ``host``."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (every address: this machine's loopback)
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
 # Installs are locked: uv.lock pins every package (with hashes) and `uv sync --locked` installs
 # exactly those into .venv. After changing dependencies in pyproject.toml run `make lock`
 # (and commit uv.lock); `make test` fails while the two disagree. uv itself comes from PyPI
@@ -50,6 +51,14 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --extra dev --quiet
 	touch $(STAMP)
 
+# `make run` needs only the bot's own packages: the locked set without the dev extra, added to
+# .venv (--inexact keeps the test tools a `make test` installed there; `make test` adds them).
+$(RUN_STAMP): pyproject.toml uv.lock | $(UV)
+	@$(MAKE) --no-print-directory lock-check
+	@grep -qs '^uv = ' $(VENV)/pyvenv.cfg || rm -rf $(VENV)
+	$(UV) sync --locked --inexact --quiet
+	touch $(RUN_STAMP)
+
 # The bench's venv: the same lock with the bench extra as well.
 $(BENCH_STAMP): pyproject.toml uv.lock | $(UV)
 	@$(MAKE) --no-print-directory lock-check
@@ -69,11 +78,12 @@ audit-deps: | $(UV)
 lock: | $(UV)
 	$(UV) lock $(LOCK_ARGS)
 
-config.toml: | $(STAMP)
+config.toml: | $(RUN_STAMP)
 	$(BIN)/bot init
 
-run: lock-check $(STAMP) config.toml
-	$(BIN)/bot serve
+# `make run PORT=8001` serves on another port (when the port is taken, bot serve names a free one).
+run: lock-check $(RUN_STAMP) config.toml
+	$(BIN)/bot serve $(if $(PORT),--port $(PORT))
 
 debs:
 	@TEST_DEBS="$(TEST_DEBS)" sh .ci/ensure-debs

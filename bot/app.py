@@ -28,6 +28,8 @@ from bot.metrics import Metrics
 from bot.reload import listen_for_reload, rule_parts
 from bot.replay import ReplayGuard
 from bot.state import Store, bounded, store_from_url
+from bot.web import adminlogin
+from bot.web.admin import router as admin_router
 from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
@@ -189,6 +191,7 @@ def create_app(
     app.include_router(home_router)
     app.include_router(ops_router(metrics=settings.server.metrics))
     app.include_router(favicon_router)
+    adminlogin.install(app, settings, clock, admin_router)  # /admin: the owner's pages
     return app
 
 

@@ -139,6 +139,9 @@ class LimitsSettings(_Section):
     rate_bytes_per_second: int = Field(default=0, ge=0)
     send_timeout: float = Field(default=60.0, gt=0, le=3600)
     wrong_codes_per_minute: int = Field(default=60, ge=0)
+    # The owner's page (/admin): wrong passwords per sliding hour, from one address and in all.
+    wrong_passwords_per_ip_per_hour: int = Field(default=5, ge=1, le=1000)
+    wrong_passwords_per_hour: int = Field(default=20, ge=1, le=10000)
 
 
 class StateSettings(_Section):
@@ -361,12 +364,28 @@ def _check_files(settings: Settings) -> None:
     for i, rule in enumerate(settings.keywords):
         for j, name in enumerate(rule.file_list):
             target = (root / name).resolve()
-            if not target.is_relative_to(root.resolve()) or not target.is_file():
+            if target.is_relative_to(root.resolve()) and target.is_file():
+                continue
+            key = f"keywords[{i}].file" + (f"s[{j}]" if rule.files else "")
+            link = _symlink_on_the_way(root, name)
+            if link is not None and not target.is_relative_to(root.resolve()):
                 raise ConfigError(
-                    f"keywords[{i}].file" + (f"s[{j}]" if rule.files else ""),
-                    f"{name!r} is not a file inside {root}",
-                    "put the file in files.dir or fix the name",
+                    key,
+                    f"{name!r} is a symlink ({link} → {link.readlink()}) leading out of {root}: "
+                    "links are only followed inside files.dir",
+                    "copy the file into files.dir, or set files.dir to the folder it is in",
                 )
+            fix = "put the file in files.dir or fix the name"
+            raise ConfigError(key, f"{name!r} is not a file inside {root}", fix)
+
+
+def _symlink_on_the_way(root: Path, name: str) -> Path | None:
+    """The first symlink among ``root/name`` and its folders below ``root``, if any."""
+    path = root / name
+    for step in reversed([path, *path.parents]):
+        if step.is_relative_to(root) and step != root and step.is_symlink():
+            return step
+    return None
 
 
 def _check_unique_triggers(settings: Settings) -> None:

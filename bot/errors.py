@@ -73,8 +73,8 @@ class LinkExpired(LinkError):
 class FileMissing(BotError):
     """A catalogue key whose file is not (or no longer) on disk."""
 
-    def __init__(self, file_key: str) -> None:
-        self.file_key = file_key
+    def __init__(self, file_key: str, link_id: str = "") -> None:
+        self.file_key, self.link_id = file_key, link_id  # the link that asked, when one did
         super().__init__(f"file {file_key!r} is missing")
 
 

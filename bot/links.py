@@ -170,8 +170,8 @@ class LinkSigner:
             and ttl > 0
         ):
             raise LinkInvalid("payload is not [link_id, file_ref, keyword_ref, limit, ttl]")
-        if ref not in self._files:
-            raise FileMissing(ref)
+        if ref not in self._files:  # a rule this process has not loaded (yet, or any more)
+            raise FileMissing(ref, link_id)
         file_key = self._files[ref]
         if limit is None:
             limit = self._legacy_limits.get(file_key, 0)

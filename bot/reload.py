@@ -126,11 +126,11 @@ def pid_file(config: Path) -> Path:
     return config.with_name(config.name + ".pid")
 
 
-def note_server(config: Path) -> None:
-    """Record this process as the server for ``config`` (not where the config's folder is
-    read-only, as in docker/compose.yaml: then send SIGHUP to the process instead)."""
+def note_server(config: Path, url: str = "") -> None:
+    """Record this process, and the address it answers at, as the server for ``config`` (not
+    where the config's folder is read-only, as in docker/compose.yaml: send SIGHUP instead)."""
     try:
-        pid_file(config).write_text(f"{os.getpid()}\n", encoding="ascii")
+        pid_file(config).write_text(f"{os.getpid()}\n{url}\n", encoding="utf-8")
     except OSError as exc:
         logger.warning(
             "cannot note this server in {} ({}): `bot reload` will not find it; send SIGHUP",
@@ -146,14 +146,27 @@ def forget_server(config: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _note(config: Path) -> tuple[int, str] | None:
+    """The live server's pid and address ("" when it noted none) from the note, if any."""
+    try:
+        words = pid_file(config).read_text(encoding="utf-8").split()
+        pid = int(words[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid, words[1] if len(words) > 1 else ""
+
+
 def running_server(config: Path) -> int | None:
     """The pid of the live ``bot serve`` for ``config``, if there is one."""
-    try:
-        pid = int(pid_file(config).read_text(encoding="ascii").strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
+    note = _note(config)
+    return note[0] if note else None
+
+
+def served_url(config: Path) -> str:
+    """Where the live ``bot serve`` for ``config`` answers (``http://127.0.0.1:8005``), or ""."""
+    note = _note(config)
+    return note[1] if note else ""
 
 
 class ReloadingSupervisor(Multiprocess):

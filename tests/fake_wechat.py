@@ -47,6 +47,7 @@ class FakeWeChat:
     calls: Counter[str] = field(default_factory=Counter)
     scripted: dict[str, list[int]] = field(default_factory=dict)
     menu: dict[str, Any] | None = None
+    selfmenu: dict[str, Any] | None = None  # a menu made on the admin page (menu/get: 46003)
     bodies: dict[str, list[Any]] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[tuple[str, bytes, str]] = field(default_factory=list)
@@ -111,6 +112,12 @@ class FakeWeChat:
             return JSONResponse({"menu": self.menu})
         elif api == "cgi-bin/menu/delete":
             self.menu = None
+        elif api == "cgi-bin/get_current_selfmenu_info":
+            if self.selfmenu is not None:
+                return JSONResponse(self.selfmenu)
+            return JSONResponse(
+                {"is_menu_open": int(self.menu is not None), "selfmenu_info": self.menu or {}}
+            )
         elif api == "cgi-bin/qrcode/create":
             scene = body["action_info"]["scene"]["scene_str"]
             answer: dict[str, Any] = {
@@ -193,5 +200,28 @@ AUTOREPLY_EXAMPLE: dict[str, Any] = json.loads(
    "keyword_list_info":[{"type":"text","match_mode":"equal","content":"video测试"}],
    "reply_list_info":[{"type":"video","content":"http://61.182.133.153/vweixinp.tc.qq.com/1007_114bcede9a2244eeb5ab7f76d951df5f.f10.mp4?vkey=7183E5C952B16C3AB1991BA8138673DE1037CB82A29801A504B64A77F691BF9DF7AD054A9B7FE683&sha=0&save=1"}]}
  ]}}
+"""
+)
+
+
+# WeChat's documented example answer of get_current_selfmenu_info for a menu made on the admin page.
+SELFMENU_EXAMPLE: dict[str, Any] = json.loads(
+    r"""
+{"is_menu_open":1,"selfmenu_info":{"button":[
+ {"name":"button","sub_button":{"list":[
+  {"type":"view","name":"view_url","url":"http://www.qq.com"},
+  {"type":"news","name":"news","news_info":{"list":[
+   {"title":"MULTI_NEWS","author":"JIMZHENG","digest":"text","show_cover":0,
+    "cover_url":"http://mmbiz.qpic.cn/mmbiz/GE7et87vE9vicuCibqXsX9GPPLuEtBfXfK0HKuBIa1A1cypS0uY1wickv70iaY1gf3I1DTszuJoS3lAVLvhTcm9sDA/0",
+    "content_url":"http://mp.weixin.qq.com/s?__biz=MjM5ODUwNTM3Ng==&mid=204013432&idx=1&sn=80ce6d9abcb832237bf86c87e50fda15#rd",
+    "source_url":""},
+   {"title":"MULTI_NEWS1","author":"JIMZHENG","digest":"MULTI_NEWS1","show_cover":1,
+    "cover_url":"http://mmbiz.qpic.cn/mmbiz/GE7et87vE9vicuCibqXsX9GPPLuEtBfXfKnmnpXYgWmQD5gXUrEApIYBCgvh2yHsu3ic3anDUGtUCHwjiaEC5bicd7A/0",
+    "content_url":"http://mp.weixin.qq.com/s?__biz=MjM5ODUwNTM3Ng==&mid=204013432&idx=2&sn=8226843afb14ecdecb08d9ce46bc1d37#rd",
+    "source_url":""}]}},
+  {"type":"video","name":"video","value":"http://61.182.130.30/vweixinp.tc.qq.com/1007_114bcede9a2244eeb5ab7f76d951df5f.f10.mp4?vkey=77A42D0C2015FBB0A3653D29C571B5F4BBF1D243FBEF17F09C24FF1F2F22E30881BD350E360BC53F&sha=0&save=1"},
+  {"type":"voice","name":"voice","value":"nTXe3aghlQ4XYHa0AQPWiQQbFW9RVtaYTLPC1PCQx11qc9UB6CiUPFjdkeEtJicn"}]}},
+ {"type":"text","name":"text","value":"This is text!"},
+ {"type":"img","name":"photo","value":"ax5Whs5dsoomJLEppAvftBUuH7CgXCZGFbFJifmbUjnQk_ierMHY99Y5d2Cv14RD"}]}}
 """
 )

@@ -12,7 +12,7 @@ from bot.web.downloads import content_disposition
     [
         pytest.param(
             "使用说明.txt",
-            "attachment; filename=\"download.txt\"; filename*=UTF-8''%E4%BD%BF%E7%94%A8%E8%AF%B4%E6%98%8E.txt",
+            "attachment; filename=\"ShiYongShuoMing.txt\"; filename*=UTF-8''%E4%BD%BF%E7%94%A8%E8%AF%B4%E6%98%8E.txt",
             id="chinese",
         ),
         pytest.param(
@@ -27,7 +27,7 @@ from bot.web.downloads import content_disposition
         ),
         pytest.param(
             "安装包 v1.2.exe",
-            "attachment; filename=\"v1.2.exe\"; filename*=UTF-8''%E5%AE%89%E8%A3%85%E5%8C%85%20v1.2.exe",
+            "attachment; filename=\"AnZhuangBao v1.2.exe\"; filename*=UTF-8''%E5%AE%89%E8%A3%85%E5%8C%85%20v1.2.exe",
             id="mixed",
         ),
         pytest.param(
@@ -39,6 +39,21 @@ from bot.web.downloads import content_disposition
             "Café.zip",
             "attachment; filename=\"Cafe.zip\"; filename*=UTF-8''Caf%C3%A9.zip",
             id="accent",
+        ),
+        pytest.param(  # issue #21 item 5: was "v2 ().exe"
+            "v2 (测试版).exe",
+            "attachment; filename=\"v2 (CeShiBan).exe\"; filename*=UTF-8''v2%20%28%E6%B5%8B%E8%AF%95%E7%89%88%29.exe",
+            id="pinyin-in-brackets",
+        ),
+        pytest.param(
+            "ＡＢＣ１.pdf",
+            "attachment; filename=\"ABC1.pdf\"; filename*=UTF-8''%EF%BC%A1%EF%BC%A2%EF%BC%A3%EF%BC%91.pdf",
+            id="full-width",
+        ),
+        pytest.param(
+            "😀.txt",
+            "attachment; filename=\"download.txt\"; filename*=UTF-8''%F0%9F%98%80.txt",
+            id="nothing-ascii-left",
         ),
     ],
 )

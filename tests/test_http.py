@@ -47,7 +47,7 @@ def test_keyword_to_link_to_exact_bytes(
     assert download.status_code == 200
     assert download.content == (files_dir / DEMO_NAME).read_bytes()
     disposition = download.headers["content-disposition"]
-    assert 'filename="download.txt"' in disposition
+    assert 'filename="ShiYongShuoMing.txt"' in disposition
     assert "filename*=UTF-8''%E4%BD%BF%E7%94%A8%E8%AF%B4%E6%98%8E.txt" in disposition
     for header, value in {
         "cache-control": "private, no-store",

@@ -121,7 +121,11 @@ def link(file: str) -> tuple[str, str]:
         pytest.param(Msg("link"), ("text", "收到啦"), id="link-other"),
         pytest.param(Msg("brand_new_type"), None, id="unknown-type"),
         pytest.param(Msg("text", "早鸟"), ("inactive", "2027-01-16 09:00 起"), id="not-yet"),
-        pytest.param(Msg("text", "限时"), ("inactive", "至 2027-01-15 15:59"), id="ended"),
+        pytest.param(  # issue #21 item 7: was "现在不在开放时间内（北京时间 至 …）"
+            Msg("text", "限时"),
+            ("text", "「限时」已于北京时间 2027-01-15 15:59 结束。"),
+            id="ended",
+        ),
         pytest.param(Msg("text", "开放中"), link("a.txt"), id="inside-window"),
     ],
 )

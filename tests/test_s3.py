@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from jinja2.filters import do_filesizeformat
 
 from bot.config import Settings, load_settings
 from bot.delivery.s3 import S3Delivery
 from bot.errors import ObjectStoreUnavailable
 from bot.web.downloads import content_disposition
+from bot.web.pages import size_text
 from tests.conftest import (
     BIG_NAME,
     DEMO_NAME,
@@ -198,7 +198,7 @@ def test_wechat_browser_gets_landing_page_sized_from_the_object(
         download = client.get(path, headers={"User-Agent": ANDROID_CHROME})
     size = len(bucket.files[BIG_NAME])
     assert page.status_code == 200 and "location" not in page.headers
-    assert 'id="copy"' in page.text and str(do_filesizeformat(size)) in page.text
+    assert 'id="copy"' in page.text and size_text(size) in page.text
     assert head.status_code == 200 and head.headers["content-length"] == str(size)
     assert head.headers["content-disposition"] == content_disposition(BIG_NAME)
     assert download.status_code == 302, "neither the page nor HEAD spent the one download"
@@ -223,8 +223,8 @@ def test_bucket_going_away_gives_503_busy_page_fast(
         s3.stop()
     assert answer.status_code == 503, answer.text
     assert answer.headers["retry-after"] == "30"
-    assert "下载人数较多" in answer.text
-    assert as_json.json()["error"] == "too_many_downloads"
+    assert "存放文件的服务器暂时没有响应" in answer.text  # #21: not "too many people"
+    assert as_json.json()["error"] == "storage_unavailable"
     assert elapsed < 15, f"a dead bucket took {elapsed:.1f} s to refuse"
     assert logs.find("object store: HEAD/presign of", level="ERROR")
     for text in [answer.text, as_json.text, *logs.messages()]:
@@ -241,7 +241,7 @@ def test_a_bucket_refusing_the_key_gives_503_busy_page(
         with server.client() as client:
             answer = client.get(path)
     assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
-    assert "下载人数较多" in answer.text and "location" not in answer.headers
+    assert "存放文件的服务器暂时没有响应" in answer.text and "location" not in answer.headers
     assert logs.find("failed: answered 403", level="ERROR")
 
 
@@ -266,7 +266,7 @@ def test_a_bucket_that_hangs_gives_503_within_seconds(
             elapsed = time.monotonic() - started
     assert other.startswith("/d/")
     assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
-    assert "下载人数较多" in answer.text
+    assert "存放文件的服务器暂时没有响应" in answer.text
     assert elapsed < 20, f"a hung bucket took {elapsed:.1f} s to refuse"
 
 
@@ -291,7 +291,7 @@ def test_a_presign_failure_after_admission_gives_the_busy_page_and_frees_the_lea
         redirect = client.get(path)
         metrics = metric_samples(client.get("/metrics").text)
     assert busy.status_code == 503 and busy.headers["retry-after"] == "30"
-    assert "下载人数较多" in busy.text and "location" not in busy.headers
+    assert "存放文件的服务器暂时没有响应" in busy.text and "location" not in busy.headers
     assert redirect.status_code == 302, "the failed redirect kept the link's lease"
     assert metrics[("bot_download_refusals_total", (("outcome", "unavailable"),))] == 1
     assert metrics[("bot_downloads_total", (("status", "302"),))] == 1

@@ -205,3 +205,37 @@ def test_media_ids_are_kept_until_they_expire(run: Run[object], clock: Clock) ->
         return [missing, kept, expired, await store.media_id("poster.png:1")]
 
     assert run(work) == [None, "MEDIA_1", None, "MEDIA_2"]
+
+
+def test_audit_links_since_reads_every_record_in_order(run: Run[object], clock: Clock) -> None:
+    """What `bot stats` and the owner's page read (#21: one trip on Redis for all records)."""
+    now = clock()
+
+    async def work(store: Store) -> list[object]:
+        for i in range(30):
+            await store.record_link(
+                LinkRecord(f"L{i}", f"o{i % 3}", "k", "f", now + i, now + 600), 0
+            )
+        return [
+            [link.link_id for link in await store.links_since(now + 25)],
+            len(await store.links_since(0)),
+            await store.links_since(now + 100),
+        ]
+
+    assert run(work) == [["L25", "L26", "L27", "L28", "L29"], 30, []]
+
+
+def test_owner_password_is_kept_until_replaced_or_forgotten(run: Run[object], clock: Clock) -> None:
+    """The owner's page password (#21): one value for every instance; pruning never drops it."""
+
+    async def work(store: Store) -> list[object]:
+        before = await store.owner_password()
+        await store.set_owner_password("$scrypt$first")
+        first = await store.owner_password()
+        await store.set_owner_password("$scrypt$second")
+        await store.prune(clock() + 10 * 86400)
+        second = await store.owner_password()
+        await store.set_owner_password(None)
+        return [before, first, second, await store.owner_password()]
+
+    assert run(work) == [None, "$scrypt$first", "$scrypt$second", None]

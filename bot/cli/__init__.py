@@ -1,13 +1,14 @@
 """The ``bot`` command: loads settings once at the edge and passes them down.
 
-Each group of commands is a module; ``COMMANDS`` lists them in the order ``bot --help`` shows.
+Each group of commands is a module; ``COMMANDS`` lists them in the order ``bot --help`` shows,
+``GROUPS`` the ones with subcommands.
 """
 
 from __future__ import annotations
 
 import typer
 
-from bot.cli import links, serve, setup, store
+from bot.cli import admin, links, serve, setup, store, wechat
 
 OWNER_HELP = (
     "Your WeChat official account's bot: it answers followers' keywords, menu taps and QR scans "
@@ -28,9 +29,15 @@ COMMANDS = (
     store.stats,
     store.audit,
     store.prune,
+    wechat.qr,
+    wechat.import_autoreply,
+    admin.admin_password,
 )
+GROUPS = (("menu", wechat.menu),)  # `bot menu push`: a group is a Typer of its own
 for command in COMMANDS:
     app.command()(command)
+for name, group in GROUPS:
+    app.add_typer(group, name=name)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from bot.errors import BotError, ConfigError
 
 if TYPE_CHECKING:
     from bot.state import Store
+    from bot.wechat.api import WeChatAPI
 
 T = TypeVar("T")
 
@@ -60,6 +61,33 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def with_api(settings: Settings, work: Callable[[WeChatAPI], Awaitable[T]]) -> T:
+    """Run ``work`` with WeChat's API (the token shared through the store); a WeChat error or a
+    missing key exits 2 with what to fix, a store that fails exits 1. Logs as `bot serve` does."""
+    from bot.logs.setup import setup_logging
+    from bot.wechat.api.errors import RequestRefused, WeChatAPIError, WeChatUnreachable
+    from bot.wechat.api.settings import build_api, token_cache
+
+    async def run() -> T:
+        cache = token_cache(settings.state.url, settings.wechat.app_id)
+        try:
+            async with build_api(settings.wechat, cache) as api:
+                return await work(api)
+        finally:
+            close = getattr(cache, "close", None)
+            if close is not None:
+                await close()
+
+    setup_logging(settings.log)
+    try:
+        return asyncio.run(run())
+    except (ConfigError, WeChatAPIError, WeChatUnreachable, RequestRefused) as exc:
+        raise fail(exc) from None
+    except BotError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+
+
 def checked_files(settings: Settings) -> dict[str, tuple[int, str]]:
     """File → (size, where), checked where the delivery finds it (a bucket: HEAD each object);
     exit 2 naming the key if one is missing or the bucket does not answer."""
@@ -69,3 +97,10 @@ def checked_files(settings: Settings) -> dict[str, tuple[int, str]]:
         return check_files(settings)
     except ConfigError as exc:
         raise fail(exc) from None
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port`` as a client on this machine reaches a server bound to ``host``."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (every address: this machine's loopback)
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

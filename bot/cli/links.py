@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 import httpx
 import typer
 
-from bot.cli.common import ConfigOpt, settings_of, usage_error, with_store
+from bot.cli.common import ConfigOpt, local_url, settings_of, usage_error, with_store
+from bot.config import config_path
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bot.config import Settings
     from bot.keywords.router import Issued
     from bot.state import Store
 
@@ -28,24 +32,29 @@ async def _record(issued: Issued, codes: bool, store: Store) -> str:
 
 
 def link(
-    keyword: str,
+    keyword: Annotated[str, typer.Argument(help="a rule's keyword, menu key or QR scene")],
     config: ConfigOpt = None,
     user: Annotated[str, typer.Option(help="openid to log as the requester")] = "cli",
 ) -> None:
-    """Print a fresh download URL for a keyword (one per file of its rule)."""
+    """Print a fresh download URL for a rule (one per file of its rule)."""
+    from bot.keywords.triggers import INDEXES
+    from bot.logs.safe import readable
     from bot.reload import rule_parts
 
     settings = settings_of(config)
     router = rule_parts(settings, time.time).router
-    rule = router.book.for_text(keyword)
+    found = (router.book.find(index, keyword) for index in INDEXES)  # text, menu key, scene
+    rule = next((r for r in found if r is not None), None)
     if rule is None or not rule.settings.file_list:
-        raise usage_error(f"no keyword {keyword!r} gives a file; `bot check` lists them")
+        raise usage_error(
+            f"no keyword, menu key or scene {keyword!r} gives a file; `bot check` lists them"
+        )
     from bot.codes import PATH
 
     for issued in router.issue(rule.settings, user):
         code = with_store(settings, partial(_record, issued, settings.links.pickup_codes))
         typer.echo(issued.url)
-        expires = issued.link.expires_at.isoformat()
+        expires = readable(issued.link.expires_at.timestamp())
         typer.echo(f"link {issued.link.link_id} for {user}, expires {expires}", err=True)
         if code:
             typer.echo(f"pick-up code {code} at {settings.server.public_url}{PATH}", err=True)
@@ -62,8 +71,13 @@ def simulate(
         str | None, typer.Option(help="scan the QR code of this scene (add --event subscribe)")
     ] = None,
     voice: Annotated[str | None, typer.Option(help="a voice message recognised as TEXT")] = None,
-    user: Annotated[str, typer.Option(help="the follower's openid")] = "o_simulated_user",
-    url: Annotated[str | None, typer.Option(help="webhook URL (default from config)")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="the follower's openid (default: a new one each time)")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="webhook URL (default: the running `bot serve` for this config)"),
+    ] = None,
 ) -> None:
     """Play a follower: send a message, menu tap or QR scan as WeChat would; print the reply."""
     from bot.wechat.simulator import Simulator, describe_reply, follower_push
@@ -75,6 +89,7 @@ def simulate(
     settings = settings_of(config, check_files=False)
     wechat = settings.wechat
     codec = Simulator(wechat.token, wechat.app_id, wechat.encoding_aes_key)
+    user = user or f"o_simulated_{secrets.token_hex(4)}"  # a new follower: no quota carried over
     now = int(time.time())
     xml = follower_push(
         account=wechat.app_id,
@@ -90,17 +105,49 @@ def simulate(
     params, body = codec.build_request(
         xml, timestamp=str(now), nonce=secrets.token_hex(5), encrypt=codec.encrypted
     )
-    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host  # noqa: S104
-    target = url or f"http://{host}:{settings.server.port}{wechat.path}"
+    target, where = _webhook(settings, config, url)
+    typer.echo(f"POST {target} ({where}) as follower {user}", err=True)
     try:
         response = httpx.post(target, params=params, content=body, timeout=10)
     except httpx.HTTPError as exc:
         typer.secho(f"error: cannot reach {target}: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
     if response.status_code != 200:
-        typer.secho(f"error: HTTP {response.status_code}: {response.text}", err=True, fg="red")
+        said = response.text.strip()[:300] or response.reason_phrase
+        typer.secho(
+            f"error: {target} answered HTTP {response.status_code}: {said}", err=True, fg="red"
+        )
+        for needle, hint in HINTS.items():
+            if needle in f"{response.status_code} {said}":
+                typer.echo(f"hint: {hint.format(config=config_path(config))}", err=True)
         raise typer.Exit(1)
     typer.echo(describe_reply(codec.read_reply(response.content)))
+
+
+# What a refused push most likely means, by a piece of the answer (`bot simulate`'s hints).
+HINTS = {
+    "signature does not match": "the bot there checks another [wechat] token than {config} "
+    "holds: is it serving another config? (--config, or --url for the right bot)",
+    "appid does not match": "[wechat] app_id differs between {config} and the bot there",
+    "stale timestamp": "this machine's clock and the bot's differ by more than max_clock_skew",
+    "require_encryption": "the bot there wants encrypted pushes: set [wechat] encoding_aes_key "
+    "in {config} as the bot has it",
+    "404 ": "nothing answers that path: is [wechat] path the same in {config} and the bot's?",
+}
+
+
+def _webhook(settings: Settings, config: Path | None, url: str | None) -> tuple[str, str]:
+    """Where `bot simulate` posts, and why there: --url, the running server, or [server]."""
+    from bot.reload import served_url
+
+    if url:
+        return url, "--url"
+    path = settings.wechat.path
+    served = served_url(config_path(config).resolve())
+    if served:
+        return served + path, "the running `bot serve` for this config"
+    server = settings.server
+    return local_url(server.host, server.port) + path, "[server] host and port"
 
 
 def revoke(

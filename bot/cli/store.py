@@ -28,7 +28,8 @@ def stats(
 
     async def work(store: Store) -> str:
         links, attempts = await store.links_since(start), await store.attempts_since(start)
-        return stats_text(*summarize(links, attempts))
+        files = (name for rule in settings.keywords for name in rule.file_list)
+        return stats_text(*summarize(links, attempts, files))
 
     typer.echo(with_store(settings, work))
 
@@ -39,15 +40,20 @@ def audit(link_id: str, config: ConfigOpt = None) -> None:
 
     settings = settings_of(config, check_files=False)
 
-    async def work(store: Store) -> str:
+    async def work(store: Store) -> tuple[str, bool]:
         link, usage = await store.link(link_id), await store.usage(link_id)
-        return audit_text(link_id, link, usage, await store.attempts_since(0, link_id))
+        attempts = await store.attempts_since(0, link_id)
+        return audit_text(link_id, link, usage, attempts), link is not None or bool(attempts)
 
-    typer.echo(with_store(settings, work))
+    text, known = with_store(settings, work)
+    if not known:  # a mistyped id: say so, and exit 1 as `bot revoke` does
+        typer.secho(f"error: {text}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    typer.echo(text)
 
 
 def prune(config: ConfigOpt = None) -> None:
-    """Delete audit rows older than [state] keep_days now (the server also does it hourly)."""
+    r"""Delete audit rows older than \[state] keep_days now (the server also does it hourly)."""
     settings = settings_of(config, check_files=False)
     before = time.time() - settings.state.keep_days * 86400
     removed = with_store(settings, lambda store: store.prune(before))

@@ -128,19 +128,21 @@ class Gate:
         admission.lease_id = lease_id
         return admission
 
-    async def check(self, link: Link, info: FileInfo) -> None:
-        """LinkRevoked or LinkExhausted for a link that could not download; claims nothing."""
+    async def check(self, link: Link, info: FileInfo) -> int | None:
+        """Downloads left (None: unlimited, or the store did not say); LinkRevoked or
+        LinkExhausted for a link that could not download. Claims nothing."""
         try:
             usage = await bounded(self._store.usage(link.link_id), STORE_TIMEOUT)
         except StoreUnavailable as exc:
             logger.error("state of {} unchecked for its landing page: {}", link.link_id, exc)
-            return
+            return None
         limit = self.limit_of(link, info)
         if usage.revoked:
             raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         # A download in flight holds its lease until its count lands: treat it as taken.
         if limit and usage.completed + usage.active >= limit:
             raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
+        return limit - usage.completed - usage.active if limit else None
 
     def refused(
         self, visit: Visit, outcome: Outcome, status: int, link_id: str = "", file: str = ""

@@ -109,17 +109,19 @@ class S3Delivery:
         """``s3://bucket/object`` for messages (never the endpoint's credentials)."""
         return f"s3://{self.settings.bucket}/{self.object_key(key)}"
 
-    def head(self, key: str) -> StoredObject:
-        """HEAD one object (blocking); FileMissing if absent, ObjectStoreUnavailable otherwise."""
+    def head(self, key: str, *, quiet: bool = False) -> StoredObject:
+        """HEAD one object (blocking); FileMissing if absent, ObjectStoreUnavailable otherwise
+        (logged, unless ``quiet``: `bot check` says it as a config error instead)."""
         try:
             answer = self.client.head_object(Bucket=self.settings.bucket, Key=self.object_key(key))
         except ClientError as exc:
             code = _code(exc)
             if code in NOT_FOUND:
                 raise FileMissing(key) from None
-            raise self._unavailable(key, f"answered {code}", denied=code in DENIED) from None
+            denied = code in DENIED
+            raise self._unavailable(key, f"answered {code}", denied=denied, quiet=quiet) from None
         except BotoCoreError as exc:
-            raise self._unavailable(key, type(exc).__name__) from None
+            raise self._unavailable(key, type(exc).__name__, quiet=quiet) from None
         modified = answer.get("LastModified")
         return StoredObject(
             key,
@@ -135,7 +137,7 @@ class S3Delivery:
         found: list[tuple[int, str]] = []
         for i, key in enumerate(files):
             try:
-                found.append((self.head(key).size, self.where(key)))
+                found.append((self.head(key, quiet=True).size, self.where(key)))
             except FileMissing:
                 raise ConfigError(
                     f"keywords[{i}].file",
@@ -191,8 +193,11 @@ class S3Delivery:
         """The catalogue of these keys, each opened with a HEAD of its object."""
         return ObjectCatalog(self, keys)
 
-    def _unavailable(self, key: str, reason: str, denied: bool = False) -> ObjectStoreUnavailable:
-        logger.error("object store: HEAD/presign of {} failed: {}", self.where(key), reason)
+    def _unavailable(
+        self, key: str, reason: str, denied: bool = False, quiet: bool = False
+    ) -> ObjectStoreUnavailable:
+        if not quiet:
+            logger.error("object store: HEAD/presign of {} failed: {}", self.where(key), reason)
         return ObjectStoreUnavailable(
             f"object store unavailable ({reason})", RETRY_AFTER, file_key=key, denied=denied
         )

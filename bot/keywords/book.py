@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 # Trimmed from both ends after NFKC (which already turned ！？，．～　 into their ASCII forms).
 _EDGES = re.compile(r"^[\s。.!?~,、…]+|[\s。.!?~,、…]+$")
-TAP = '<a href="weixin://bizmsgmenu?msgmenucontent={kw}&msgmenuid={n}">{kw}</a>'
+TAP = '<a href="weixin://bizmsgmenu?msgmenucontent={href}&msgmenuid={n}">{kw}</a>'
+# Percent-encoded in a tappable keyword's href (the rest, Chinese included, goes as typed).
+_HREF_UNSAFE = frozenset("\"&#%<>'+=?\\`{}|^[] \t")
 
 
 def fold(text: str) -> str:
@@ -35,6 +37,10 @@ class Rule:
         """Inside ``active_from`` / ``active_until`` (Beijing time as configured)."""
         start, end = self.active_from, self.active_until
         return (start is None or now >= start) and (end is None or now < end)
+
+    def ended(self, now: float) -> bool:
+        """Past ``active_until``: over for good."""
+        return self.active_until is not None and now >= self.active_until
 
 
 class RuleBook:
@@ -77,15 +83,28 @@ class RuleBook:
                 return rule
         return None
 
-    def listing(self, *, tappable: bool) -> str:
-        """``{keywords}`` in welcome and help: the first alias of each listed text rule."""
+    def listing(self, *, tappable: bool, now: float) -> str:
+        """``{keywords}`` in welcome and help: the first alias of each listed text rule whose
+        window has not ended."""
         names = [
             r.settings.aliases[0]
             for r in self.rules
-            if r.settings.aliases and r.settings.mode in LISTED_MODES
+            if r.settings.aliases and r.settings.mode in LISTED_MODES and not r.ended(now)
         ]
         if not names:
             return "（暂无）"
         if tappable:
-            names = [TAP.format(kw=name, n=n) for n, name in enumerate(names, 1)]
+            names = [tap(name, n) for n, name in enumerate(names, 1)]
         return "\n".join(f"· {name}" for name in names)
+
+    def next_end(self, now: float) -> float:
+        """When the next window ends (the listing changes then); infinity if none will."""
+        ends = [e for r in self.rules if (e := r.active_until) is not None and e > now]
+        return min(ends, default=float("inf"))
+
+
+def tap(keyword: str, n: int) -> str:
+    """A keyword as a link that sends it when tapped (``[replies] tappable``)."""
+    href = "".join(f"%{ord(c):02X}" if c in _HREF_UNSAFE or ord(c) < 32 else c for c in keyword)
+    shown = keyword.replace("<", "＜").replace(">", "＞")  # never markup in the message
+    return TAP.format(href=href, kw=shown, n=n)

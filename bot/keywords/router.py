@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from bot.clock import Clock
 from bot.codes import PATH as PICKUP_PATH
 from bot.codes import link_template
 from bot.config import RepliesSettings
 from bot.keywords.book import Rule, RuleBook, fold
-from bot.keywords.settings import KeywordSettings, link_limit, window_text
+from bot.keywords.patterns import shown
+from bot.keywords.settings import KeywordSettings, inactive_text, link_limit
 from bot.keywords.triggers import OTHER_TYPES, Fallback, Routable, trigger_of
 from bot.links import Link, LinkSigner, link_url
 from bot.state import LinkRecord
@@ -85,14 +88,11 @@ class Router:
         self._pickup_url = public_url.rstrip("/") + PICKUP_PATH
         self._max_downloads = max_downloads  # [links] max_downloads, unless the rule says
         self.book = RuleBook(keywords)
-        listing = self.book.listing(tappable=replies.tappable)
-        self._welcome = replies.welcome.format(keywords=listing)
+        self._replies = replies
         self._other: ReplyValue = TextReply(replies.other) if replies.other else SuccessReply()
-        self._fallbacks: dict[Fallback, ReplyValue] = {
-            "help": TextReply(replies.help.format(keywords=listing)),
-            "welcome": TextReply(self._welcome),
-            "silence": SuccessReply(),
-        }
+        self._worded_until = -1.0  # welcome and help are worded again once a window ends
+        self._welcome = ""
+        self._fallbacks: dict[Fallback, ReplyValue] = {}
 
     def route(self, message: Routable) -> Routed:
         """The reply (or the rule whose links answer) for one incoming message or event."""
@@ -100,16 +100,33 @@ class Router:
         value = trigger.read(message) if trigger else None
         if trigger is None or value is None:
             return self._other if message.type in OTHER_TYPES else SuccessReply()
+        self._word_listings(self._clock())
         rule = self.book.find(trigger.index, value) if value else None
         if rule is not None:
             return self._give(rule, greeting=self._welcome if trigger.greeting else "")
+        if value and trigger.unknown:  # a menu key or QR scene no rule has: likely a typo
+            logger.warning(trigger.unknown, shown(value), message.source)
         return self._fallbacks[trigger.fallback]
+
+    def _word_listings(self, now: float) -> None:
+        """Welcome and help list the rules whose window has not ended, as of ``now``."""
+        if now < self._worded_until:
+            return
+        replies = self._replies
+        listing = self.book.listing(tappable=replies.tappable, now=now)
+        self._welcome = replies.welcome.format(keywords=listing)
+        self._fallbacks = {
+            "help": TextReply(replies.help.format(keywords=listing)),
+            "welcome": TextReply(self._welcome),
+            "silence": SuccessReply(),
+        }
+        self._worded_until = self.book.next_end(now)
 
     def _give(self, rule: Rule, greeting: str = "") -> Routed:
         s = rule.settings
-        if not rule.active(self._clock()):
-            text = s.inactive_reply.format(keyword=s.name, window=window_text(s))
-            return TextReply(_joined(greeting, text))
+        now = self._clock()
+        if not rule.active(now):
+            return TextReply(_joined(greeting, inactive_text(s, ended=rule.ended(now))))
         if s.image:  # a picture carries no text: the greeting is left out
             return Picture(self._files / s.image)
         if not s.file_list:

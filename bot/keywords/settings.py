@@ -21,6 +21,7 @@ DEFAULT_ANCHOR_REPLY = (
 DEFAULT_TITLE = "{filename}"
 DEFAULT_DESCRIPTION = "点击打开下载（{minutes} 分钟内有效）"
 DEFAULT_INACTIVE = "「{keyword}」现在不在开放时间内（北京时间 {window}）。"
+DEFAULT_ENDED = "「{keyword}」已于北京时间 {end} 结束。"  # the default's wording once it is over
 WINDOW_FORMAT = "%Y-%m-%d %H:%M"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # a passive image reply: no GIF (WeChat refuses it)
 LINK_NAMES = ("url", "filename", "minutes", "code", "pickup_url")
@@ -166,3 +167,11 @@ def window_text(rule: KeywordSettings) -> str:
     if start and end:
         return f"{start} 至 {end}"
     return f"{start} 起" if start else f"至 {end}"
+
+
+def inactive_text(rule: KeywordSettings, *, ended: bool) -> str:
+    """What a follower reads outside the window: the rule's ``inactive_reply``, or by default,
+    once the window is over, that it ended (not "北京时间 至 …")."""
+    if ended and rule.inactive_reply == DEFAULT_INACTIVE:
+        return DEFAULT_ENDED.format(keyword=rule.name, end=rule.active_until.strip())
+    return rule.inactive_reply.format(keyword=rule.name, window=window_text(rule))

@@ -65,6 +65,7 @@ class Trigger:
     read: Callable[[Routable], str | None]  # None: this message is not this trigger after all
     fallback: Fallback = "silence"
     greeting: bool = False  # the welcome goes before the rule's answer (a new follower)
+    unknown: str = ""  # logged (value, openid) when no rule has the value: a typo in a menu key
 
 
 def _scene_of_subscribe(message: Routable) -> str:
@@ -72,15 +73,21 @@ def _scene_of_subscribe(message: Routable) -> str:
     return key.removeprefix(SCENE_PREFIX) if key.startswith(SCENE_PREFIX) else ""
 
 
-_SUBSCRIBE = Trigger("scene", _scene_of_subscribe, "welcome", greeting=True)
+_NO_SCENE = "QR scene {} matches no rule's scene openid={}: a typo in the QR code's scene?"
+_SUBSCRIBE = Trigger("scene", _scene_of_subscribe, "welcome", greeting=True, unknown=_NO_SCENE)
 # (MsgType, Event in lower case) → trigger. Voice counts only when WeChat recognised words.
 TRIGGERS: dict[tuple[str, str], Trigger] = {
     ("text", ""): Trigger(TEXT, lambda m: m.content, "help"),
     ("voice", ""): Trigger(
         TEXT, lambda m: m.recognition if m.recognition.strip() else None, "help"
     ),
-    ("event", "click"): Trigger("click", lambda m: m.event_key),
-    ("event", "scan"): Trigger("scene", lambda m: m.event_key),
+    ("event", "click"): Trigger(
+        "click",
+        lambda m: m.event_key,
+        unknown="menu click key {} matches no rule's click or keyword openid={}: "
+        "a typo in the menu's key?",
+    ),
+    ("event", "scan"): Trigger("scene", lambda m: m.event_key, unknown=_NO_SCENE),
     ("event", "scancode_waitmsg"): Trigger(TEXT, lambda m: m.scan_result, "help"),
     # wechatpy's names for "followed the account": plain, by a QR code, from a product page.
     ("event", "subscribe"): _SUBSCRIBE,

@@ -260,8 +260,20 @@ class MediaIds(Protocol):
         """Keep ``media_id`` for image ``name`` until ``expires_at`` (epoch seconds)."""
 
 
-class Store(Answers, Counts, Audit, Pushes, PickupCodes, LateSends, MediaIds, Protocol):
-    """The seven concerns in one backend; failures raise StoreUnavailable.
+class OwnerPassword(Protocol):
+    """The owner's page password (``bot.owner.password``): one slow hash, for every instance."""
+
+    async def owner_password(self) -> str | None:
+        """The stored hash, or None while no password is set (the page is off)."""
+
+    async def set_owner_password(self, hashed: str | None) -> None:
+        """Store a new hash (None: forget it, which turns the page off)."""
+
+
+class Store(
+    Answers, Counts, Audit, Pushes, PickupCodes, OwnerPassword, LateSends, MediaIds, Protocol
+):
+    """The eight concerns in one backend; failures raise StoreUnavailable.
 
     A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
     calls serve retries, quota refusals and other workers.
@@ -277,7 +289,7 @@ class Store(Answers, Counts, Audit, Pushes, PickupCodes, LateSends, MediaIds, Pr
         """True when the store answers (for /healthz); raises StoreUnavailable otherwise."""
 
 
-STORE_TIMEOUT = 2.0  # the longest any one store call may take (a deadline may cut it shorter)
+STORE_TIMEOUT = 1.0  # the longest any one store call may take (a deadline may cut it shorter)
 
 
 async def bounded(call: Awaitable[T], seconds: float) -> T:

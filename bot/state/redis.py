@@ -57,6 +57,8 @@ SORTED_SETS = ("attempts", "links")  # the audit trail's keys, checked by the he
 CODE_KEPT_AFTER_EXPIRY = 60.0  # the key outlives its code a little; resolve checks expires_at
 MEDIA_KEPT_AFTER_EXPIRY = 60.0  # likewise a media id: media_id() checks expires_at
 
+OWNER_PASSWORD = f"{PREFIX}owner:password"  # never expires: losing it only turns /admin off
+
 
 def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn the client's connection and protocol errors into StoreUnavailable."""
@@ -178,16 +180,7 @@ class RedisStore:
     async def link(self, link_id: str) -> LinkRecord | None:
         """One recorded link."""
         fields = await self._redis.hgetall(f"{PREFIX}link:{link_id}")
-        if not fields:
-            return None
-        return LinkRecord(
-            link_id,
-            str(fields["openid"]),
-            str(fields["keyword"]),
-            str(fields["file"]),
-            float(fields["issued_at"]),
-            float(fields["expires_at"]),
-        )
+        return _link_of(link_id, fields) if fields else None
 
     @_guarded
     async def revoke(self, link_ids: list[str]) -> int:
@@ -276,10 +269,13 @@ class RedisStore:
 
     @_guarded
     async def links_since(self, since: float) -> list[LinkRecord]:
-        """Links issued since a time."""
-        ids = await self._redis.zrangebyscore(f"{PREFIX}links", since, "+inf")
-        links = [await self.link(str(link_id)) for link_id in ids]
-        return [link for link in links if link is not None]
+        """Links issued since a time (one pipelined trip for all their records)."""
+        ids = [str(i) for i in await self._redis.zrangebyscore(f"{PREFIX}links", since, "+inf")]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for link_id in ids:
+                pipe.hgetall(f"{PREFIX}link:{link_id}")
+            records = await pipe.execute() if ids else []
+        return [_link_of(i, fields) for i, fields in zip(ids, records, strict=True) if fields]
 
     @_guarded
     async def attempts_since(self, since: float, link_id: str | None = None) -> list[Attempt]:
@@ -377,3 +373,30 @@ class RedisStore:
             pipe.hset(key, mapping={"media_id": media_id, "expires_at": repr(expires_at)})
             pipe.pexpire(key, keep_ms)
             await pipe.execute()
+
+    # --- the owner's page password (bot.owner.password) ----------------------------------------
+
+    @_guarded
+    async def owner_password(self) -> str | None:
+        """The stored hash, if set."""
+        value = await self._redis.get(OWNER_PASSWORD)
+        return None if value is None else str(value)
+
+    @_guarded
+    async def set_owner_password(self, hashed: str | None) -> None:
+        """Store (with no expiry) or forget the hash."""
+        if hashed is None:
+            await self._redis.delete(OWNER_PASSWORD)
+        else:
+            await self._redis.set(OWNER_PASSWORD, hashed)
+
+
+def _link_of(link_id: str, fields: dict[Any, Any]) -> LinkRecord:
+    return LinkRecord(
+        link_id,
+        str(fields["openid"]),
+        str(fields["keyword"]),
+        str(fields["file"]),
+        float(fields["issued_at"]),
+        float(fields["expires_at"]),
+    )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.clock import CHINA
+from bot.links import file_ref
 from bot.state.base import Attempt, LinkRecord, Usage
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -35,11 +36,18 @@ class FileStats:
 
 
 def summarize(
-    links: Iterable[LinkRecord], attempts: Iterable[Attempt]
+    links: Iterable[LinkRecord], attempts: Iterable[Attempt], files: Iterable[str] = ()
 ) -> tuple[list[FileStats], int]:
-    """Per-file counts, and the bad tokens (which name no file)."""
+    """Per-file counts, and the bad tokens (which name no file).
+
+    A refusal by a server that did not know the file yet (a rule it had not reloaded) names the
+    file by its opaque reference: the link's record, or one of ``files``, gives the name back.
+    """
     rows: dict[str, FileStats] = {}
     bad_tokens = 0
+    links = list(links)
+    named = {link.link_id: link.file for link in links}
+    named_by_ref = {file_ref(name): name for name in files}
     for link in links:
         row = rows.setdefault(link.file, FileStats(link.file))
         row.links += 1
@@ -48,9 +56,10 @@ def summarize(
         if attempt.outcome == "bad_token":
             bad_tokens += attempt.count
             continue
-        if not attempt.file:
+        file = named.get(attempt.link_id) or named_by_ref.get(attempt.file, attempt.file)
+        if not file:
             continue
-        row = rows.setdefault(attempt.file, FileStats(attempt.file))
+        row = rows.setdefault(file, FileStats(file))
         row.completed += attempt.counted
         row.bytes_sent += attempt.bytes_sent
         row.expired += attempt.count if attempt.outcome == "expired" else 0

@@ -375,6 +375,22 @@ class SqliteStore:
             "INSERT OR REPLACE INTO media_ids VALUES (?, ?, ?)", (name, media_id, expires_at)
         )
 
+    # --- the owner's page password (bot.owner.password) ----------------------------------------
+
+    async def owner_password(self) -> str | None:
+        """The stored hash, if set."""
+        rows = await self._query("SELECT value FROM owner WHERE name = 'password'", ())
+        return str(rows[0][0]) if rows else None
+
+    async def set_owner_password(self, hashed: str | None) -> None:
+        """Store or forget the hash."""
+        if hashed is None:
+            await self._execute("DELETE FROM owner WHERE name = 'password'", ())
+        else:
+            await self._execute(
+                "INSERT OR REPLACE INTO owner VALUES ('password', ?, ?)", (hashed, self._clock())
+            )
+
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         await self._run(lambda db: db.execute(sql, params).close())
 

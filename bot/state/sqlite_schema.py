@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS pushes (
 CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
 CREATE TABLE IF NOT EXISTS pickup_codes (
     code TEXT PRIMARY KEY, token TEXT NOT NULL, link_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS owner (name TEXT PRIMARY KEY, value TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS custom_sends (
     key TEXT PRIMARY KEY, openid TEXT NOT NULL, quota TEXT NOT NULL, at REAL NOT NULL,
     until REAL NOT NULL);

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
-from urllib.parse import quote
-
 import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -16,6 +13,7 @@ from bot.delivery.ranges import Span, span_for
 from bot.delivery.slots import Slot
 from bot.errors import RETRY_AFTER, FileMissing, RangeNotSatisfiable, ServerBusy
 from bot.web.deps import ServicesDep, client_ip, visit_of
+from bot.web.filenames import content_disposition
 from bot.web.landing import landing_page
 
 router = APIRouter()
@@ -29,27 +27,17 @@ DOWNLOAD_HEADERS = {
 }
 
 
-def content_disposition(filename: str) -> str:
-    """RFC 6266 ``attachment`` with an ASCII ``filename`` fallback and a UTF-8 ``filename*``."""
-    name = "".join(c for c in filename if unicodedata.category(c)[0] != "C")
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    ascii_name = "".join("_" if c in '"\\;' else c for c in ascii_name).strip()
-    stem, dot, ext = ascii_name.rpartition(".")
-    if not dot:
-        stem, ext = ascii_name, ""
-    if not stem.strip(" ._"):
-        ascii_name = "download" + (f".{ext}" if ext else "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 async def download(token: str, request: Request, services: ServicesDep) -> Response:
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
     with services.bad_tokens.guard(client_ip(request)):
         link = services.signer.verify(token)
-    info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
-    if (page := landing_page(request, services, token, link, info)) is not None:
-        await services.gate.check(link, info)  # a revoked or used-up link shows that instead
+    try:
+        info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
+    except FileMissing as exc:
+        exc.link_id = link.link_id  # recorded against the link (`bot audit` shows it)
+        raise
+    if (page := await landing_page(request, services, token, link, info)) is not None:
         return page
     headers = request.headers
     if services.delivery.whole_file:  # a URL to the whole file, whatever Range it is sent

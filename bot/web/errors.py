@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from loguru import logger
 from starlette.exceptions import HTTPException
 
+from bot.logs.safe import escape_controls
 from bot.logs.setup import redact
 from bot.web.deps import client_ip, get_services, visit_of
 from bot.web.refusals import REFUSALS, refusal_for
@@ -49,7 +50,8 @@ async def refuse(request: Request, exc: Exception) -> Response:
         logger.log(row.level, line)
     headers = {**NO_STORE, **row.headers(exc)}
     if not row.page:
-        return PlainTextResponse(row.code, row.status, headers)
+        why = f": {escape_controls(str(exc))[:200]}" if row.says_why else ""
+        return PlainTextResponse(row.code + why, row.status, headers)
     retry_after = context.get("retry_after")
     if isinstance(retry_after, int) and retry_after:
         headers["Retry-After"] = str(retry_after)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2.filters import do_filesizeformat
 from loguru import logger
 
 from bot.delivery.catalog import FileInfo
 from bot.links import Link, link_url
 from bot.web.deps import Services, client_ip
+from bot.web.pages import size_text
 from bot.web.useragent import Agent, classify, wants_landing
 
 # The page holds the link itself: never cached, never leaked through a Referer, never indexed.
@@ -27,14 +27,18 @@ LANDING_HEADERS = {
 DOWNLOAD_QUERY = "dl"
 
 
-def landing_page(
+async def landing_page(
     request: Request, services: Services, token: str, link: Link, info: FileInfo
 ) -> Response | None:
-    """The landing page when this client should get one, else None (serve the file)."""
+    """The landing page when this client should get one, else None (serve the file).
+
+    A revoked or used-up link shows that page instead (LinkRevoked, LinkExhausted).
+    """
     agent = classify(request.headers.get("user-agent", ""))
     asked = request.query_params.get(DOWNLOAD_QUERY) == "1"
     if not wants_landing(agent, services.settings.links.landing, download_asked=asked):
         return None
+    downloads_left = await services.gate.check(link, info)
     services.metrics.landing_pages.labels(agent.value).inc()
     logger.info(
         "landing page id={} file={!r} agent={} ip={}",
@@ -45,13 +49,14 @@ def landing_page(
     )
     seconds_left = max(0, int(link.expires_at.timestamp() - services.clock()))
     minutes = max(1, (seconds_left + 59) // 60)
-    name, size = info.path.name, do_filesizeformat(info.size)
+    name, size = info.path.name, size_text(info.size)
     html = services.pages.render(
         "landing",
         title=f"下载「{name}」· Download",
         description=f"{size} · {minutes} 分钟内有效 · valid for {minutes} min",
         filename=name,
         size=info.size,
+        downloads_left=downloads_left,
         seconds_left=seconds_left,
         url=link_url(services.settings.server.public_url, token),
         keyword=services.keyword_to_send(link.keyword, info.key),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2.filters import do_filesizeformat
 
 
 class Pages:
@@ -17,7 +18,13 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._env.filters["size"] = size_text
 
     def render(self, name: str, **context: Any) -> str:
         """The named template (without ``.html``) filled with ``context``."""
         return self._env.get_template(f"{name}.html").render(**context)
+
+
+def size_text(size: int) -> str:
+    """A file size as phones show it: ``316 B``, ``3.1 MB`` (1000-based, as iOS and Android)."""
+    return f"{size} B" if size < 1000 else str(do_filesizeformat(size))

@@ -56,6 +56,9 @@ class Refusal:
     level: str = "WARNING"
     context: Context = field(default=_none)  # more page context from the error
     headers: Callable[[Any], dict[str, str]] = field(default=lambda exc: {})
+    # A plain-text answer says why after its code (`bot simulate` shows it): only for errors
+    # whose text never holds a secret (the webhook's: a signature, a timestamp, the XML).
+    says_why: bool = False
 
 
 def _ago(seconds: float) -> str:
@@ -107,6 +110,10 @@ def _retry(exc: TooManyBadTokens | DownloadRefused, services: Services) -> dict[
 
 def _store(exc: StoreUnavailable, services: Services) -> dict[str, object]:
     return {"retry_after": RETRY_AFTER}
+
+
+def _storage(exc: ObjectStoreUnavailable, services: Services) -> dict[str, object]:
+    return {"retry_after": exc.retry_after, "storage": True}
 
 
 _CLOSE = {"Connection": "close"}  # the rest of the body is never read
@@ -203,16 +210,16 @@ REFUSALS: dict[type[Exception], Refusal] = {
     ),
     LinkBusy: _busy(429),  # this link has its share of slots
     ServerBusy: _busy(503),  # every slot is taken
-    ObjectStoreUnavailable: Refusal(
+    ObjectStoreUnavailable: Refusal(  # the bucket is down: not "too many people"
         status=503,
-        code="too_many_downloads",
-        page="busy",
+        code="storage_unavailable",
+        page="unavailable",
         outcome=Outcome.UNAVAILABLE,
-        title="下载人数较多 · Busy",
-        description="请稍后再试",
+        title="暂时无法下载 · Try again shortly",
+        description="存放文件的服务器暂时没有响应，请稍后再试",
         log="download id={link_id} refused {status}: {exc}",
         level="ERROR",
-        context=_retry,
+        context=_storage,
     ),
     TooManyBadTokens: Refusal(
         status=429,
@@ -237,9 +244,9 @@ REFUSALS: dict[type[Exception], Refusal] = {
         outcome=Outcome.BAD_RANGE,
         log="download refused {status} ({exc}) ip={ip}",
     ),
-    SignatureError: Refusal(status=403, code="forbidden", log=_WEBHOOK),
-    EncryptionRequired: Refusal(status=403, code="forbidden", log=_WEBHOOK),
-    MessageError: Refusal(status=400, code="bad request", log=_WEBHOOK),
+    SignatureError: Refusal(status=403, code="forbidden", log=_WEBHOOK, says_why=True),
+    EncryptionRequired: Refusal(status=403, code="forbidden", log=_WEBHOOK, says_why=True),
+    MessageError: Refusal(status=400, code="bad request", log=_WEBHOOK, says_why=True),
     BodyTooLarge: Refusal(status=413, code="body refused", log=_BODY, headers=lambda exc: _CLOSE),
     BodyTimeout: Refusal(status=408, code="body refused", log=_BODY, headers=lambda exc: _CLOSE),
     BodyRefused: Refusal(status=400, code="body refused", log=_BODY, headers=lambda exc: _CLOSE),

@@ -12,6 +12,8 @@ from typing import Any
 
 import tomli_w
 
+from bot.wechat.api.menu import array_of_tables
+
 MODES = {"equal": "exact", "contain": "contains"}
 NOTE = "\n\n"  # reply_all with several texts: one reply holds them all, a blank line apart
 
@@ -93,14 +95,18 @@ def convert(answer: dict[str, Any]) -> Imported:
 
 
 def to_toml(imported: Imported) -> str:
-    """TOML to review and paste: the rules, ``[replies]``, and comments for what was left."""
+    """TOML to review and paste: the rules, ``[replies]`` (commented), what was left behind."""
     head = ["# Imported from the 公众号 admin page's 自动回复: review before use."]
     if imported.skipped:
         head.append("# Not carried over (their media belongs to the admin page):")
         head += [f"#   {s.where}: {s.kind} {s.content!r}" for s in imported.skipped]
-    body: dict[str, Any] = {}
+    text = "\n".join(head) + "\n\n"
     if imported.keywords:
-        body["keywords"] = imported.keywords
+        text += array_of_tables("keywords", imported.keywords)
     if imported.replies:
-        body["replies"] = imported.replies
-    return "\n".join(head) + "\n\n" + tomli_w.dumps(body)
+        # Commented: a config from `bot init` has [replies] already, and TOML allows one.
+        text += "\n# Set these in your config's [replies] (uncomment the header if it has none):\n"
+        text += "# [replies]\n" + "".join(
+            f"# {line}\n" for line in tomli_w.dumps(imported.replies).splitlines()
+        )
+    return text

@@ -155,7 +155,8 @@ class WeChatAPI:
                 await self._sleep(delay)
                 continue
             error = error_for(api, code, str(answer.get("errmsg", "")))
-            logger.warning("{}", error)
+            log = logger.info if isinstance(error, NoMenu) else logger.warning  # 46003: a fact
+            log("{}", error)
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -171,6 +172,10 @@ class WeChatAPI:
             return await self.call("GET", "cgi-bin/menu/get")
         except NoMenu:
             return None
+
+    async def get_selfmenu_info(self) -> Answer:
+        """``get_current_selfmenu_info``: the menu however it was made (admin page or API)."""
+        return await self.call("GET", "cgi-bin/get_current_selfmenu_info")
 
     async def delete_menu(self) -> None:
         """``menu/delete``: remove the menu (and every conditional one)."""

@@ -208,7 +208,22 @@ def _show(button: dict[str, Any] | None) -> str:
 
 def to_toml(live: dict[str, Any] | None) -> str:
     """The live menu as a ``[menu]`` section an owner can paste into config.toml."""
-    return tomli_w.dumps({"menu": {"button": live_buttons(live)}})
+    return array_of_tables("menu.button", live_buttons(live))
+
+
+def _tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def array_of_tables(name: str, rows: list[dict[str, Any]]) -> str:
+    """``[[name]]`` tables (nested ones too), never inline: the form WeChat's docs map to, and
+    one that can be appended to a config already holding ``[[name]]`` tables."""
+    chunks = []
+    for row in rows:
+        flat = {k: v for k, v in row.items() if not _tables(v)}
+        chunks.append(f"[[{name}]]\n" + tomli_w.dumps(flat))
+        chunks += [array_of_tables(f"{name}.{k}", v) for k, v in row.items() if _tables(v)]
+    return "\n".join(chunks)
 
 
 def unanswered_keys(menu: Menu, answered: set[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -46,6 +47,7 @@ class FakeWeChat:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     calls: Counter[str] = field(default_factory=Counter)
     scripted: dict[str, list[int]] = field(default_factory=dict)
+    delays: dict[str, list[float]] = field(default_factory=dict)
     menu: dict[str, Any] | None = None
     selfmenu: dict[str, Any] | None = None  # a menu made on the admin page (menu/get: 46003)
     bodies: dict[str, list[Any]] = field(default_factory=dict)
@@ -60,6 +62,10 @@ class FakeWeChat:
     def script(self, api: str, *errcodes: int) -> None:
         """The next calls of ``api`` answer these errcodes, in order."""
         self.scripted.setdefault(api, []).extend(errcodes)
+
+    def slow(self, api: str, *seconds: float) -> None:
+        """The next calls of ``api`` take these many seconds to answer, in order."""
+        self.delays.setdefault(api, []).extend(seconds)
 
     def supersede(self) -> str:
         """A forced refresh by someone else: a new token, the old one answers 40001."""
@@ -85,6 +91,8 @@ class FakeWeChat:
         elif raw:
             body = json.loads(raw)
         self.bodies.setdefault(api, []).append(body)
+        if delays := self.delays.get(api):
+            await asyncio.sleep(delays.pop(0))
         if queue := self.scripted.get(api):
             return _error(queue.pop(0))
         if api == "cgi-bin/stable_token":

@@ -40,7 +40,6 @@ from tests.conftest import (
 )
 from tests.fake_wechat import APP_ID, APP_SECRET, FakeWeChat, running_fake
 from tests.helpers.botproc import BotProcess
-from tests.helpers.stores import Stalled
 from tests.helpers.waiting import wait_for
 
 POSTER = {"match": "海报", "style": "image", "image": "poster.png"}
@@ -139,33 +138,17 @@ def test_an_image_reply_uploads_once_reuses_its_media_id_and_renews_it_after_exp
 
 @pytest.mark.slow
 def test_a_late_image_reply_goes_by_kefu_and_is_uploaded_again_after_40007(
-    fake: FakeWeChat,
-    tmp_path: Path,
-    files_dir: Path,
-    state_url: str,
-    clock: Clock,
-    logs: LogCapture,
+    fake: FakeWeChat, files_dir: Path, start: Start, clock: Clock, logs: LogCapture
 ) -> None:
-    """The store slow past the deadline: success, then the image by 客服; WeChat refuses the
-    media_id (40007), the picture is uploaded again and sent with the new one."""
+    """WeChat's media API slow past the deadline: success, then the image by 客服; WeChat
+    refuses the media_id (40007), the picture is uploaded again and sent with the new one."""
     (files_dir / "poster.png").write_bytes(png())
-    config = write_config(
-        tmp_path, keywords=[POSTER], state={"url": state_url}, wechat=api_keys(fake)
-    )
-    settings = load_settings(config)
-    slow = {"remember_push": 1.5, "media_id": 1.5, "claim_and_record": 1.8}
-    store = Stalled(store_from_url(settings.state.url, clock=clock), **slow)
-    app = create_app(settings, clock=clock, store=store)  # type: ignore[arg-type]
-    server, thread, url = start_server(app)
-    try:
-        fake.script("cgi-bin/message/custom/send", 40007)
-        assert ask(url, clock) == ""  # success
-        assert wait_for(lambda: fake.sent)
-        store.delays.clear()
-        assert ask(url, clock) == "MEDIA_2"  # the renewed media_id was kept
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    server = start(keywords=[POSTER], wechat=api_keys(fake))
+    fake.slow("cgi-bin/media/upload", 5.0)
+    fake.script("cgi-bin/message/custom/send", 40007)
+    assert ask(server.url, clock) == ""  # success
+    assert wait_for(lambda: fake.sent, timeout=15)
+    assert ask(server.url, clock) == "MEDIA_2"  # the renewed media_id was kept
     assert fake.sent == [
         {"touser": "o_follower_1", "msgtype": "image", "image": {"media_id": "MEDIA_2"}}
     ]

@@ -42,6 +42,8 @@ from tests.fake_wechat import APP_ID, APP_SECRET, FakeWeChat, running_fake
 from tests.helpers.botproc import BotProcess
 from tests.helpers.waiting import wait_for
 
+pytestmark = pytest.mark.slow  # `bot serve --workers 2` and instances on one Redis
+
 POSTER = {"match": "海报", "style": "image", "image": "poster.png"}
 GIF = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
 

@@ -44,6 +44,8 @@ from tests.helpers.stores import Stalled
 from tests.helpers.waiting import wait_for
 from tests.helpers.webhook import link_of, text_of
 
+pytestmark = pytest.mark.slow  # pushes made late in real time (a trickled body, slow store calls)
+
 # Each call answers within the store's own timeout (1 s); after a slow body (SLOW_BODY), the
 # replay record, the pick-up code and the claim end past the deadline (4.5 s from arrival).
 SLOW = {"remember_push": 0.7, "put_code": 0.7, "claim_and_record": 0.7}

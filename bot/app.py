@@ -27,7 +27,7 @@ from bot.logs.setup import setup_logging
 from bot.metrics import Metrics
 from bot.reload import listen_for_reload, rule_parts
 from bot.replay import ReplayGuard
-from bot.state import Store, bounded, store_from_url
+from bot.state import GuessLimits, Store, bounded, store_from_url
 from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.web.deps import Services
 from bot.web.downloads import router as downloads_router
@@ -164,7 +164,9 @@ def create_app(
     app.state.config = config
     app.state.pickup = PickupDesk(
         codes_of(settings.links.pickup_codes, services.store),
-        BadTokenLimit(settings.limits.wrong_codes_per_minute, clock=clock),
+        GuessLimits(
+            settings.limits.wrong_codes_per_ip_per_minute, settings.limits.wrong_codes_per_minute
+        ),
     )
     install_error_handlers(app)
     app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)

@@ -137,6 +137,7 @@ class LimitsSettings(_Section):
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)
     send_timeout: float = Field(default=60.0, gt=0, le=3600)
+    wrong_codes_per_ip_per_minute: int = Field(default=10, ge=0)
     wrong_codes_per_minute: int = Field(default=60, ge=0)
 
 

@@ -15,8 +15,12 @@ import pytest
 from bot.state import (
     Attempt,
     Claim,
+    CodeFound,
+    CodeWrong,
     Fresh,
     Grant,
+    GuessLimits,
+    GuessRefused,
     Known,
     LinkRecord,
     Outcome,
@@ -150,3 +154,43 @@ def test_audit_keeps_method_and_outcome(run: Run[object], clock: Clock) -> None:
     rows, links = run(work)
     assert rows == [("HEAD", "served", 200), ("GET", "exhausted", 410)]
     assert links == ["L"]
+
+
+def test_codes_only_wrong_ones_count_per_guesser_and_server_wide(
+    run: Run[object], clock: Clock
+) -> None:
+    """#19 item 7: one atomic step: refused before any lookup past the guesser's limit, or
+    with a miss while the server is under pressure; a right code from anyone else resolves."""
+    limits = GuessLimits(per_guesser=2, server=3)
+    start = clock()
+
+    async def work(store: Store) -> list[object]:
+        await store.put_code("K7QP3M", "token-1", "L1", start + 600)
+        a = [await store.try_code(c, "a", limits) for c in ("K7QP3M", "AAAAAA", "", "K7QP3M")]
+        clock.advance(15)  # "a" has 2 misses: refused, even the right code, nothing counted
+        b = await store.try_code("BBBBBB", "b", limits)  # 3 misses in all: under pressure now
+        pressed = [await store.try_code("K7QP3M", who, limits) for who in ("b", "c", "d")]
+        fresh_miss = await store.try_code("CCCCCC", "e", limits)  # no miss yet: looked up
+        clock.advance(46)  # "a"'s misses (second 0) leave the window: 2 left, no pressure
+        later = [await store.try_code("K7QP3M", who, limits) for who in ("a", "b")]
+        off = GuessLimits(0, 0)
+        free = [await store.try_code("DDDDDD", "b", off) for _ in range(3)]
+        return [*a, b, *pressed, fresh_miss, *later, *free]
+
+    found = CodeFound("token-1", "L1")
+    assert run(work) == [
+        found,
+        CodeWrong(),
+        CodeWrong(),  # "" (a malformed code) is never found, and counts
+        GuessRefused(start + 60),  # when "a"'s first miss leaves the sliding minute
+        CodeWrong(),
+        GuessRefused(start + 70),  # "b" missed once under pressure (its bucket began at 10)
+        found,  # "c" and "d" guessed nothing wrong: the right code opens during the attack
+        found,
+        CodeWrong(),
+        found,
+        found,  # "b" has 1 miss left in the window, under its limit of 2
+        CodeWrong(),
+        CodeWrong(),
+        CodeWrong(),
+    ]

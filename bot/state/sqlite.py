@@ -25,6 +25,7 @@ from bot.state.base import (
     Remembered,
     Usage,
 )
+from bot.state.sqlite_codes import SqliteCodes
 from bot.state.sqlite_rows import (
     is_revoked,
     known_reply,
@@ -47,7 +48,7 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
 
 
-class SqliteStore:
+class SqliteStore(SqliteCodes):
     """The default store: ``sqlite:///state/bot.db``."""
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -307,42 +308,10 @@ class SqliteStore:
                 db.execute("DELETE FROM replies WHERE expires_at < ?", (now,))
                 db.execute("DELETE FROM pushes WHERE expires_at < ?", (now,))
                 db.execute("DELETE FROM pickup_codes WHERE expires_at < ?", (now,))
+                db.execute("DELETE FROM wrong_codes WHERE until < ?", (now,))
                 return db.total_changes - start
 
         return await self._run(work)
-
-    # --- pick-up codes (bot.codes.PickupCodes) ------------------------------------------------
-
-    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
-        """Store a code unless it is live already."""
-
-        def work(db: sqlite3.Connection) -> bool:
-            with _write(db):
-                row = db.execute(
-                    "SELECT 1 FROM pickup_codes WHERE code = ? AND expires_at > ?",
-                    (code, self._clock()),
-                ).fetchone()
-                if row:
-                    return False
-                db.execute(
-                    "INSERT OR REPLACE INTO pickup_codes VALUES (?, ?, ?, ?)",
-                    (code, token, link_id, expires_at),
-                )
-                return True
-
-        return await self._run(work)
-
-    async def resolve_code(self, code: str) -> tuple[str, str] | None:
-        """The live code's token and link id."""
-        rows = await self._query(
-            "SELECT token, link_id FROM pickup_codes WHERE code = ? AND expires_at > ?",
-            (code, self._clock()),
-        )
-        return (str(rows[0][0]), str(rows[0][1])) if rows else None
-
-    async def drop_code(self, code: str) -> None:
-        """Forget a code."""
-        await self._execute("DELETE FROM pickup_codes WHERE code = ?", (code,))
 
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         await self._run(lambda db: db.execute(sql, params).close())

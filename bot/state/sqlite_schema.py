@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS pushes (
 CREATE INDEX IF NOT EXISTS pushes_by_expiry ON pushes (expires_at);
 CREATE TABLE IF NOT EXISTS pickup_codes (
     code TEXT PRIMARY KEY, token TEXT NOT NULL, link_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS wrong_codes (
+    guesser TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, until REAL NOT NULL,
+    PRIMARY KEY (guesser, bucket));
 """
 ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"

@@ -19,6 +19,7 @@ from bot.codes import codes_of
 from bot.config import Settings, config_path, load_settings
 from bot.delivery import build_delivery
 from bot.delivery.auditcap import RefusalCap
+from bot.delivery.auditwriter import AuditWriter
 from bot.delivery.gate import Gate
 from bot.delivery.slots import DownloadSlots
 from bot.delivery.throttle import BadTokenLimit
@@ -91,7 +92,14 @@ def build_services(
             clock,
             metrics=metrics,
             lease_seconds=settings.links.claim_lease_seconds,
-            cap=RefusalCap(settings.limits.audit_rows_per_ip_per_minute, clock=clock),
+            cap=RefusalCap(
+                settings.limits.audit_rows_per_ip_per_minute,
+                clock=clock,
+                mono=mono,
+                rows_per_minute=settings.limits.audit_rows_per_minute,
+                lines_per_second=settings.limits.log_lines_per_second,
+            ),
+            audit=AuditWriter(store, clock=clock, metrics=metrics, mono=mono),
         ),
         replays=ReplayGuard(
             store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock, mono=mono

@@ -133,6 +133,8 @@ class LimitsSettings(_Section):
     links_per_user_per_hour: int = Field(default=10, ge=0)
     bad_tokens_per_ip_per_minute: int = Field(default=30, ge=0)
     audit_rows_per_ip_per_minute: int = Field(default=60, ge=0)
+    audit_rows_per_minute: int = Field(default=600, ge=0)  # all addresses, per process
+    log_lines_per_second: int = Field(default=20, ge=0)  # refusal lines, per process
     max_concurrent_downloads: int = Field(default=64, ge=0)
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)

@@ -18,6 +18,7 @@ from loguru import logger
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.auditcap import RefusalCap
+from bot.delivery.auditwriter import AuditWriter
 from bot.delivery.catalog import FileInfo
 from bot.delivery.ranges import Span
 from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
@@ -77,6 +78,7 @@ class Gate:
         metrics: Metrics | None = None,
         lease_seconds: float = 30.0,
         cap: RefusalCap | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -84,6 +86,7 @@ class Gate:
         self.lease_seconds = lease_seconds
         self._pending: set[asyncio.Task[None]] = set()
         self._cap = cap or RefusalCap(0, clock=clock)
+        self._audit = audit or AuditWriter(store, clock=clock, metrics=self._metrics)
 
     def limit_of(self, link: Link, info: FileInfo) -> int:
         """The link's download limit (0 = unlimited), signed into its token."""
@@ -147,31 +150,37 @@ class Gate:
     ) -> bool:
         """The one place a refused request is recorded: an audit row and a metric.
 
-        Past ``[limits] audit_rows_per_ip_per_minute`` for its address a refusal is only counted
-        into a summary row (``delivery.auditcap``) and False says: log nothing either. A throttled
-        request writes no row of its own (its bad tokens did), but counts towards the cap.
+        Past ``[limits] audit_rows_per_ip_per_minute`` for its address, or
+        ``audit_rows_per_minute`` for all of them, a refusal is only counted into a summary row
+        (``delivery.auditcap``) and False says: log nothing either; past
+        ``log_lines_per_second`` False says so too. A throttled request writes no row of its own
+        (its bad tokens did), but counts towards the cap.
         """
         self._metrics.refusals.labels(outcome.value).inc()
         for summary in self._cap.due():
-            self._later(self._store.record_attempt(summary))
+            self._audit.put(summary)
         if not self._cap.admit(visit.ip):
             self._cap.count(visit.ip, outcome, status)
             return False
-        if outcome is Outcome.THROTTLED:
-            return True
-        attempt = Attempt(
-            self._clock(),
-            outcome,
-            link_id,
-            file,
-            visit.ip,
-            visit.user_agent,
-            visit.range,
-            status,
-            method=visit.method,
-        )
-        self._later(self._store.record_attempt(attempt))
-        return True
+        if outcome is not Outcome.THROTTLED:
+            self._audit.put(
+                Attempt(
+                    self._clock(),
+                    outcome,
+                    link_id,
+                    file,
+                    visit.ip,
+                    visit.user_agent,
+                    visit.range,
+                    status,
+                    method=visit.method,
+                )
+            )
+        return self._cap.line()
+
+    def may_log(self) -> bool:
+        """True when a refusal with no audit row (webhook, wrong code) may log its line now."""
+        return self._cap.line()
 
     def transfer(
         self, admission: Admission, on_end: Callable[[], None] = lambda: None
@@ -226,7 +235,7 @@ class Gate:
             counted,
             v.method,
         )
-        self._later(self._store.record_attempt(attempt))
+        self._audit.put(attempt)
 
     async def settle(
         self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
@@ -267,7 +276,7 @@ class Gate:
             counted,
             visit.method,
         )
-        self._later(self._store.record_attempt(attempt))
+        self._audit.put(attempt)
         return counted
 
     async def renew(self, admission: Admission, sent: int, *, final: bool = False) -> bool:
@@ -317,7 +326,8 @@ class Gate:
     async def drain(self) -> None:
         """Wait for audit writes still under way (at shutdown, before the store closes)."""
         for summary in self._cap.due(everything=True):
-            self._later(self._store.record_attempt(summary))
+            self._audit.put(summary)
+        await self._audit.drain()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

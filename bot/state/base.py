@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
@@ -96,6 +96,7 @@ class Attempt:
     counted: bool = False
     method: str = "GET"
     count: int = 1  # more than 1: a summary of refusals over the audit cap (bot.delivery.auditcap)
+    uid: str = ""  # set: the row's own id, so writing it again (a retry) keeps one row
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +191,9 @@ class Audit(Protocol):
 
     async def record_attempt(self, attempt: Attempt) -> None:
         """Append one download attempt to the audit trail."""
+
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Append several attempts in one store call (all or none)."""
 
     async def links_since(self, since: float) -> list[LinkRecord]:
         """Links issued at or after ``since``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TypeVar
 
@@ -246,11 +246,23 @@ class RedisStore(RedisCodes):
             link_id, lambda counts, _: coverage.release(counts, lease_id, sent, now), 1
         )
 
-    @guarded
     async def record_attempt(self, attempt: Attempt) -> None:
-        """Append an attempt (the random id keeps identical attempts apart)."""
-        member = json.dumps({**asdict(attempt), "_id": secrets.token_hex(6)}, ensure_ascii=False)
-        await self._redis.zadd(f"{PREFIX}attempts", {member: attempt.at})
+        """Append an attempt."""
+        await self.record_attempts([attempt])
+
+    @guarded
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Append attempts in one ZADD (an id keeps identical attempts apart; a row's own
+        ``uid`` makes writing it again a no-op)."""
+        if not attempts:
+            return
+        members = {
+            json.dumps(
+                {**asdict(a), "_id": a.uid or secrets.token_hex(6)}, ensure_ascii=False
+            ): a.at
+            for a in attempts
+        }
+        await self._redis.zadd(f"{PREFIX}attempts", members)
 
     @guarded
     async def links_since(self, since: float) -> list[LinkRecord]:

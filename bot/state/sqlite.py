@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from bot.state.sqlite_schema import (
     ATTEMPT_COLUMNS,
     ATTEMPT_VALUES,
     attempt_of,
+    attempt_row,
     migrate,
     probe,
 )
@@ -258,25 +259,20 @@ class SqliteStore(SqliteCodes):
 
     async def record_attempt(self, attempt: Attempt) -> None:
         """Append an attempt."""
-        a = attempt
-        await self._execute(
-            f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({ATTEMPT_VALUES})",  # noqa: S608 - constant
-            (
-                a.at,
-                a.outcome,
-                a.link_id,
-                a.file,
-                a.ip,
-                a.user_agent,
-                a.range,
-                a.status,
-                a.bytes_sent,
-                int(a.complete),
-                int(a.counted),
-                a.method,
-                a.count,
-            ),
-        )
+        await self.record_attempts([attempt])
+
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Append attempts in one transaction."""
+        rows = [attempt_row(a) for a in attempts]
+
+        def work(db: sqlite3.Connection) -> None:
+            with _write(db):
+                db.executemany(
+                    f"INSERT OR IGNORE INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({ATTEMPT_VALUES})",  # noqa: S608 - constant
+                    rows,
+                )
+
+        await self._run(work)
 
     async def links_since(self, since: float) -> list[LinkRecord]:
         """Links issued since a time."""

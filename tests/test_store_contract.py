@@ -194,3 +194,29 @@ def test_codes_only_wrong_ones_count_per_guesser_and_server_wide(
         CodeWrong(),
         CodeWrong(),
     ]
+
+
+def test_audit_a_batch_is_one_call_and_a_retried_one_lands_once(
+    run: Run[object], clock: Clock
+) -> None:
+    """#19 item 8: ``record_attempts`` writes a batch at once; rows with a uid written again (a
+    batch retried after a timeout that landed late) stay one row each; without one, two rows."""
+    now = clock()
+    batch = [Attempt(now, Outcome.BAD_TOKEN, ip=f"198.51.100.{i}", uid=f"u{i}") for i in range(3)]
+    twin = Attempt(now, Outcome.BAD_TOKEN, ip="203.0.113.1")
+
+    async def work(store: Store) -> list[object]:
+        await store.record_attempts([])
+        await store.record_attempts(batch)
+        await store.record_attempts(batch)
+        await store.record_attempts([twin, twin])
+        rows = await store.attempts_since(0)
+        return sorted((a.ip, a.uid) for a in rows)
+
+    assert run(work) == [
+        ("198.51.100.0", "u0"),
+        ("198.51.100.1", "u1"),
+        ("198.51.100.2", "u2"),
+        ("203.0.113.1", ""),
+        ("203.0.113.1", ""),
+    ]

@@ -7,6 +7,7 @@ response. Every refusal goes through ``refused``: one audit row and one metric.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,7 +22,7 @@ from bot.delivery.auditcap import RefusalCap
 from bot.delivery.auditwriter import AuditWriter
 from bot.delivery.catalog import FileInfo
 from bot.delivery.ranges import Span
-from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
+from bot.errors import LinkExhausted, LinkHeld, LinkRevoked, StoreUnavailable
 from bot.keywords.settings import link_limit
 from bot.links import Link
 from bot.metrics import Metrics
@@ -128,6 +129,9 @@ class Gate:
             raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         if grant is Grant.EXHAUSTED:
             raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
+        if grant is Grant.HELD:  # free again once the lease ends or lapses
+            retry = math.ceil(self.lease_seconds)
+            raise LinkHeld(link.link_id, info.key, retry, keyword=link.keyword)
         admission.lease_id = lease_id
         return admission
 
@@ -141,9 +145,12 @@ class Gate:
         limit = self.limit_of(link, info)
         if usage.revoked:
             raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
-        # A download in flight holds its lease until its count lands: treat it as taken.
-        if limit and usage.completed + usage.active >= limit:
+        if limit and usage.completed >= limit:
             raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
+        # A download in flight holds its lease until its count lands: not free, not gone.
+        if limit and usage.completed + usage.active >= limit:
+            retry = math.ceil(self.lease_seconds)
+            raise LinkHeld(link.link_id, info.key, retry, keyword=link.keyword)
 
     def refused(
         self, visit: Visit, outcome: Outcome, status: int, link_id: str = "", file: str = ""

@@ -75,6 +75,7 @@ class Outcome(StrEnum):
     REVOKED = "revoked"
     UNAVAILABLE = "unavailable"
     BUSY = "busy"
+    HELD = "held"  # a use-limited link whose downloads left are held by leases in flight: 503
     BAD_RANGE = "bad_range"
     THROTTLED = "throttled"  # over bad_tokens_per_ip_per_minute: no row, counted over the cap
 
@@ -115,6 +116,7 @@ class Grant(StrEnum):
     GRANTED = "granted"
     EXHAUSTED = "exhausted"
     REVOKED = "revoked"
+    HELD = "held"  # only leases in flight stand in the way: ask again once they end or lapse
 
 
 class Answers(Protocol):

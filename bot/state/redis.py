@@ -222,9 +222,7 @@ class RedisStore(RedisCodes):
             if revoked:
                 return Grant.REVOKED
             until = now + c.lease_seconds
-            if not coverage.admit(counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now):
-                return Grant.EXHAUSTED
-            return Grant.GRANTED
+            return coverage.admit(counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now)
 
         return await self._update(c.link_id, change, max(c.keep, c.lease_seconds))
 

@@ -222,10 +222,11 @@ class SqliteStore(SqliteCodes):
                     return Grant.REVOKED
                 counts = read_counts(db, c.link_id)
                 until = now + c.lease_seconds
-                if not coverage.admit(
+                grant = coverage.admit(
                     counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now
-                ):
-                    return Grant.EXHAUSTED
+                )
+                if grant is not Grant.GRANTED:
+                    return grant
                 save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))
                 return Grant.GRANTED
 

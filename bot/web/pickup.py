@@ -21,7 +21,7 @@ from bot.state import (
     PickupCodes,
     bounded,
 )
-from bot.web.deps import Services, ServicesDep, client_ip
+from bot.web.deps import Services, ServicesDep, client_ip, raw_path
 
 MAX_TYPED = 32  # longer input is a wrong code, never looked up
 PAGE_HEADERS = {
@@ -77,6 +77,8 @@ async def pickup(
     request: Request, services: ServicesDep, desk: DeskDep, code: str = ""
 ) -> Response:
     """The box; with ``?code=…`` (the box's form) the same answer as ``/k/{code}``."""
+    if raw_path(request) != PATH.encode():
+        raise HTTPException(404, "Not Found")  # /%6B: one spelling only
     if not code.strip():
         return box_page(services)
     return await _redirect(request, services, desk, code)
@@ -87,6 +89,8 @@ async def pickup_code(
     code: str, request: Request, services: ServicesDep, desk: DeskDep
 ) -> Response:
     """A typed ``/k/CODE``: 302 to the code's link."""
+    if not raw_path(request).startswith(PATH.encode() + b"/"):
+        raise HTTPException(404, "Not Found")  # /%6B/CODE (a code typed full-width may be escaped)
     return await _redirect(request, services, desk, code)
 
 

@@ -211,11 +211,37 @@ class Gate:
         complete = outcome is Outcome.SERVED and v.method != "HEAD" and sent >= a.span.length
         if not a.lease_id and complete and a.span.start == 0 and a.span.end == a.span.size:
             counted = True  # an unlimited link: a whole-file response served to its end
+        self._record(a.link.link_id, a.file, v, status, sent, complete, outcome, counted)
+
+    async def settle(
+        self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
+    ) -> bool:
+        """End a lease another server sent the bytes of (nginx), counting ``sent`` (0: refused),
+        and record the attempt; True when it completed a copy. StoreUnavailable when not noted."""
+        counted = await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
+        if not sent:
+            return counted  # a refusal: its handler records it
+        self._record(link_id, file, visit, status, sent, status == 200, Outcome.SERVED, counted)
+        return counted
+
+    def _record(
+        self,
+        link_id: str,
+        file: str,
+        visit: Visit,
+        status: int,
+        sent: int,
+        complete: bool,
+        outcome: Outcome,
+        counted: bool,
+    ) -> None:
+        """A response that went out: its log line, metrics and audit row."""
+        v = visit
         logger.info(
             "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
             " complete={} outcome={} counted={}",
-            a.link.link_id,
-            a.file,
+            link_id,
+            file,
             v.ip,
             v.user_agent,
             v.method,
@@ -228,63 +254,8 @@ class Gate:
         )
         self._metrics.downloads.labels(str(status)).inc()
         self._metrics.bytes_sent.inc(sent)
-        attempt = Attempt(
-            self._clock(),
-            outcome,
-            a.link.link_id,
-            a.file,
-            v.ip,
-            v.user_agent,
-            v.range,
-            status,
-            sent,
-            complete,
-            counted,
-            v.method,
-        )
-        self._audit.put(attempt)
-
-    async def settle(
-        self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
-    ) -> bool:
-        """End a lease another server sent the bytes of (nginx), counting ``sent`` (0: refused),
-        and record the attempt; True when it completed a copy. StoreUnavailable when not noted."""
-        counted = await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
-        if not sent:
-            return counted  # a refusal: its handler records it
-        logger.info(
-            "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
-            " complete={} outcome={} counted={} (nginx accepted it)",
-            link_id,
-            file,
-            visit.ip,
-            visit.user_agent,
-            visit.method,
-            visit.range or "-",
-            status,
-            sent,
-            status == 200,
-            Outcome.SERVED.value,
-            counted,
-        )
-        self._metrics.downloads.labels(str(status)).inc()
-        self._metrics.bytes_sent.inc(sent)
-        attempt = Attempt(
-            self._clock(),
-            Outcome.SERVED,
-            link_id,
-            file,
-            visit.ip,
-            visit.user_agent,
-            visit.range,
-            status,
-            sent,
-            status == 200,
-            counted,
-            visit.method,
-        )
-        self._audit.put(attempt)
-        return counted
+        row = (v.ip, v.user_agent, v.range, status, sent, complete, counted, v.method)
+        self._audit.put(Attempt(self._clock(), outcome, link_id, file, *row))
 
     async def renew(self, admission: Admission, sent: int, *, final: bool = False) -> bool:
         """Keep a running download's lease; False when it lapsed (the download must stop).

@@ -20,13 +20,9 @@ from bot.state.base import (
     Audit,
     Claim,
     Claimed,
-    CodeFound,
-    CodeWrong,
     Counts,
     Fresh,
     Grant,
-    GuessLimits,
-    GuessRefused,
     Known,
     LinkRecord,
     Outcome,
@@ -35,10 +31,10 @@ from bot.state.base import (
     Pushes,
     Remembered,
     Store,
-    Tried,
     Usage,
     bounded,
 )
+from bot.state.guesses import CodeFound, CodeWrong, GuessLimits, GuessRefused, Tried
 
 if TYPE_CHECKING:
     from bot.wechat.api.token import TokenCache

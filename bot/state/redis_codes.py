@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bot.state.base import (
+from bot.state.guesses import (
     GUESS_BUCKETS,
     CodeFound,
     CodeWrong,

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bot.state.base import (
+from bot.state.guesses import (
     GUESS_BUCKETS,
     CodeFound,
     CodeWrong,

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from bot.cli.running import note_server, pid_file, running_server
-from bot.reload import outcome_file
+from bot.config import load_settings
+from bot.reload import outcome_file, reloaded
 from tests.botproc import BotProcess
 from tests.conftest import AES_KEY, BIG_NAME, DEMO_NAME, free_port, push, write_config
 from tests.test_state import ROOT
@@ -287,3 +288,21 @@ def test_seen_6_a_second_serve_on_the_same_config_is_refused_naming_the_first(
         assert result.returncode == 0 and f":{port})" in result.stdout, result.stderr
     finally:
         first.stop()
+
+
+def test_what_a_reload_applies_and_what_waits_for_a_restart(
+    tmp_path: Path, files_dir: Path
+) -> None:
+    """LIVE keys are applied; every other changed key is named (pure, no server)."""
+    config = configure(tmp_path, files_dir, OLD, 8000)
+    running = load_settings(config)
+    edit(config, "ttl_seconds = 600", "ttl_seconds = 900")
+    edit(config, "rate_bytes_per_second = 1000000", "rate_bytes_per_second = 5")
+    settings, outcome = reloaded(running, config)
+    assert settings is not None and settings.links.ttl_seconds == 900
+    assert settings.limits.rate_bytes_per_second == 1_000_000  # kept until a restart
+    assert (outcome.rules, outcome.restart, outcome.error) == (
+        2,
+        ("limits.rate_bytes_per_second",),
+        "",
+    )

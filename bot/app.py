@@ -19,6 +19,7 @@ from bot.codes import codes_of
 from bot.config import Settings, config_path, load_settings
 from bot.delivery import build_delivery
 from bot.delivery.auditcap import RefusalCap
+from bot.delivery.auditwriter import AuditWriter
 from bot.delivery.gate import Gate
 from bot.delivery.slots import DownloadSlots
 from bot.delivery.throttle import BadTokenLimit
@@ -27,7 +28,7 @@ from bot.logs.setup import setup_logging
 from bot.metrics import Metrics
 from bot.reload import listen_for_reload, rule_parts
 from bot.replay import ReplayGuard
-from bot.state import Store, bounded, store_from_url
+from bot.state import GuessLimits, Store, bounded, store_from_url
 from bot.web import adminlogin
 from bot.web.admin import router as admin_router
 from bot.web.clientaddr import TrustedProxies, parse_networks
@@ -103,7 +104,14 @@ def build_services(
             clock,
             metrics=metrics,
             lease_seconds=settings.links.claim_lease_seconds,
-            cap=RefusalCap(settings.limits.audit_rows_per_ip_per_minute, clock=clock),
+            cap=RefusalCap(
+                settings.limits.audit_rows_per_ip_per_minute,
+                clock=clock,
+                mono=mono,
+                rows_per_minute=settings.limits.audit_rows_per_minute,
+                lines_per_second=settings.limits.log_lines_per_second,
+            ),
+            audit=AuditWriter(store, clock=clock, metrics=metrics, mono=mono),
         ),
         replays=ReplayGuard(
             store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock, mono=mono
@@ -181,7 +189,9 @@ def create_app(
     app.state.config = config
     app.state.pickup = PickupDesk(
         codes_of(settings.links.pickup_codes, services.store),
-        BadTokenLimit(settings.limits.wrong_codes_per_minute, clock=clock),
+        GuessLimits(
+            settings.limits.wrong_codes_per_ip_per_minute, settings.limits.wrong_codes_per_minute
+        ),
     )
     install_error_handlers(app)
     app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)

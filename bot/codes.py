@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import unicodedata
 from collections.abc import Callable
 
 from bot.errors import StoreUnavailable
@@ -15,7 +17,8 @@ LENGTH = 6
 PATH = "/k"
 PLACEHOLDERS = ("{code}", "{pickup_url}")
 TRIES = 8  # a collision with a live code is ~1e-5 per try even with 10,000 live links
-_SEPARATORS = str.maketrans("", "", " -_·.")
+_SEPARATORS = frozenset("_·.・•")  # kept apart from Unicode's own categories below
+IPV6_BLOCK = 64  # one address for guessing: a host gets a whole /64 (RFC 6177)
 
 
 def codes_of(enabled: bool, store: Store) -> PickupCodes | None:
@@ -29,11 +32,29 @@ def new_code(randbelow: Callable[[int], int] = secrets.randbelow) -> str:
 
 
 def normalize(text: str) -> str | None:
-    """The code a follower typed (any case, spaces or dashes), or None if it cannot be one."""
-    code = text.translate(_SEPARATORS).upper()
+    """The code a follower typed, or None if it cannot be one: any case, full-width characters
+    (NFKC), and every kind of space, dash or invisible character (NBSP, U+3000, tab, U+200B)."""
+    code = "".join(c for c in unicodedata.normalize("NFKC", text) if not _separator(c)).upper()
     if len(code) != LENGTH or any(c not in ALPHABET for c in code):
         return None
     return code
+
+
+def _separator(char: str) -> bool:
+    kind = unicodedata.category(char)
+    return kind[0] in "ZC" or kind == "Pd" or char in _SEPARATORS
+
+
+def guesser(ip: str) -> str:
+    """Whom wrong codes are counted against: the address, or its /64 for IPv6."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/{IPV6_BLOCK}", strict=False))
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return str(mapped or address)
 
 
 def mask(text: str) -> str:

@@ -134,10 +134,13 @@ class LimitsSettings(_Section):
     links_per_user_per_hour: int = Field(default=10, ge=0)
     bad_tokens_per_ip_per_minute: int = Field(default=30, ge=0)
     audit_rows_per_ip_per_minute: int = Field(default=60, ge=0)
+    audit_rows_per_minute: int = Field(default=600, ge=0)  # all addresses, per process
+    log_lines_per_second: int = Field(default=20, ge=0)  # refusal lines, per process
     max_concurrent_downloads: int = Field(default=64, ge=0)
     max_concurrent_per_link: int = Field(default=4, ge=0)
     rate_bytes_per_second: int = Field(default=0, ge=0)
     send_timeout: float = Field(default=60.0, gt=0, le=3600)
+    wrong_codes_per_ip_per_minute: int = Field(default=10, ge=0)
     wrong_codes_per_minute: int = Field(default=60, ge=0)
     # The owner's page (/admin): wrong passwords per sliding hour, from one address and in all.
     wrong_passwords_per_ip_per_hour: int = Field(default=5, ge=1, le=1000)

@@ -167,6 +167,15 @@ class LinkBusy(DownloadRefused):
     """This link already has ``[limits] max_concurrent_per_link`` downloads running."""
 
 
+class LinkHeld(DownloadRefused):
+    """A use-limited link whose downloads left are held by leases in flight: a download still
+    running, or one whose worker died, until its lease lapses (temporary: 503, not 410)."""
+
+    def __init__(self, link_id: str, file_key: str, retry_after: int, *, keyword: str = "") -> None:
+        super().__init__("a transfer in flight holds its downloads left", retry_after, link_id)
+        self.file_key, self.keyword = file_key, keyword
+
+
 class RangeError(BotError):
     """A ``Range`` header the download cannot honour."""
 

@@ -48,6 +48,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.audit_dropped = Counter(
+            "bot_audit_rows_dropped",
+            "Audit rows the store could not take (queue full, store down), by outcome; each"
+            " is counted in a summary row once the store takes writes again.",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.webhook_seconds = Histogram(
             "bot_webhook_seconds",
             "Time to answer a WeChat callback.",

@@ -2,22 +2,25 @@
 
 Each worker reloads in its own process: the new rules are swapped in as a whole, requests in
 flight finish with the old ones, and a config that fails validation is logged and ignored. With
-``--workers N`` the supervisor passes SIGHUP on to every worker (uvicorn's own supervisor would
-replace the workers one by one, each waiting for its downloads to finish).
+``--workers N`` the supervisor (``bot.cli.running``) passes SIGHUP on to every worker (uvicorn's
+own supervisor would replace the workers one by one, each waiting for its downloads to finish).
+What a reload applies is ``LIVE``; every other changed key is named, in the log and in the
+outcome the server notes beside the config for ``bot reload`` (the server, not ``bot reload``,
+compares: only it knows the settings it runs with, ``BOT_*`` variables included).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
+import json
+import secrets
 import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from uvicorn.supervisors import Multiprocess
 
 from bot.clock import Clock
 from bot.config import load_settings
@@ -86,31 +89,158 @@ def rule_parts(
     return RuleParts(router, signer, catalog, keyword_for_file, sendable)
 
 
-def reload_app(app: FastAPI, config: Path) -> bool:
-    """Swap in the rules of ``config``; False (logged, old rules kept) if it fails validation."""
-    old: Services = app.state.services
+# What a reload applies: a key listed here, or any key under it. Every other changed key is
+# named as waiting for a restart (the store, the WeChat codec, limits, slots, logs, the mode).
+LIVE = (
+    "keywords",
+    "replies",
+    "menu",  # read by `bot menu push`, never by the server
+    "files.dir",
+    "links.ttl_seconds",
+    "links.max_downloads",
+    "links.landing",
+    "server.public_url",
+    "server.account_name",
+    "state.keep_days",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reloaded:
+    """What one reload did: the rules now in force and the changed keys that wait for a
+    restart, or why the config was refused (the running one kept)."""
+
+    rules: int = 0
+    restart: tuple[str, ...] = ()
+    error: str = ""
+    nonce: str = dataclasses.field(default_factory=lambda: secrets.token_hex(6))
+
+    def to_json(self) -> str:
+        """One JSON object (the outcome file beside the config)."""
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Reloaded:
+        """The outcome ``to_json`` wrote."""
+        fields = json.loads(text)
+        return cls(fields["rules"], tuple(fields["restart"]), fields["error"], fields["nonce"])
+
+
+def _leaves(value: object, key: str = "") -> dict[str, object]:
+    """``{"links.ttl_seconds": 600, ...}``: every value of a dump by its dotted key."""
+    if not isinstance(value, dict):
+        return {key: value}
+    leaves: dict[str, object] = {}
+    for name, item in value.items():
+        leaves.update(_leaves(item, f"{key}.{name}" if key else str(name)))
+    return leaves
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """The dotted keys whose values differ (a list, such as ``keywords``, is one value)."""
+    before, after = _leaves(old.model_dump()), _leaves(new.model_dump())
+    missing = object()
+    return sorted(
+        k for k in before.keys() | after.keys() if before.get(k, missing) != after.get(k, missing)
+    )
+
+
+def is_live(key: str) -> bool:
+    """True when a reload applies ``key``."""
+    return any(key == live or key.startswith(live + ".") for live in LIVE)
+
+
+def apply_live(running: Settings, fresh: Settings) -> Settings:
+    """``running`` with every ``LIVE`` key taken from ``fresh``."""
+    updates: dict[str, Any] = {}
+    for key in LIVE:
+        section, _, name = key.partition(".")
+        if not name:
+            updates[section] = getattr(fresh, section)
+            continue
+        current = updates.get(section, getattr(running, section))
+        value = getattr(getattr(fresh, section), name)
+        updates[section] = current.model_copy(update={name: value})
+    return running.model_copy(update=updates)
+
+
+def reloaded(running: Settings, config: Path) -> tuple[Settings | None, Reloaded]:
+    """The settings to run with after reading ``config`` (None: refused), and the outcome."""
     try:
         fresh = load_settings(config)
     except ConfigError as exc:
-        logger.error("reload refused, running config kept: {}", exc)
-        return False
-    settings = old.settings.model_copy(
-        update={"keywords": fresh.keywords, "replies": fresh.replies, "files": fresh.files}
-    )
-    parts = rule_parts(settings, old.clock, old.delivery, old.catalog.keys)
-    old.answerer.router = parts.router  # limits are signed into each link: the gate keeps none
-    app.state.services = dataclasses.replace(
-        old,
-        settings=settings,
-        signer=parts.signer,
-        catalog=parts.catalog,
-        keyword_for_file=parts.keyword_for_file,
-        sendable=parts.sendable,
-    )
-    logger.info("reloaded {}: {} rule(s)", config, len(settings.keywords))
-    for warning in risky(settings.keywords):
-        logger.warning(warning)
-    return True
+        return None, Reloaded(error=str(exc))
+    restart = tuple(key for key in changed_keys(running, fresh) if not is_live(key))
+    return apply_live(running, fresh), Reloaded(len(fresh.keywords), restart)
+
+
+def reload_app(app: FastAPI, config: Path) -> Reloaded:
+    """Swap in what ``config`` changes that can change while running; the outcome is logged
+    (and noted beside the config by the process ``bot reload`` signals)."""
+    old: Services = app.state.services
+    settings, outcome = reloaded(old.settings, config)
+    if settings is not None:
+        parts = rule_parts(settings, old.clock, old.delivery, old.catalog.keys)
+        old.answerer.router = parts.router  # limits are signed into each link: the gate keeps none
+        app.state.services = dataclasses.replace(
+            old,
+            settings=settings,
+            signer=parts.signer,
+            catalog=parts.catalog,
+            keyword_for_file=parts.keyword_for_file,
+            sendable=parts.sendable,
+        )
+        for warning in risky(settings.keywords):
+            logger.warning(warning)
+    log_outcome(config, outcome)
+    if getattr(app.state, "reports_reloads", False):
+        write_outcome(config, outcome)
+    return outcome
+
+
+def log_outcome(config: Path, outcome: Reloaded) -> None:
+    """One line: refused (error), applied but some keys wait for a restart (warning), or done."""
+    if outcome.error:
+        logger.error("reload refused, running config kept: {}", outcome.error)
+    elif outcome.restart:
+        logger.warning(
+            "reloaded {}: {} rule(s); changed but not applied until a restart: {}",
+            config,
+            outcome.rules,
+            ", ".join(outcome.restart),
+        )
+    else:
+        logger.info("reloaded {}: {} rule(s)", config, outcome.rules)
+
+
+def outcome_file(config: Path) -> Path:
+    """Where the server notes its last reload's outcome, for ``bot reload`` to read."""
+    config = config.resolve()
+    return config.with_name(config.name + ".reloaded")
+
+
+def write_outcome(config: Path, outcome: Reloaded) -> None:
+    """Note the outcome beside the config (whole or not at all); a read-only folder is skipped."""
+    path = outcome_file(config)
+    partial = path.with_name(path.name + ".new")
+    try:
+        partial.write_text(outcome.to_json() + "\n", encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        return  # no note (read-only folder): the log says it all
+
+
+def read_outcome(config: Path) -> Reloaded | None:
+    """The last outcome noted beside the config, if any."""
+    try:
+        return Reloaded.from_json(outcome_file(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def forget_outcome(config: Path) -> None:
+    """Remove the outcome note (the server stopped)."""
+    outcome_file(config).unlink(missing_ok=True)
 
 
 def listen_for_reload(app: FastAPI, config: Path | None) -> None:
@@ -118,62 +248,3 @@ def listen_for_reload(app: FastAPI, config: Path | None) -> None:
     if config is None or threading.current_thread() is not threading.main_thread():
         return
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_app, app, config)
-
-
-def pid_file(config: Path) -> Path:
-    """Where ``bot serve`` notes its process id, next to the config it serves."""
-    config = config.resolve()
-    return config.with_name(config.name + ".pid")
-
-
-def note_server(config: Path, url: str = "") -> None:
-    """Record this process, and the address it answers at, as the server for ``config`` (not
-    where the config's folder is read-only, as in docker/compose.yaml: send SIGHUP instead)."""
-    try:
-        pid_file(config).write_text(f"{os.getpid()}\n{url}\n", encoding="utf-8")
-    except OSError as exc:
-        logger.warning(
-            "cannot note this server in {} ({}): `bot reload` will not find it; send SIGHUP",
-            pid_file(config),
-            exc.strerror,
-        )
-
-
-def forget_server(config: Path) -> None:
-    """Remove the note if it is still ours."""
-    path = pid_file(config)
-    if running_server(config) == os.getpid():
-        path.unlink(missing_ok=True)
-
-
-def _note(config: Path) -> tuple[int, str] | None:
-    """The live server's pid and address ("" when it noted none) from the note, if any."""
-    try:
-        words = pid_file(config).read_text(encoding="utf-8").split()
-        pid = int(words[0])
-        os.kill(pid, 0)
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid, words[1] if len(words) > 1 else ""
-
-
-def running_server(config: Path) -> int | None:
-    """The pid of the live ``bot serve`` for ``config``, if there is one."""
-    note = _note(config)
-    return note[0] if note else None
-
-
-def served_url(config: Path) -> str:
-    """Where the live ``bot serve`` for ``config`` answers (``http://127.0.0.1:8005``), or ""."""
-    note = _note(config)
-    return note[1] if note else ""
-
-
-class ReloadingSupervisor(Multiprocess):
-    """uvicorn's worker supervisor, but SIGHUP makes each worker reload in place."""
-
-    def handle_hup(self) -> None:
-        logger.info("SIGHUP: asking {} worker(s) to reload", len(self.processes))
-        for process in self.processes:
-            if process.pid is not None:
-                os.kill(process.pid, signal.SIGHUP)

@@ -29,8 +29,9 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SECRET = "test-secret-key-0123456789abcdef"
 DEMO_NAME = "使用说明.txt"
 BIG_NAME = "安装包 v1.bin"
-# Fixtures shared from helpers: `browser` (Debian's headless Chromium, one per module).
-pytest_plugins = ["tests.helpers.browser"]
+# Fixtures shared from helpers: `browser` (Debian's headless Chromium, one per module) and
+# `killable` (a `bot serve` a test may kill -9).
+pytest_plugins = ["tests.helpers.browser", "tests.helpers.killable"]
 WECHAT = Simulator(TOKEN, APP_ID, AES_KEY)  # WeChat's side of the account every test config uses
 
 

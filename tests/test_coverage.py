@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.state import Grant
 from bot.state.coverage import (
     LinkCounts,
     Piece,
@@ -47,7 +48,7 @@ def test_whole_copies(pieces: list[Piece], copies: int) -> None:
 
 
 def lease(counts: LinkCounts, name: str, start: int, end: int, limit: int = 1) -> bool:
-    return admit(counts, name, start, end, SIZE, limit, until=30, now=0)
+    return admit(counts, name, start, end, SIZE, limit, until=30, now=0) is Grant.GRANTED
 
 
 def test_five_parallel_whole_gets_one_admitted() -> None:
@@ -104,12 +105,30 @@ def test_probe_never_spends() -> None:
 
 def test_a_lapsed_lease_frees_the_link_and_keeps_what_it_reported() -> None:
     counts = LinkCounts()
-    assert admit(counts, "dead", 0, SIZE, SIZE, 1, until=30, now=0)
+    assert admit(counts, "dead", 0, SIZE, SIZE, 1, until=30, now=0) is Grant.GRANTED
     assert renew(counts, "dead", 40, until=60, now=10)
-    assert not admit(counts, "early", 0, SIZE, SIZE, 1, until=70, now=59)
-    assert admit(counts, "after", 0, SIZE, SIZE, 1, until=91, now=61)
+    assert admit(counts, "early", 0, SIZE, SIZE, 1, until=70, now=59) is Grant.HELD
+    assert admit(counts, "after", 0, SIZE, SIZE, 1, until=91, now=61) is Grant.GRANTED
     assert counts.sent == 40 and "dead" not in counts.leases
     assert not renew(counts, "dead", 50, until=100, now=62), "a lapsed lease stays lapsed"
+
+
+@pytest.mark.parametrize(
+    ("reported", "limit", "grant"),
+    [
+        pytest.param(40, 1, Grant.HELD, id="a-lease-part-way-holds-the-link"),
+        pytest.param(SIZE, 1, Grant.EXHAUSTED, id="a-lease-that-noted-its-last-bytes-used-it-up"),
+        pytest.param(40, 2, Grant.GRANTED, id="room-beside-it"),
+    ],
+)
+def test_held_while_a_lease_may_yet_end_short_exhausted_when_it_cannot(
+    reported: int, limit: int, grant: Grant
+) -> None:
+    """#19 item 9: 503 while only a lease in flight (a dead worker's) stands in the way."""
+    counts = LinkCounts()
+    assert admit(counts, "running", 0, SIZE, SIZE, limit, until=30, now=0) is Grant.GRANTED
+    assert renew(counts, "running", reported, until=30, now=1)
+    assert admit(counts, "second", 0, SIZE, SIZE, limit, until=31, now=1) is grant
 
 
 def test_counts_round_trip_as_json() -> None:

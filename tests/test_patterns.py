@@ -152,7 +152,7 @@ def test_reload_warns_about_nested_repeats(
     server = serve(load_settings(write_config(tmp_path)))
     assert not logs.find("backtracks catastrophically", "WARNING")
     config = write_config(tmp_path, keywords=rules(BACKTRACKS))
-    assert reload_app(server.app, config)
+    assert not reload_app(server.app, config).error
     assert logs.find("rule '^(\\\\w+\\\\s?)+$'", "WARNING")
     assert reply_text(send(server, content="a" * 26 + "#")) == NEXT
 

@@ -30,12 +30,11 @@ from tests.conftest import (
     write_config,
 )
 from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT, MAC_WECHAT, WINDOWS_WECHAT
+from tests.helpers.pickup import PICKUP_LINE, WRONG, issue
 from tests.helpers.processes import bot_on
 from tests.helpers.stores import with_store
 from tests.helpers.webhook import link_path, push_fields, reply_of, reply_text, send
 
-WRONG = "提取码不对或已过期，请回到公众号重新获取"
-PICKUP_LINE = re.compile(r"电脑下载：打开 (\S+) 输入提取码 ([A-Z0-9]{6})")
 LIMITED: list[dict[str, Any]] = [
     {"match": "芝麻开门", "file": DEMO_NAME},
     {"match": "Big", "file": BIG_NAME, "max_downloads": 1},
@@ -46,15 +45,6 @@ LIMITED: list[dict[str, Any]] = [
 def boot(start: Start) -> Start:  # conftest's fixture, on SQLite and on Redis
     """A running bot on this test's store (every test using it runs on both backends)."""
     return start
-
-
-def issue(server: RunningServer, keyword: str = "芝麻开门", **kwargs: Any) -> tuple[str, str]:
-    """Send the keyword as WeChat would: the /d/ path and the pick-up code of the reply."""
-    text = reply_text(send(server, content=keyword, **kwargs))
-    match = PICKUP_LINE.search(text)
-    assert match, text
-    assert match.group(1) == server.settings.server.public_url + "/k"
-    return link_path(text), match.group(2)
 
 
 def pick_up(server: RunningServer, code: str) -> httpx.Response:
@@ -233,45 +223,7 @@ def test_the_box_page(server: RunningServer) -> None:
     assert "form-action 'self'" in page.headers["content-security-policy"]
 
 
-# --- guessing ---------------------------------------------------------------------------------
-
-
-def test_wrong_codes_count_with_bad_tokens_per_address(
-    tmp_path: Path, files_dir: Path, serve: Callable[[Settings], RunningServer], clock: Clock
-) -> None:
-    config = write_config(tmp_path, limits={"bad_tokens_per_ip_per_minute": 3})
-    server = serve(load_settings(config))
-    path, code = issue(server)
-    with server.client() as client:
-        assert client.get("/d/forged.token").status_code == 403
-        wrong = [client.get(f"/k/{c}") for c in ("AAAAAA", "short")]
-        refused = client.get(f"/k/{code}")
-        link = client.get(path)
-    assert [r.status_code for r in wrong] == [404, 404]
-    assert all(WRONG in r.text for r in wrong)
-    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
-    # #9 deliver 7 (valid links are never throttled, carrier NAT) over #14's first test, where
-    # the link was 429 too: the address's codes wait, its link downloads.
-    assert link.status_code == 200
-    clock.advance(61)
-    assert pick_up(server, code).status_code == 302
-
-
-def test_wrong_codes_have_a_server_wide_cap(
-    tmp_path: Path, files_dir: Path, serve: Callable[[Settings], RunningServer], clock: Clock
-) -> None:
-    limits = {"bad_tokens_per_ip_per_minute": 0, "wrong_codes_per_minute": 4}
-    server = serve(load_settings(write_config(tmp_path, limits=limits)))
-    path, code = issue(server)
-    with server.client() as client:
-        wrong = [client.get(f"/k/{new_code()}").status_code for _ in range(4)]
-        capped = client.get(f"/k/{code}")
-        link = client.get(path)
-    assert wrong == [404] * 4
-    assert capped.status_code == 429  # even the right code waits: guessing gains nothing
-    assert link.status_code == 200  # the links themselves are not capped
-    clock.advance(61)
-    assert pick_up(server, code).status_code == 302
+# --- guessing: tests/test_guessing.py (#19 item 7) -------------------------------------------
 
 
 def test_codes_are_never_logged_in_full(server: RunningServer, logs: LogCapture) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,8 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.reload import note_server, running_server
-from tests.conftest import BIG_NAME, DEMO_NAME, free_port, push, write_config
+from bot.cli.running import note_server, pid_file, running_server
+from bot.config import load_settings
+from bot.reload import outcome_file, reloaded
+from tests.conftest import AES_KEY, BIG_NAME, DEMO_NAME, free_port, push, write_config
+from tests.helpers.botproc import BotProcess
 from tests.helpers.paths import ROOT
 from tests.helpers.processes import running
 from tests.helpers.waiting import wait_for
@@ -84,8 +88,9 @@ def test_reload_swaps_rules_keeps_links_and_refuses_a_bad_config(
     port = free_port()
     config = configure(tmp_path, files_dir, OLD, port)
     with running(config, f"http://127.0.0.1:{port}", workers=workers) as url:
-        pid = running_server(config)
-        assert pid is not None
+        server = running_server(config)
+        assert server is not None and server.port == port
+        pid = server.pid
         assert "/d/" not in ask(url, "新词")
         old_link = link_in(ask(url, "芝麻开门"))
         big_link = link_in(ask(url, "Big"))
@@ -147,7 +152,163 @@ def test_serving_from_a_read_only_config_folder_still_starts(tmp_path: Path) -> 
     try:
         if os.access(folder, os.W_OK):  # root ignores the mode: make the write fail another way
             (folder / "config.toml.pid").mkdir()
-        note_server(config)
-        assert running_server(config) is None
+        note_server(config, "127.0.0.1", 8000)
+        assert running_server(config) is None and not pid_file(config).is_file()
     finally:
         folder.chmod(0o755)
+
+
+# --- issue #19 item 6: reload tells the truth; the pid file ----------------------------------
+
+RESTART_KEYS = ["limits.links_per_user_per_hour", "wechat.encoding_aes_key"]
+
+
+def edit(config: Path, old: str, new: str) -> None:
+    text = config.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    config.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def wait_for_log(path: Path, needle: str, count: int = 1) -> str:
+    """The log once ``needle`` is in it ``count`` times (lines land just after the signal)."""
+    deadline = time.monotonic() + 15
+    while (text := path.read_text(encoding="utf-8")).count(needle) < count:
+        assert time.monotonic() < deadline, f"{needle!r} not logged {count} time(s):\n{text}"
+        time.sleep(0.05)
+    return text
+
+
+@pytest.mark.parametrize(
+    "workers", [pytest.param(1, id="one-worker"), pytest.param(2, id="two-workers")]
+)
+def test_seen_6_reload_names_every_changed_key_that_waits_for_a_restart(
+    tmp_path: Path, files_dir: Path, workers: int
+) -> None:
+    """Issue #19 seen 6: an edit to [wechat], [links] ttl_seconds or [limits] got "asked the bot
+    to reload", exit 0 and a log of "reloaded … rule(s)", while the old values stayed."""
+    port = free_port()
+    config = configure(tmp_path, files_dir, OLD, port)
+    log = tmp_path / "bot.log"
+    with running(config, f"http://127.0.0.1:{port}", workers=workers) as url:
+        assert "（10 分钟内有效）" in ask(url, "芝麻开门")
+        edit(config, "ttl_seconds = 600", "ttl_seconds = 1200")  # a reload applies this one
+        edit(config, "links_per_user_per_hour = 0", "links_per_user_per_hour = 5")
+        edit(config, f'encoding_aes_key = "{AES_KEY}"', f'encoding_aes_key = "{"B" * 43}"')
+        result = bot_cli("reload", "--config", str(config))
+        assert result.returncode == 3, (result.stdout, result.stderr)
+        named = result.stderr.rsplit("restart: ", 1)[-1].strip()
+        assert named == ", ".join(RESTART_KEYS)
+        assert "asked the bot" not in result.stdout + result.stderr
+        text = wait_for_log(log, "not applied until a restart: " + ", ".join(RESTART_KEYS))
+        assert "WARNING" in next(line for line in text.splitlines() if "until a restart" in line)
+        deadline = time.monotonic() + 10  # every worker: the new lifetime, several times in a row
+        streak = 0
+        while streak < 6:
+            streak = streak + 1 if "（20 分钟内有效）" in ask(url, "芝麻开门") else 0
+            assert time.monotonic() < deadline, "the new ttl_seconds never answered"
+        server = running_server(config)
+        assert server is not None
+        os.kill(server.pid, signal.SIGHUP)  # straight to the server: the log says it too
+        wait_for_log(log, "not applied until a restart: " + ", ".join(RESTART_KEYS), count=2)
+        edit(config, f'encoding_aes_key = "{"B" * 43}"', f'encoding_aes_key = "{AES_KEY}"')
+        edit(config, "links_per_user_per_hour = 5", "links_per_user_per_hour = 0")
+        again = bot_cli("reload", "--config", str(config))
+        assert again.returncode == 0, again.stderr
+        assert f"reloaded {config}" in again.stdout and "2 rule(s)" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "workers", [pytest.param(1, id="one-worker"), pytest.param(2, id="two-workers")]
+)
+def test_seen_6_the_pid_file_goes_with_a_clean_stop(
+    tmp_path: Path, files_dir: Path, workers: int
+) -> None:
+    """Issue #19 seen 6: `config.toml.pid` survived a clean stop (uvicorn re-raises SIGTERM)."""
+    port = free_port()
+    config = configure(tmp_path, files_dir, OLD, port)
+    bot = BotProcess(config, port, workers=workers).wait_ready()
+    assert pid_file(config).is_file()
+    assert bot_cli("reload", "--config", str(config)).returncode == 0  # notes its outcome too
+    bot.stop()
+    assert bot.process.returncode in (0, -signal.SIGTERM), bot.text()
+    assert not pid_file(config).exists() and not outcome_file(config).exists()
+
+
+def stranger() -> subprocess.Popen[bytes]:
+    """A process SIGHUP would kill, as a reused pid after a crash or a reboot would be."""
+    return subprocess.Popen(["sleep", "60"])
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        pytest.param("old", id="a-plain-pid-as-bot-serve-wrote-it"),
+        pytest.param("reused", id="the-pid-of-another-start"),
+        pytest.param("not-serve", id="the-right-process-but-not-bot-serve"),
+    ],
+)
+def test_seen_6_a_stale_pid_file_signals_nobody(tmp_path: Path, files_dir: Path, note: str) -> None:
+    """Issue #19 seen 6: `bot reload` sent SIGHUP to whatever live process the pid file named:
+    a `sleep` was killed this way."""
+    config = configure(tmp_path, files_dir, OLD, free_port())
+    victim = stranger()
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        started = Path(f"/proc/{victim.pid}/stat").read_text().rpartition(")")[2].split()[19]
+        started = {"reused": str(int(started) + 1)}.get(note, started)
+        fields = {"pid": victim.pid, "boot": boot, "started": started, "port": 8000}
+        text = f"{victim.pid}\n" if note == "old" else json.dumps(fields)
+        pid_file(config).write_text(text, encoding="ascii")
+        result = bot_cli("reload", "--config", str(config))
+        assert result.returncode == 1
+        assert f"names pid {victim.pid}" in result.stderr and "no signal sent" in result.stderr
+        with pytest.raises(subprocess.TimeoutExpired):
+            victim.wait(0.5)  # a SIGHUP would have ended it by now
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_seen_6_a_second_serve_on_the_same_config_is_refused_naming_the_first(
+    tmp_path: Path, files_dir: Path
+) -> None:
+    """Issue #19 seen 6: a second `bot serve` on the same config overwrote the pid file without
+    a warning, and the first server could no longer be reloaded."""
+    port, other_port = free_port(), free_port()
+    config = configure(tmp_path, files_dir, OLD, port)
+    first = BotProcess(config, port).wait_ready()
+    try:
+        second = BotProcess(config, other_port)
+        deadline = time.monotonic() + 30
+        while second.process.poll() is None:
+            if time.monotonic() > deadline:
+                second.stop()
+                pytest.fail(f"the second `bot serve` kept running:\n{second.text()[-2000:]}")
+            time.sleep(0.05)
+        assert second.process.returncode == 1
+        said = second.text()
+        assert "already served" in said and f"pid {first.process.pid} on 127.0.0.1:{port}" in said
+        note = json.loads(pid_file(config).read_text(encoding="ascii"))
+        assert (note["pid"], note["port"]) == (first.process.pid, port)
+        result = bot_cli("reload", "--config", str(config))
+        assert result.returncode == 0 and f":{port})" in result.stdout, result.stderr
+    finally:
+        first.stop()
+
+
+def test_what_a_reload_applies_and_what_waits_for_a_restart(
+    tmp_path: Path, files_dir: Path
+) -> None:
+    """LIVE keys are applied; every other changed key is named (pure, no server)."""
+    config = configure(tmp_path, files_dir, OLD, 8000)
+    running = load_settings(config)
+    edit(config, "ttl_seconds = 600", "ttl_seconds = 900")
+    edit(config, "rate_bytes_per_second = 1000000", "rate_bytes_per_second = 5")
+    settings, outcome = reloaded(running, config)
+    assert settings is not None and settings.links.ttl_seconds == 900
+    assert settings.limits.rate_bytes_per_second == 1_000_000  # kept until a restart
+    assert (outcome.rules, outcome.restart, outcome.error) == (
+        2,
+        ("limits.rate_bytes_per_second",),
+        "",
+    )

@@ -281,7 +281,9 @@ def test_a_presign_failure_after_admission_gives_the_busy_page_and_frees_the_lea
     )
     path = get_link(server)
 
-    def no_credentials(self: S3Delivery, key: str, disposition: str, media_type: str) -> str:
+    def no_credentials(
+        self: S3Delivery, key: str, disposition: str, media_type: str, seconds_left: float
+    ) -> str:
         raise ObjectStoreUnavailable("object store unavailable (NoCredentialsError)", 30)
 
     with monkeypatch.context() as patch, server.client() as client:

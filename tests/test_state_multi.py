@@ -27,7 +27,8 @@ def one_link_one_download(urls: list[str], files_dir: Path, config: Path) -> Non
 
     json = {"Accept": "application/json"}
     results = parallel([partial(httpx.get, u + path, headers=json) for u in (urls * 3)[:5]])
-    assert sorted(r.status_code for r in results) == [200, 410, 410, 410, 410]
+    statuses = sorted(r.status_code for r in results)  # 503: the first one's lease still runs
+    assert statuses[0] == 200 and set(statuses[1:]) <= {410, 503}, statuses
     assert [r.content for r in results if r.status_code == 200] == [
         (files_dir / BIG_NAME).read_bytes()
     ]

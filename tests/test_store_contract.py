@@ -15,8 +15,12 @@ import pytest
 from bot.state import (
     Attempt,
     Claim,
+    CodeFound,
+    CodeWrong,
     Fresh,
     Grant,
+    GuessLimits,
+    GuessRefused,
     Known,
     LinkRecord,
     Outcome,
@@ -92,7 +96,7 @@ def test_replies_claim_and_record_answers_with_tagged_values(
 def test_counts_lease_release_and_count(run: Run[object]) -> None:
     async def work(store: Store) -> list[object]:
         a = await store.claim(claim("a"))
-        b = await store.claim(claim("b"))  # a second whole copy in flight: refused
+        b = await store.claim(claim("b"))  # a second whole copy in flight: held (503), for now
         busy = await store.usage("L")
         alive = await store.renew("L", "a", 60, 30)
         counted = await store.release("L", "a", 100)
@@ -101,7 +105,7 @@ def test_counts_lease_release_and_count(run: Run[object]) -> None:
         return [a, b, busy.active, alive, counted, done, again]
 
     a, b, active, alive, counted, done, again = run(work)
-    assert (a, b, active, alive, counted) == (Grant.GRANTED, Grant.EXHAUSTED, 1, True, True)
+    assert (a, b, active, alive, counted) == (Grant.GRANTED, Grant.HELD, 1, True, True)
     assert (done.active, done.completed, done.sent) == (0, 1, 100)  # type: ignore[attr-defined]
     assert again is Grant.EXHAUSTED
 
@@ -117,7 +121,7 @@ def test_counts_a_lapsed_lease_frees_the_link(run: Run[object], clock: Clock) ->
         usage = await store.usage("L")
         return [held, after, lapsed, usage.sent, usage.active]
 
-    assert run(work) == [Grant.EXHAUSTED, Grant.GRANTED, False, 40, 1]
+    assert run(work) == [Grant.HELD, Grant.GRANTED, False, 40, 1]  # held: 503, never 410
 
 
 def test_counts_a_release_voids_a_claim_that_lands_late(run: Run[object]) -> None:
@@ -239,3 +243,69 @@ def test_owner_password_is_kept_until_replaced_or_forgotten(run: Run[object], cl
         return [before, first, second, await store.owner_password()]
 
     assert run(work) == [None, "$scrypt$first", "$scrypt$second", None]
+
+
+def test_codes_only_wrong_ones_count_per_guesser_and_server_wide(
+    run: Run[object], clock: Clock
+) -> None:
+    """#19 item 7: one atomic step: refused before any lookup past the guesser's limit, or
+    with a miss while the server is under pressure; a right code from anyone else resolves."""
+    limits = GuessLimits(per_guesser=2, server=3)
+    start = clock()
+
+    async def work(store: Store) -> list[object]:
+        await store.put_code("K7QP3M", "token-1", "L1", start + 600)
+        a = [await store.try_code(c, "a", limits) for c in ("K7QP3M", "AAAAAA", "", "K7QP3M")]
+        clock.advance(15)  # "a" has 2 misses: refused, even the right code, nothing counted
+        b = await store.try_code("BBBBBB", "b", limits)  # 3 misses in all: under pressure now
+        pressed = [await store.try_code("K7QP3M", who, limits) for who in ("b", "c", "d")]
+        fresh_miss = await store.try_code("CCCCCC", "e", limits)  # no miss yet: looked up
+        clock.advance(46)  # "a"'s misses (second 0) leave the window: 2 left, no pressure
+        later = [await store.try_code("K7QP3M", who, limits) for who in ("a", "b")]
+        off = GuessLimits(0, 0)
+        free = [await store.try_code("DDDDDD", "b", off) for _ in range(3)]
+        return [*a, b, *pressed, fresh_miss, *later, *free]
+
+    found = CodeFound("token-1", "L1")
+    assert run(work) == [
+        found,
+        CodeWrong(),
+        CodeWrong(),  # "" (a malformed code) is never found, and counts
+        GuessRefused(start + 60),  # when "a"'s first miss leaves the sliding minute
+        CodeWrong(),
+        GuessRefused(start + 70),  # "b" missed once under pressure (its bucket began at 10)
+        found,  # "c" and "d" guessed nothing wrong: the right code opens during the attack
+        found,
+        CodeWrong(),
+        found,
+        found,  # "b" has 1 miss left in the window, under its limit of 2
+        CodeWrong(),
+        CodeWrong(),
+        CodeWrong(),
+    ]
+
+
+def test_audit_a_batch_is_one_call_and_a_retried_one_lands_once(
+    run: Run[object], clock: Clock
+) -> None:
+    """#19 item 8: ``record_attempts`` writes a batch at once; rows with a uid written again (a
+    batch retried after a timeout that landed late) stay one row each; without one, two rows."""
+    now = clock()
+    batch = [Attempt(now, Outcome.BAD_TOKEN, ip=f"198.51.100.{i}", uid=f"u{i}") for i in range(3)]
+    twin = Attempt(now, Outcome.BAD_TOKEN, ip="203.0.113.1")
+
+    async def work(store: Store) -> list[object]:
+        await store.record_attempts([])
+        await store.record_attempts(batch)
+        await store.record_attempts(batch)
+        await store.record_attempts([twin, twin])
+        rows = await store.attempts_since(0)
+        return sorted((a.ip, a.uid) for a in rows)
+
+    assert run(work) == [
+        ("198.51.100.0", "u0"),
+        ("198.51.100.1", "u1"),
+        ("198.51.100.2", "u2"),
+        ("203.0.113.1", ""),
+        ("203.0.113.1", ""),
+    ]

@@ -138,7 +138,7 @@ HINTS = {
 
 def _webhook(settings: Settings, config: Path | None, url: str | None) -> tuple[str, str]:
     """Where `bot simulate` posts, and why there: --url, the running server, or [server]."""
-    from bot.reload import served_url
+    from bot.cli.running import served_url
 
     if url:
         return url, "--url"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
-from typing import Annotated
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
@@ -16,6 +19,12 @@ from bot.config import Settings, config_path
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
+if TYPE_CHECKING:
+    from bot.reload import Reloaded
+
+RELOAD_WAIT = 15.0  # seconds `bot reload` waits for the server's outcome (workers: ~0.5 s)
+RESTART_NEEDED = 3  # `bot reload`'s exit status when some changed keys wait for a restart
+
 
 def serve(
     config: ConfigOpt = None,
@@ -25,11 +34,27 @@ def serve(
 ) -> None:
     """Run the bot: answer WeChat and serve the download links."""
     from bot.app import create_app, settle_memory
+    from bot.cli.running import (
+        NotedServer,
+        ReloadingSupervisor,
+        forget_server,
+        note_server,
+        running_server,
+    )
     from bot.logs.setup import one_log_writer, setup_logging
-    from bot.reload import ReloadingSupervisor, forget_server, note_server
     from bot.web.edge import uvicorn_options
 
+    path = config_path(config).resolve()
     settings = settings_of(config)
+    other = running_server(path)
+    if other is not None:  # two servers, one note: `bot reload` could reach only one of them
+        typer.secho(
+            f"error: {path} is already served ({other.where()}); `bot reload` reaches that one. "
+            "Stop it first, or give a second instance a config file of its own.",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     _check_free(bind_host, bind_port)
@@ -45,15 +70,19 @@ def serve(
     for warning in risky(settings.keywords) + menu_warnings(settings):
         logger.warning(warning)
     common = {"host": bind_host, "port": bind_port, **uvicorn_options(settings)}
-    path = config_path(config).resolve()
     url = local_url(bind_host, bind_port)
     typer.echo(f"serving {url} (links: {settings.server.public_url}/d/…)", err=True)
-    note_server(path, url)  # `bot reload` and `bot simulate` find this process through it
+    note_server(path, bind_host, bind_port)  # `bot reload` and `bot simulate` find it through it
     try:
         if workers == 1:
             app = create_app(settings, config=path)
+            app.state.reports_reloads = True  # this process is the one `bot reload` signals
             settle_memory()
-            uvicorn.run(app, **common)
+            server = NotedServer(uvicorn.Config(app, **common), lambda: forget_server(path))
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run()
+            if not server.started:
+                raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE (the port is taken, say)
             return
         # Worker processes rebuild the same settings from the same file (and these overrides).
         os.environ["BOT_CONFIG"] = str(path)
@@ -62,8 +91,9 @@ def serve(
         supervised = uvicorn.Config(
             "bot.app:app_from_environment", factory=True, workers=workers, **common
         )
+        sockets = [supervised.bind_socket()]
         with one_log_writer(settings.log):  # workers send their lines; this process writes them
-            ReloadingSupervisor(supervised, sockets=[supervised.bind_socket()]).run()
+            ReloadingSupervisor(supervised, sockets, settings=settings, path=path).run()
     finally:
         forget_server(path)
 
@@ -109,20 +139,62 @@ def _links_follow_port(settings: Settings, port: int) -> Settings:
 
 
 def reload(config: ConfigOpt = None) -> None:
-    """Make the running bot re-read its rules, replies and files (checks the config first)."""
+    """Make the running bot re-read its rules, replies and files (checks the config first).
+
+    Exit 0: all applied; 2: the config is refused; 3: applied, but some changed keys
+    (named) wait for a restart; 1: no running server, or it did not answer.
+    """
     import signal
 
-    from bot.reload import pid_file, running_server
+    from bot.cli.running import noted, pid_file, running_server
+    from bot.reload import read_outcome
 
     path = config_path(config).resolve()
     settings_of(path)  # a config that fails validation is refused here, with the reason (exit 2)
-    pid = running_server(path)
-    if pid is None:
+    server = running_server(path)
+    if server is None:
+        stale = noted(path)
+        problem = (
+            f"{pid_file(path)} names pid {stale.pid}, which is not the `bot serve` that wrote it "
+            "(a note left by a crash or a reboot): no signal sent"
+            if stale is not None
+            else f"no running `bot serve` for {path} ({pid_file(path)} names none)"
+        )
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    before = read_outcome(path)
+    os.kill(server.pid, signal.SIGHUP)
+    outcome = _wait_for_outcome(path, before)
+    if outcome is None:
         typer.secho(
-            f"error: no running `bot serve` for {path} ({pid_file(path)} names none)",
+            f"error: asked the bot ({server.where()}) to reload {path}, but it noted no outcome "
+            f"within {RELOAD_WAIT:.0f}s: see its log",
             err=True,
             fg=typer.colors.RED,
         )
         raise typer.Exit(1)
-    os.kill(pid, signal.SIGHUP)
-    typer.echo(f"asked the bot (pid {pid}) to reload {path}")
+    if outcome.error:
+        typer.secho(f"error: the bot refused it: {outcome.error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    done = f"reloaded {path} ({server.where()}): {outcome.rules} rule(s)"
+    if outcome.restart:
+        typer.secho(
+            f"{done}; changed but not applied until a restart: {', '.join(outcome.restart)}",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        raise typer.Exit(RESTART_NEEDED)
+    typer.echo(done)
+
+
+def _wait_for_outcome(path: Path, before: Reloaded | None) -> Reloaded | None:
+    """The server's new outcome note (another than ``before``), or None after RELOAD_WAIT."""
+    from bot.reload import read_outcome
+
+    deadline = time.monotonic() + RELOAD_WAIT
+    while time.monotonic() < deadline:
+        outcome = read_outcome(path)
+        if outcome is not None and outcome != before:
+            return outcome
+        time.sleep(0.05)
+    return None

@@ -13,6 +13,7 @@ progress as the client takes it.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Offer:
     method: str
     headers: Mapping[str, str]
     lease_id: str = ""  # the gate's lease on the span ("" for a link without a use limit)
+    seconds_left: float = math.inf  # the link's lifetime left: nothing handed out may outlive it
 
 
 class Transfer(Protocol):

@@ -7,6 +7,7 @@ response. Every refusal goes through ``refused``: one audit row and one metric.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,9 +19,10 @@ from loguru import logger
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.auditcap import RefusalCap
+from bot.delivery.auditwriter import AuditWriter
 from bot.delivery.catalog import FileInfo
 from bot.delivery.ranges import Span
-from bot.errors import LinkExhausted, LinkRevoked, StoreUnavailable
+from bot.errors import LinkExhausted, LinkHeld, LinkRevoked, StoreUnavailable
 from bot.keywords.settings import link_limit
 from bot.links import Link
 from bot.metrics import Metrics
@@ -77,6 +79,7 @@ class Gate:
         metrics: Metrics | None = None,
         lease_seconds: float = 30.0,
         cap: RefusalCap | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -84,6 +87,7 @@ class Gate:
         self.lease_seconds = lease_seconds
         self._pending: set[asyncio.Task[None]] = set()
         self._cap = cap or RefusalCap(0, clock=clock)
+        self._audit = audit or AuditWriter(store, clock=clock, metrics=self._metrics)
 
     def limit_of(self, link: Link, info: FileInfo) -> int:
         """The link's download limit (0 = unlimited), signed into its token."""
@@ -125,6 +129,9 @@ class Gate:
             raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         if grant is Grant.EXHAUSTED:
             raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
+        if grant is Grant.HELD:  # free again once the lease ends or lapses
+            retry = math.ceil(self.lease_seconds)
+            raise LinkHeld(link.link_id, info.key, retry, keyword=link.keyword)
         admission.lease_id = lease_id
         return admission
 
@@ -139,9 +146,12 @@ class Gate:
         limit = self.limit_of(link, info)
         if usage.revoked:
             raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
-        # A download in flight holds its lease until its count lands: treat it as taken.
-        if limit and usage.completed + usage.active >= limit:
+        if limit and usage.completed >= limit:
             raise LinkExhausted(link.link_id, info.key, limit, keyword=link.keyword)
+        # A download in flight holds its lease until its count lands: not free, not gone.
+        if limit and usage.completed + usage.active >= limit:
+            retry = math.ceil(self.lease_seconds)
+            raise LinkHeld(link.link_id, info.key, retry, keyword=link.keyword)
         return limit - usage.completed - usage.active if limit else None
 
     def refused(
@@ -149,31 +159,37 @@ class Gate:
     ) -> bool:
         """The one place a refused request is recorded: an audit row and a metric.
 
-        Past ``[limits] audit_rows_per_ip_per_minute`` for its address a refusal is only counted
-        into a summary row (``delivery.auditcap``) and False says: log nothing either. A throttled
-        request writes no row of its own (its bad tokens did), but counts towards the cap.
+        Past ``[limits] audit_rows_per_ip_per_minute`` for its address, or
+        ``audit_rows_per_minute`` for all of them, a refusal is only counted into a summary row
+        (``delivery.auditcap``) and False says: log nothing either; past
+        ``log_lines_per_second`` False says so too. A throttled request writes no row of its own
+        (its bad tokens did), but counts towards the cap.
         """
         self._metrics.refusals.labels(outcome.value).inc()
         for summary in self._cap.due():
-            self._later(self._store.record_attempt(summary))
+            self._audit.put(summary)
         if not self._cap.admit(visit.ip):
             self._cap.count(visit.ip, outcome, status)
             return False
-        if outcome is Outcome.THROTTLED:
-            return True
-        attempt = Attempt(
-            self._clock(),
-            outcome,
-            link_id,
-            file,
-            visit.ip,
-            visit.user_agent,
-            visit.range,
-            status,
-            method=visit.method,
-        )
-        self._later(self._store.record_attempt(attempt))
-        return True
+        if outcome is not Outcome.THROTTLED:
+            self._audit.put(
+                Attempt(
+                    self._clock(),
+                    outcome,
+                    link_id,
+                    file,
+                    visit.ip,
+                    visit.user_agent,
+                    visit.range,
+                    status,
+                    method=visit.method,
+                )
+            )
+        return self._cap.line()
+
+    def may_log(self) -> bool:
+        """True when a refusal with no audit row (webhook, wrong code) may log its line now."""
+        return self._cap.line()
 
     def transfer(
         self, admission: Admission, on_end: Callable[[], None] = lambda: None
@@ -197,11 +213,37 @@ class Gate:
         complete = outcome is Outcome.SERVED and v.method != "HEAD" and sent >= a.span.length
         if not a.lease_id and complete and a.span.start == 0 and a.span.end == a.span.size:
             counted = True  # an unlimited link: a whole-file response served to its end
+        self._record(a.link.link_id, a.file, v, status, sent, complete, outcome, counted)
+
+    async def settle(
+        self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
+    ) -> bool:
+        """End a lease another server sent the bytes of (nginx), counting ``sent`` (0: refused),
+        and record the attempt; True when it completed a copy. StoreUnavailable when not noted."""
+        counted = await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
+        if not sent:
+            return counted  # a refusal: its handler records it
+        self._record(link_id, file, visit, status, sent, status == 200, Outcome.SERVED, counted)
+        return counted
+
+    def _record(
+        self,
+        link_id: str,
+        file: str,
+        visit: Visit,
+        status: int,
+        sent: int,
+        complete: bool,
+        outcome: Outcome,
+        counted: bool,
+    ) -> None:
+        """A response that went out: its log line, metrics and audit row."""
+        v = visit
         logger.info(
             "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
             " complete={} outcome={} counted={}",
-            a.link.link_id,
-            a.file,
+            link_id,
+            file,
             v.ip,
             v.user_agent,
             v.method,
@@ -214,63 +256,8 @@ class Gate:
         )
         self._metrics.downloads.labels(str(status)).inc()
         self._metrics.bytes_sent.inc(sent)
-        attempt = Attempt(
-            self._clock(),
-            outcome,
-            a.link.link_id,
-            a.file,
-            v.ip,
-            v.user_agent,
-            v.range,
-            status,
-            sent,
-            complete,
-            counted,
-            v.method,
-        )
-        self._later(self._store.record_attempt(attempt))
-
-    async def settle(
-        self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
-    ) -> bool:
-        """End a lease another server sent the bytes of (nginx), counting ``sent`` (0: refused),
-        and record the attempt; True when it completed a copy. StoreUnavailable when not noted."""
-        counted = await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
-        if not sent:
-            return counted  # a refusal: its handler records it
-        logger.info(
-            "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
-            " complete={} outcome={} counted={} (nginx accepted it)",
-            link_id,
-            file,
-            visit.ip,
-            visit.user_agent,
-            visit.method,
-            visit.range or "-",
-            status,
-            sent,
-            status == 200,
-            Outcome.SERVED.value,
-            counted,
-        )
-        self._metrics.downloads.labels(str(status)).inc()
-        self._metrics.bytes_sent.inc(sent)
-        attempt = Attempt(
-            self._clock(),
-            Outcome.SERVED,
-            link_id,
-            file,
-            visit.ip,
-            visit.user_agent,
-            visit.range,
-            status,
-            sent,
-            status == 200,
-            counted,
-            visit.method,
-        )
-        self._later(self._store.record_attempt(attempt))
-        return counted
+        row = (v.ip, v.user_agent, v.range, status, sent, complete, counted, v.method)
+        self._audit.put(Attempt(self._clock(), outcome, link_id, file, *row))
 
     async def renew(self, admission: Admission, sent: int, *, final: bool = False) -> bool:
         """Keep a running download's lease; False when it lapsed (the download must stop).
@@ -319,7 +306,8 @@ class Gate:
     async def drain(self) -> None:
         """Wait for audit writes still under way (at shutdown, before the store closes)."""
         for summary in self._cap.due(everything=True):
-            self._later(self._store.record_attempt(summary))
+            self._audit.put(summary)
+        await self._audit.drain()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

@@ -8,6 +8,7 @@ over is the whole file, reported as sent at the redirect (like x-accel's hand-ov
 from __future__ import annotations
 
 import logging
+import math
 import mimetypes
 import os
 import stat
@@ -163,8 +164,12 @@ class S3Delivery:
                 ) from None
         return found
 
-    def presign(self, key: str, disposition: str, media_type: str) -> str:
-        """A GET URL for the object, valid ``presign_seconds``, answering with our headers."""
+    def presign(
+        self, key: str, disposition: str, media_type: str, seconds_left: float = math.inf
+    ) -> str:
+        """A GET URL for the object, answering with our headers, valid ``presign_seconds`` but
+        never past the link's own expiry (``seconds_left``, to the second; at least 1 s)."""
+        lifetime = max(1, math.floor(min(self.settings.presign_seconds, seconds_left)))
         params = {
             "Bucket": self.settings.bucket,
             "Key": self.object_key(key),
@@ -174,7 +179,7 @@ class S3Delivery:
         }
         try:
             url: str = self.client.generate_presigned_url(
-                "get_object", Params=params, ExpiresIn=self.settings.presign_seconds
+                "get_object", Params=params, ExpiresIn=lifetime
             )
         except BotoCoreError as exc:  # no credentials found, a broken endpoint…
             raise self._unavailable(key, type(exc).__name__) from None
@@ -225,7 +230,7 @@ class PresignedRedirect(Response):
             disposition = offer.headers["Content-Disposition"]
             try:
                 url = await anyio.to_thread.run_sync(
-                    self.bucket.presign, offer.info.key, disposition, self.kind
+                    self.bucket.presign, offer.info.key, disposition, self.kind, offer.seconds_left
                 )
             except BaseException as exc:
                 refused = isinstance(exc, ObjectStoreUnavailable)

@@ -39,6 +39,7 @@ from bot.state.base import (
     Usage,
     bounded,
 )
+from bot.state.guesses import CodeFound, CodeWrong, GuessLimits, GuessRefused, Tried
 
 if TYPE_CHECKING:
     from bot.wechat.api.token import TokenCache
@@ -52,9 +53,13 @@ __all__ = [
     "Backend",
     "Claim",
     "Claimed",
+    "CodeFound",
+    "CodeWrong",
     "Counts",
     "Fresh",
     "Grant",
+    "GuessLimits",
+    "GuessRefused",
     "Known",
     "LateSends",
     "LinkRecord",
@@ -68,6 +73,7 @@ __all__ = [
     "SendClaim",
     "SendQuota",
     "Store",
+    "Tried",
     "Usage",
     "bounded",
     "known_url",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from bot.errors import StoreUnavailable
+from bot.state.guesses import GuessLimits, Tried
 
 T = TypeVar("T")
 QUOTA_WINDOW = 3600.0  # links_per_user_per_hour counts links issued in the last hour
@@ -76,6 +77,7 @@ class Outcome(StrEnum):
     REVOKED = "revoked"
     UNAVAILABLE = "unavailable"
     BUSY = "busy"
+    HELD = "held"  # a use-limited link whose downloads left are held by leases in flight: 503
     BAD_RANGE = "bad_range"
     THROTTLED = "throttled"  # over bad_tokens_per_ip_per_minute: no row, counted over the cap
 
@@ -97,6 +99,7 @@ class Attempt:
     counted: bool = False
     method: str = "GET"
     count: int = 1  # more than 1: a summary of refusals over the audit cap (bot.delivery.auditcap)
+    uid: str = ""  # set: the row's own id, so writing it again (a retry) keeps one row
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class Grant(StrEnum):
     GRANTED = "granted"
     EXHAUSTED = "exhausted"
     REVOKED = "revoked"
+    HELD = "held"  # only leases in flight stand in the way: ask again once they end or lapse
 
 
 class Answers(Protocol):
@@ -192,6 +196,9 @@ class Audit(Protocol):
     async def record_attempt(self, attempt: Attempt) -> None:
         """Append one download attempt to the audit trail."""
 
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Append several attempts in one store call (all or none)."""
+
     async def links_since(self, since: float) -> list[LinkRecord]:
         """Links issued at or after ``since``."""
 
@@ -211,6 +218,15 @@ class Pushes(Protocol):
 
 class PickupCodes(Protocol):
     """Pick-up codes (``bot.codes``): each names one issued link's token until the link expires."""
+
+    async def try_code(self, code: str, guesser: str, limits: GuessLimits) -> Tried:
+        """Look ``code`` up for ``guesser`` ("" is never found), as one atomic step.
+
+        Refused, with nothing looked up or counted, when the guesser has ``per_guesser`` wrong
+        codes in the window, or has one while everyone's wrong codes in the window reached
+        ``server``. A found code counts nothing; a wrong one counts once for the guesser and
+        once for the server, in every worker and instance sharing the store.
+        """
 
     async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
         """Keep ``code`` → ``token`` until ``expires_at``; False if ``code`` is live already."""

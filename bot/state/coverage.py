@@ -21,6 +21,8 @@ import itertools
 import json
 from dataclasses import dataclass, field
 
+from bot.state.base import Grant
+
 MAX_PIECES = 512  # a link pieced together from more ranges than this is refused (an attack)
 Piece = tuple[int, int, int]
 
@@ -121,23 +123,35 @@ def admit(
     limit: int,
     until: float,
     now: float,
-) -> bool:
-    """Take a lease on ``[start, end)`` if the bounds above allow it; False when refused."""
+) -> Grant:
+    """Take a lease on ``[start, end)`` if the bounds above allow it (GRANTED); EXHAUSTED when
+    they do not even if every lease ended now; HELD when only leases in flight stand in the way
+    (a running download, or a dead worker's until it lapses: either may yet end short)."""
     lapse(counts, now)
     counts.size = size
     if counts.copies() >= limit:
-        return False
+        return Grant.EXHAUSTED
+    if not _fits(counts, start, end, limit, whole_leases=True):
+        held = counts.leases and _fits(counts, start, end, limit, whole_leases=False)
+        return Grant.HELD if held else Grant.EXHAUSTED
+    counts.leases[lease_id] = Lease(start, end, until)
+    return Grant.GRANTED
+
+
+def _fits(counts: LinkCounts, start: int, end: int, limit: int, *, whole_leases: bool) -> bool:
+    """The bounds, with each lease counted whole or only as far as it reported."""
     projected, planned = counts.pieces, counts.sent + (end - start)
     for lease in counts.leases.values():
-        projected = add_piece(projected, lease.start, lease.end)
-        planned += lease.end - lease.start
+        upto = lease.end if whole_leases else lease.start + min(lease.sent, lease.end - lease.start)
+        projected = add_piece(projected, lease.start, upto)
+        planned += upto - lease.start
     projected = add_piece(projected, start, end)
-    if whole_copies(projected, size) > limit or planned > (limit + 1) * size:
-        return False
-    if len(projected) > MAX_PIECES:
-        return False
-    counts.leases[lease_id] = Lease(start, end, until)
-    return True
+    size = counts.size
+    return (
+        whole_copies(projected, size) <= limit
+        and planned <= (limit + 1) * size
+        and len(projected) <= MAX_PIECES
+    )
 
 
 def renew(counts: LinkCounts, lease_id: str, sent: int, until: float, now: float) -> bool:

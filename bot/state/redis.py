@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
 from bot.errors import StoreUnavailable
 from bot.state import coverage
@@ -35,45 +34,31 @@ from bot.state.base import (
     SendQuota,
     Usage,
 )
+from bot.state.redis_codes import RedisCodes
 from bot.state.redis_scripts import (
     CLAIM_AND_RECORD,
     CLAIM_MESSAGE,
     CLAIM_SEND,
     PREFIX,
-    PUT_CODE,
     QUOTA,
     RECORD_LINK,
     REMEMBER_PUSH,
     encode_answer,
+    guarded,
     link_keys_args,
     remembered,
 )
 
-P = ParamSpec("P")
 T = TypeVar("T")
 WATCH_TRIES = 100  # optimistic updates of one link's counts retried this often under contention
 SORTED_SETS = ("attempts", "links")  # the audit trail's keys, checked by the health probe
 
-CODE_KEPT_AFTER_EXPIRY = 60.0  # the key outlives its code a little; resolve checks expires_at
 MEDIA_KEPT_AFTER_EXPIRY = 60.0  # likewise a media id: media_id() checks expires_at
 
 OWNER_PASSWORD = f"{PREFIX}owner:password"  # never expires: losing it only turns /admin off
 
 
-def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn the client's connection and protocol errors into StoreUnavailable."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
-
-    return wrapper
-
-
-class RedisStore:
+class RedisStore(RedisCodes):
     """``redis://HOST:PORT/DB``: one store shared by every instance."""
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -90,7 +75,7 @@ class RedisStore:
         self._record_link = self._redis.register_script(RECORD_LINK)
         self._claim_and_record = self._redis.register_script(CLAIM_AND_RECORD)
         self._remember_push = self._redis.register_script(REMEMBER_PUSH)
-        self._put_code = self._redis.register_script(PUT_CODE)
+        self._register_code_scripts()
         self._claim_send = self._redis.register_script(CLAIM_SEND)
 
     @classmethod
@@ -101,11 +86,11 @@ class RedisStore:
     async def open(self) -> None:
         """Check the server answers (a failure is logged; every call reconnects)."""
         try:
-            await _guarded(self._redis.ping)()
+            await guarded(self._redis.ping)()
         except StoreUnavailable as exc:
             logger.error("{} ({})", exc, self.url.split("@")[-1])
 
-    @_guarded
+    @guarded
     async def ping(self) -> bool:
         """True when a write reads back and the audit keys have their types; else raises.
 
@@ -130,30 +115,30 @@ class RedisStore:
         """Close the connection pool."""
         await self._redis.aclose()
 
-    @_guarded
+    @guarded
     async def claim_message(self, key: str, ttl: float) -> Remembered | None:
         """None when first; else the remembered (maybe pending) reply."""
         value = await self._claim_message(keys=[PREFIX + "reply:" + key], args=[int(ttl * 1000)])
         return remembered(value)
 
-    @_guarded
+    @guarded
     async def save_reply(self, key: str, text: str | None, ttl: float) -> None:
         """Remember the answer."""
         await self._redis.set(PREFIX + "reply:" + key, encode_answer(text), px=int(ttl * 1000))
 
-    @_guarded
+    @guarded
     async def read_reply(self, key: str) -> Remembered | None:
         """The remembered reply, if any."""
         return remembered(await self._redis.get(PREFIX + "reply:" + key))
 
-    @_guarded
+    @guarded
     async def record_link(self, link: LinkRecord, per_hour: int) -> float | None:
         """Record the link unless the follower's hourly quota is used up."""
         keys, args = link_keys_args(link, per_hour)
         oldest = await self._record_link(keys=keys, args=args)
         return None if oldest is None else float(oldest) + QUOTA_WINDOW
 
-    @_guarded
+    @guarded
     async def claim_and_record(
         self, key: str, ttl: float, text: str | None, link: LinkRecord | None, per_hour: int
     ) -> Claimed:
@@ -168,7 +153,7 @@ class RedisStore:
         known = remembered(value)
         return Fresh() if known is None else Known(known)
 
-    @_guarded
+    @guarded
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
         """Remember a callback's body digest under its signed triple; the known one if any."""
         value = await self._remember_push(
@@ -176,13 +161,13 @@ class RedisStore:
         )
         return value if isinstance(value, str) else None
 
-    @_guarded
+    @guarded
     async def link(self, link_id: str) -> LinkRecord | None:
         """One recorded link."""
         fields = await self._redis.hgetall(f"{PREFIX}link:{link_id}")
         return _link_of(link_id, fields) if fields else None
 
-    @_guarded
+    @guarded
     async def revoke(self, link_ids: list[str]) -> int:
         """Revoke links; returns how many were new."""
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -191,13 +176,13 @@ class RedisStore:
             results = await pipe.execute()
         return sum(1 for r in results if r)
 
-    @_guarded
+    @guarded
     async def links_of(self, *, openid: str | None = None, file: str | None = None) -> list[str]:
         """Ids of links for a follower or a file."""
         key = f"{PREFIX}user:{openid}" if openid is not None else f"{PREFIX}file:{file}"
         return [str(i) for i in await self._redis.zrange(key, 0, -1)]
 
-    @_guarded
+    @guarded
     async def usage(self, link_id: str) -> Usage:
         """Revocation and counts of one link."""
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -228,7 +213,7 @@ class RedisStore:
                     continue
         raise StoreUnavailable(f"redis: counts of {link_id} changed {WATCH_TRIES} times in a row")
 
-    @_guarded
+    @guarded
     async def claim(self, claim: Claim) -> Grant:
         """Take a lease if the link's bounds allow it."""
         c, now = claim, self._clock()
@@ -237,13 +222,11 @@ class RedisStore:
             if revoked:
                 return Grant.REVOKED
             until = now + c.lease_seconds
-            if not coverage.admit(counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now):
-                return Grant.EXHAUSTED
-            return Grant.GRANTED
+            return coverage.admit(counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now)
 
         return await self._update(c.link_id, change, max(c.keep, c.lease_seconds))
 
-    @_guarded
+    @guarded
     async def renew(self, link_id: str, lease_id: str, sent: int, lease_seconds: float) -> bool:
         """Extend a lease."""
         now = self._clock()
@@ -253,7 +236,7 @@ class RedisStore:
             lease_seconds,
         )
 
-    @_guarded
+    @guarded
     async def release(self, link_id: str, lease_id: str, sent: int) -> bool:
         """End a lease; True when it completed a copy."""
         now = self._clock()
@@ -261,13 +244,25 @@ class RedisStore:
             link_id, lambda counts, _: coverage.release(counts, lease_id, sent, now), 1
         )
 
-    @_guarded
     async def record_attempt(self, attempt: Attempt) -> None:
-        """Append an attempt (the random id keeps identical attempts apart)."""
-        member = json.dumps({**asdict(attempt), "_id": secrets.token_hex(6)}, ensure_ascii=False)
-        await self._redis.zadd(f"{PREFIX}attempts", {member: attempt.at})
+        """Append an attempt."""
+        await self.record_attempts([attempt])
 
-    @_guarded
+    @guarded
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Append attempts in one ZADD (an id keeps identical attempts apart; a row's own
+        ``uid`` makes writing it again a no-op)."""
+        if not attempts:
+            return
+        members = {
+            json.dumps(
+                {**asdict(a), "_id": a.uid or secrets.token_hex(6)}, ensure_ascii=False
+            ): a.at
+            for a in attempts
+        }
+        await self._redis.zadd(f"{PREFIX}attempts", members)
+
+    @guarded
     async def links_since(self, since: float) -> list[LinkRecord]:
         """Links issued since a time (one pipelined trip for all their records)."""
         ids = [str(i) for i in await self._redis.zrangebyscore(f"{PREFIX}links", since, "+inf")]
@@ -277,7 +272,7 @@ class RedisStore:
             records = await pipe.execute() if ids else []
         return [_link_of(i, fields) for i, fields in zip(ids, records, strict=True) if fields]
 
-    @_guarded
+    @guarded
     async def attempts_since(self, since: float, link_id: str | None = None) -> list[Attempt]:
         """Attempts since a time, oldest first."""
         members = await self._redis.zrangebyscore(f"{PREFIX}attempts", since, "+inf")
@@ -289,7 +284,7 @@ class RedisStore:
                 attempts.append(Attempt(**fields))
         return attempts
 
-    @_guarded
+    @guarded
     async def prune(self, before: float) -> int:
         """Drop links and attempts older than ``before`` (replies, counts, revocations expire)."""
         old = await self._redis.zrangebyscore(f"{PREFIX}links", "-inf", f"({before}")
@@ -308,34 +303,9 @@ class RedisStore:
         removed += await self._redis.zremrangebyscore(f"{PREFIX}attempts", "-inf", f"({before}")
         return removed
 
-    # --- pick-up codes (bot.codes.PickupCodes) ------------------------------------------------
-
-    @_guarded
-    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
-        """Store a code unless it is live already."""
-        now = self._clock()
-        keep_ms = int((max(expires_at - now, 0) + CODE_KEPT_AFTER_EXPIRY) * 1000)
-        args: list[str | int] = [repr(now), token, link_id, repr(expires_at), keep_ms]
-        return bool(await self._put_code(keys=[f"{PREFIX}code:{code}"], args=args))
-
-    @_guarded
-    async def resolve_code(self, code: str) -> tuple[str, str] | None:
-        """The live code's token and link id."""
-        token, link_id, expires_at = await self._redis.hmget(
-            f"{PREFIX}code:{code}", ["token", "link_id", "expires_at"]
-        )
-        if token is None or expires_at is None or float(expires_at) <= self._clock():
-            return None
-        return str(token), str(link_id)
-
-    @_guarded
-    async def drop_code(self, code: str) -> None:
-        """Forget a code."""
-        await self._redis.delete(f"{PREFIX}code:{code}")
-
     # --- 客服 sends and media ids (bot.wechat.api.late, bot.wechat.api.media) ----------------
 
-    @_guarded
+    @guarded
     async def claim_send(self, key: str, ttl: float, openid: str, quota: SendQuota) -> SendClaim:
         """Claim the one 客服 send of a message's reply, within the follower's quota."""
         keys = [
@@ -354,7 +324,7 @@ class RedisStore:
         ]
         return SendClaim(await self._claim_send(keys=keys, args=args))
 
-    @_guarded
+    @guarded
     async def media_id(self, name: str) -> str | None:
         """The kept media_id of an image, unless expired."""
         media_id, expires_at = await self._redis.hmget(
@@ -364,7 +334,7 @@ class RedisStore:
             return None
         return str(media_id)
 
-    @_guarded
+    @guarded
     async def keep_media_id(self, name: str, media_id: str, expires_at: float) -> None:
         """Keep an image's media_id until it expires."""
         keep_ms = int((max(expires_at - self._clock(), 0) + MEDIA_KEPT_AFTER_EXPIRY) * 1000)
@@ -376,13 +346,13 @@ class RedisStore:
 
     # --- the owner's page password (bot.owner.password) ----------------------------------------
 
-    @_guarded
+    @guarded
     async def owner_password(self) -> str | None:
         """The stored hash, if set."""
         value = await self._redis.get(OWNER_PASSWORD)
         return None if value is None else str(value)
 
-    @_guarded
+    @guarded
     async def set_owner_password(self, hashed: str | None) -> None:
         """Store (with no expiry) or forget the hash."""
         if hashed is None:

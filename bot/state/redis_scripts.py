@@ -1,8 +1,19 @@
-"""Redis's Lua scripts: each check-then-write of the store as one atomic step on the server."""
+"""Redis's Lua scripts (each check-then-write of the store as one atomic step on the server),
+and the error mapping every Redis call shares."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from redis.exceptions import RedisError
+
+from bot.errors import StoreUnavailable
 from bot.state.base import QUOTA_WINDOW, LinkRecord, Remembered
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 PREFIX = "bot:"
 PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
@@ -67,6 +78,47 @@ redis.call('HSET', KEYS[1], 'token', ARGV[2], 'link_id', ARGV[3], 'expires_at', 
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
+# KEYS: the code, the guesser's buckets (oldest first), everyone's buckets (the same order).
+# ARGV: now, per guesser, server, ms to keep a bucket, buckets per window, whether there is a
+# code. ``bot.state.base.guess_refusal`` is the same rule. Returns {'R', index of the guesser's
+# oldest bucket with a wrong code}, {'F', token, link id} or {'W'} (counted).
+TRY_CODE = """
+local n = tonumber(ARGV[5])
+local mine, all, oldest = 0, 0, -1
+for i = 1, n do
+  local m = tonumber(redis.call('GET', KEYS[1 + i]) or '0')
+  if m > 0 and oldest < 0 then oldest = i - 1 end
+  mine = mine + m
+  all = all + tonumber(redis.call('GET', KEYS[1 + n + i]) or '0')
+end
+local per, server = tonumber(ARGV[2]), tonumber(ARGV[3])
+if (per > 0 and mine >= per) or (server > 0 and all >= server and mine > 0) then
+  return {'R', oldest}
+end
+if ARGV[6] == '1' then
+  local v = redis.call('HMGET', KEYS[1], 'token', 'link_id', 'expires_at')
+  if v[1] and v[3] and tonumber(v[3]) > tonumber(ARGV[1]) then return {'F', v[1], v[2]} end
+end
+for _, key in ipairs({KEYS[1 + n], KEYS[1 + 2 * n]}) do
+  redis.call('INCR', key)
+  redis.call('PEXPIRE', key, ARGV[4])
+end
+return {'W'}
+"""
+
+
+def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn the client's connection and protocol errors into StoreUnavailable."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
+
+    return wrapper
+
 
 # KEYS: the message's send, the follower's sends for the quota, the message's reply. ARGV: now,
 # the quota's window and limit, ms to keep the send, ms to keep the reply, the message's key.

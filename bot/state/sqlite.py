@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from bot.state.base import (
     SendQuota,
     Usage,
 )
+from bot.state.sqlite_codes import SqliteCodes
 from bot.state.sqlite_rows import (
     claim_send_row,
     is_revoked,
@@ -40,6 +41,7 @@ from bot.state.sqlite_schema import (
     ATTEMPT_COLUMNS,
     ATTEMPT_VALUES,
     attempt_of,
+    attempt_row,
     migrate,
     probe,
 )
@@ -50,7 +52,7 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
 
 
-class SqliteStore:
+class SqliteStore(SqliteCodes):
     """The default store: ``sqlite:///state/bot.db``."""
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -223,10 +225,11 @@ class SqliteStore:
                     return Grant.REVOKED
                 counts = read_counts(db, c.link_id)
                 until = now + c.lease_seconds
-                if not coverage.admit(
+                grant = coverage.admit(
                     counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now
-                ):
-                    return Grant.EXHAUSTED
+                )
+                if grant is not Grant.GRANTED:
+                    return grant
                 save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))
                 return Grant.GRANTED
 
@@ -260,25 +263,20 @@ class SqliteStore:
 
     async def record_attempt(self, attempt: Attempt) -> None:
         """Append an attempt."""
-        a = attempt
-        await self._execute(
-            f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({ATTEMPT_VALUES})",  # noqa: S608 - constant
-            (
-                a.at,
-                a.outcome,
-                a.link_id,
-                a.file,
-                a.ip,
-                a.user_agent,
-                a.range,
-                a.status,
-                a.bytes_sent,
-                int(a.complete),
-                int(a.counted),
-                a.method,
-                a.count,
-            ),
-        )
+        await self.record_attempts([attempt])
+
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Append attempts in one transaction."""
+        rows = [attempt_row(a) for a in attempts]
+
+        def work(db: sqlite3.Connection) -> None:
+            with _write(db):
+                db.executemany(
+                    f"INSERT OR IGNORE INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({ATTEMPT_VALUES})",  # noqa: S608 - constant
+                    rows,
+                )
+
+        await self._run(work)
 
     async def links_since(self, since: float) -> list[LinkRecord]:
         """Links issued since a time."""
@@ -312,42 +310,10 @@ class SqliteStore:
                 db.execute("DELETE FROM pickup_codes WHERE expires_at < ?", (now,))
                 db.execute("DELETE FROM custom_sends WHERE until < ?", (now,))
                 db.execute("DELETE FROM media_ids WHERE expires_at < ?", (now,))
+                db.execute("DELETE FROM wrong_codes WHERE until < ?", (now,))
                 return db.total_changes - start
 
         return await self._run(work)
-
-    # --- pick-up codes (bot.codes.PickupCodes) ------------------------------------------------
-
-    async def put_code(self, code: str, token: str, link_id: str, expires_at: float) -> bool:
-        """Store a code unless it is live already."""
-
-        def work(db: sqlite3.Connection) -> bool:
-            with _write(db):
-                row = db.execute(
-                    "SELECT 1 FROM pickup_codes WHERE code = ? AND expires_at > ?",
-                    (code, self._clock()),
-                ).fetchone()
-                if row:
-                    return False
-                db.execute(
-                    "INSERT OR REPLACE INTO pickup_codes VALUES (?, ?, ?, ?)",
-                    (code, token, link_id, expires_at),
-                )
-                return True
-
-        return await self._run(work)
-
-    async def resolve_code(self, code: str) -> tuple[str, str] | None:
-        """The live code's token and link id."""
-        rows = await self._query(
-            "SELECT token, link_id FROM pickup_codes WHERE code = ? AND expires_at > ?",
-            (code, self._clock()),
-        )
-        return (str(rows[0][0]), str(rows[0][1])) if rows else None
-
-    async def drop_code(self, code: str) -> None:
-        """Forget a code."""
-        await self._execute("DELETE FROM pickup_codes WHERE code = ?", (code,))
 
     # --- 客服 sends and media ids (bot.wechat.api.late, bot.wechat.api.media) ----------------
 

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     file TEXT NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL, range TEXT NOT NULL,
     status INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, complete INTEGER NOT NULL,
     counted INTEGER NOT NULL, method TEXT NOT NULL DEFAULT 'GET',
-    count INTEGER NOT NULL DEFAULT 1);
+    count INTEGER NOT NULL DEFAULT 1, uid TEXT);
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 CREATE INDEX IF NOT EXISTS attempts_by_link ON attempts (link_id);
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, at REAL NOT NULL);
@@ -46,22 +46,51 @@ CREATE TABLE IF NOT EXISTS custom_sends (
 CREATE INDEX IF NOT EXISTS custom_sends_by_openid ON custom_sends (openid, quota, at);
 CREATE TABLE IF NOT EXISTS media_ids (
     name TEXT PRIMARY KEY, media_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS wrong_codes (
+    guesser TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, until REAL NOT NULL,
+    PRIMARY KEY (guesser, bucket));
 """
 ATTEMPT_COLUMNS = (
     "at, outcome, link_id, file, ip, user_agent, range, status, bytes_sent, complete, counted,"
-    " method, count"
+    " method, count, uid"
 )
 ATTEMPT_VALUES = ", ".join("?" * len(ATTEMPT_COLUMNS.split(", ")))
 # Columns added to attempts after its first release, added to older files on open.
 ADDED_COLUMNS = {
     "method": "TEXT NOT NULL DEFAULT 'GET'",  # #9
     "count": "INTEGER NOT NULL DEFAULT 1",  # #10, the audit cap
+    "uid": "TEXT",  # #19, a retried batch of rows is written once
 }
+# After the columns: a row written again under its uid is ignored (rows without one never clash).
+UID_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS attempts_by_uid ON attempts (uid) WHERE uid IS NOT NULL"
+)
+
+
+def attempt_row(a: Attempt) -> tuple[Any, ...]:
+    """An attempt as the values of ATTEMPT_COLUMNS."""
+    return (
+        a.at,
+        a.outcome,
+        a.link_id,
+        a.file,
+        a.ip,
+        a.user_agent,
+        a.range,
+        a.status,
+        a.bytes_sent,
+        int(a.complete),
+        int(a.counted),
+        a.method,
+        a.count,
+        a.uid or None,
+    )
 
 
 def attempt_of(row: tuple[Any, ...]) -> Attempt:
     fields = dict(zip(ATTEMPT_COLUMNS.replace(" ", "").split(","), row, strict=True))
     fields["complete"], fields["counted"] = bool(fields["complete"]), bool(fields["counted"])
+    fields["uid"] = fields["uid"] or ""
     return Attempt(**fields)
 
 
@@ -74,6 +103,7 @@ def migrate(db: sqlite3.Connection) -> None:
     for name, kind in ADDED_COLUMNS.items():
         if name not in columns:  # a file from before that column
             db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {kind}")
+    db.execute(UID_INDEX)
 
 
 def probe(db: sqlite3.Connection, path: Path, now: float) -> bool:

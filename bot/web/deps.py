@@ -100,3 +100,13 @@ def visit_of(request: Request) -> Visit:
         headers.get("range", "")[:100],
         request.method,
     )
+
+
+def raw_path(request: Request) -> bytes:
+    """The path as the request line spelled it, before percent-decoding.
+
+    A token or a code has one spelling: routes refuse another (``/%64/<token>``, an escaped
+    token character), so no log or cache, here or in front, keys on a second URI for a secret.
+    """
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    return raw

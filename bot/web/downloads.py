@@ -11,8 +11,8 @@ from bot.delivery.accel import LEASE_HEADER, AccelDelivery, HandedOver
 from bot.delivery.disk import last_modified
 from bot.delivery.ranges import Span, span_for
 from bot.delivery.slots import Slot
-from bot.errors import RETRY_AFTER, FileMissing, RangeNotSatisfiable, ServerBusy
-from bot.web.deps import ServicesDep, client_ip, visit_of
+from bot.errors import RETRY_AFTER, FileMissing, LinkInvalid, RangeNotSatisfiable, ServerBusy
+from bot.web.deps import ServicesDep, client_ip, raw_path, visit_of
 from bot.web.filenames import content_disposition
 from bot.web.landing import landing_page
 
@@ -30,7 +30,12 @@ DOWNLOAD_HEADERS = {
 @router.api_route("/d/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 async def download(token: str, request: Request, services: ServicesDep) -> Response:
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
+    raw = raw_path(request)
+    if not raw.startswith(b"/d/"):
+        raise HTTPException(404, "Not Found")  # /%64/<token>: not how a link is spelled
     with services.bad_tokens.guard(client_ip(request)):
+        if b"%" in raw:  # /d/%57…: the token escaped, another URI for the same link
+            raise LinkInvalid("percent-escaped token")
         link = services.signer.verify(token)
     try:
         info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
@@ -68,6 +73,7 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         request.method,
         {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(info.path.name)},
         admission.lease_id,
+        link.expires_at.timestamp() - services.clock(),
     )
     return services.delivery.respond(offer, transfer)
 

@@ -34,10 +34,13 @@ async def refuse(request: Request, exc: Exception) -> Response:
     context: dict[str, object] = {"title": row.title, "description": row.description}
     context.update(row.context(exc, services))
     visit, ago = visit_of(request), context.pop("ago_seconds", 0)
-    # Gate.refused says False past the audit cap for this address: then no log line either.
-    if row.outcome is None or services.gate.refused(
-        visit, row.outcome, row.status, getattr(exc, "link_id", ""), getattr(exc, "file_key", "")
-    ):
+    # Gate.refused says False past the audit caps or the log-line cap: then no log line.
+    if row.outcome is None:
+        logged = services.gate.may_log()
+    else:
+        link_id, file = getattr(exc, "link_id", ""), getattr(exc, "file_key", "")
+        logged = services.gate.refused(visit, row.outcome, row.status, link_id, file)
+    if logged:
         line = row.log.format(
             exc=exc,
             ip=visit.ip,
@@ -64,15 +67,17 @@ async def refuse(request: Request, exc: Exception) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     exc = cast(HTTPException, exc)
-    path = redact(request.url.path)
-    logger.warning("http {} {} {} ip={}", exc.status_code, request.method, path, client_ip(request))
+    if get_services(request).gate.may_log():  # a flood of 404s: lines capped per second
+        path, ip = redact(request.url.path), client_ip(request)
+        logger.warning("http {} {} {} ip={}", exc.status_code, request.method, path, ip)
     headers = {**NO_STORE, **(exc.headers or {})}
     return PlainTextResponse(str(exc.detail), exc.status_code, headers)
 
 
 async def bad_request(request: Request, exc: Exception) -> Response:
-    path = redact(request.url.path)
-    logger.warning("bad request ip={} path={}: {}", client_ip(request), path, exc)
+    if get_services(request).gate.may_log():
+        path = redact(request.url.path)
+        logger.warning("bad request ip={} path={}: {}", client_ip(request), path, exc)
     return PlainTextResponse("bad request", 400, NO_STORE)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,13 +11,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from loguru import logger
 from starlette.exceptions import HTTPException
 
-from bot.codes import PATH, mask, normalize
-from bot.delivery.throttle import BadTokenLimit
-from bot.errors import CodeUnknown
-from bot.state import STORE_TIMEOUT, PickupCodes, bounded
-from bot.web.deps import Services, ServicesDep, client_ip
+from bot.codes import PATH, guesser, mask, normalize
+from bot.errors import CodeUnknown, TooManyBadTokens
+from bot.state import (
+    STORE_TIMEOUT,
+    CodeFound,
+    GuessLimits,
+    GuessRefused,
+    PickupCodes,
+    bounded,
+)
+from bot.web.deps import Services, ServicesDep, client_ip, raw_path
 
-SERVER = "server"  # the one key of the server-wide wrong-code window
 MAX_TYPED = 32  # longer input is a wrong code, never looked up
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -34,10 +40,10 @@ router = APIRouter()
 
 @dataclass(frozen=True, slots=True)
 class PickupDesk:
-    """What ``/k`` needs: the code keeper (None: codes are off) and the server-wide cap."""
+    """What ``/k`` needs: the code keeper (None: codes are off) and the limits on wrong codes."""
 
     codes: PickupCodes | None
-    cap: BadTokenLimit
+    limits: GuessLimits
 
 
 def _desk(request: Request) -> PickupDesk:
@@ -71,6 +77,8 @@ async def pickup(
     request: Request, services: ServicesDep, desk: DeskDep, code: str = ""
 ) -> Response:
     """The box; with ``?code=…`` (the box's form) the same answer as ``/k/{code}``."""
+    if raw_path(request) != PATH.encode():
+        raise HTTPException(404, "Not Found")  # /%6B: one spelling only
     if not code.strip():
         return box_page(services)
     return await _redirect(request, services, desk, code)
@@ -81,6 +89,8 @@ async def pickup_code(
     code: str, request: Request, services: ServicesDep, desk: DeskDep
 ) -> Response:
     """A typed ``/k/CODE``: 302 to the code's link."""
+    if not raw_path(request).startswith(PATH.encode() + b"/"):
+        raise HTTPException(404, "Not Found")  # /%6B/CODE (a code typed full-width may be escaped)
     return await _redirect(request, services, desk, code)
 
 
@@ -88,15 +98,15 @@ async def _redirect(request: Request, services: Services, desk: PickupDesk, type
     ip, codes = client_ip(request), desk.codes
     if codes is None:
         raise HTTPException(404, "Not Found")
-    # A wrong code counts against the address (with bad tokens) and against the server-wide cap.
-    # Past either, no code is looked up, the right one neither: a guess must not be able to win.
-    services.bad_tokens.refuse_if_over(ip)
-    desk.cap.refuse_if_over(SERVER)
-    with services.bad_tokens.guard(ip), desk.cap.guard(SERVER):
-        code = normalize(typed) if len(typed) <= MAX_TYPED else None
-        found = await bounded(codes.resolve_code(code), STORE_TIMEOUT) if code else None
-        if found is None:
-            raise CodeUnknown(mask(code or typed.strip()))
-    token, link_id = found
-    logger.info("pick-up code {} -> link id={} ip={}", mask(code or ""), link_id, ip)
-    return RedirectResponse(f"/d/{token}", status_code=302, headers=REDIRECT_HEADERS)
+    # One step in the store, shared by every worker and instance: only wrong codes count, per
+    # guesser and server-wide; a guesser over its limit (or, under server-wide pressure, one
+    # that guessed wrong in the last minute) is refused before any lookup. A right code from
+    # anyone else always resolves, whoever else is guessing.
+    code = normalize(typed) if len(typed) <= MAX_TYPED else None
+    tried = await bounded(codes.try_code(code or "", guesser(ip), desk.limits), STORE_TIMEOUT)
+    if isinstance(tried, GuessRefused):
+        raise TooManyBadTokens(ip, max(1, math.ceil(tried.retry_at - services.clock())))
+    if not isinstance(tried, CodeFound):
+        raise CodeUnknown(mask(code or typed.strip()))
+    logger.info("pick-up code {} -> link id={} ip={}", mask(code or ""), tried.link_id, ip)
+    return RedirectResponse(f"/d/{tried.token}", status_code=302, headers=REDIRECT_HEADERS)

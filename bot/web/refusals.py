@@ -21,6 +21,7 @@ from bot.errors import (
     LinkBusy,
     LinkExhausted,
     LinkExpired,
+    LinkHeld,
     LinkInvalid,
     LinkRevoked,
     MalformedRange,
@@ -207,6 +208,16 @@ REFUSALS: dict[type[Exception], Refusal] = {
         log="download id={link_id} refused, {exc}",
         level="ERROR",
         context=_store,
+    ),
+    LinkHeld: Refusal(  # a lease in flight (a dead worker's, until it lapses): temporary
+        status=503,
+        code="link_in_use",
+        page="busy",
+        outcome=Outcome.HELD,
+        title="链接正在下载中 · Link in use",
+        description="这个链接的下载还没有结束，请稍后再试",
+        log=_BUSY,
+        context=_retry,
     ),
     LinkBusy: _busy(429),  # this link has its share of slots
     ServerBusy: _busy(503),  # every slot is taken

@@ -159,8 +159,13 @@ def serve_hostile(tmp: Path) -> Iterator[Hostile]:
     config = write_config(
         tmp,
         wechat={"body_timeout": 1.0},
-        # The 429 and the quota have their own tests; here every valid message must get a link.
-        limits={"bad_tokens_per_ip_per_minute": 0, "links_per_user_per_hour": 0},
+        # The 429, the quota and the log-line cap have their own tests; here every valid
+        # message must get a link and every refusal its line (bursts pass 20 a second).
+        limits={
+            "bad_tokens_per_ip_per_minute": 0,
+            "links_per_user_per_hour": 0,
+            "log_lines_per_second": 0,
+        },
     )
     with pytest.MonkeyPatch.context() as patch:
         for key in [k for k in os.environ if k.upper().startswith("BOT_")]:

@@ -1,14 +1,21 @@
-"""How uvicorn faces the network: header size and time limits, and no proxy-header guessing."""
+"""How uvicorn faces the network: header size and time limits, a lingering close, the bytes a
+client acknowledged, and no proxy-header guessing."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
-from typing import Any
+import socket
+import struct
+import termios
+from collections.abc import Callable
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
+from bot.delivery.disk import ACKS
 
 LINGER = 1.0  # seconds a refused connection stays half-open, for the client to read the 431
 TOO_LARGE = (
@@ -16,16 +23,125 @@ TOO_LARGE = (
     b"content-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\n"
     b"connection: close\r\n\r\nrequest header too big"
 )
+# A lingering close (after an answer sent while the request body was still arriving) reads on
+# and discards for at most this long and this much, then closes for good.
+LINGER_SECONDS = 5.0
+LINGER_BYTES = 16 * 1024 * 1024
+BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64, Linux 4.1+) in the kernel's struct tcp_info
+
+
+def bytes_acked(sock: socket.socket) -> int | None:
+    """Bytes of a TCP socket's output its peer acknowledged (Linux); None where not known."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except (OSError, AttributeError):  # not TCP (a Unix socket), or not Linux
+        return None
+    if len(info) < BYTES_ACKED + 8:
+        return None
+    acked: int = struct.unpack_from("Q", info, BYTES_ACKED)[0]
+    return acked
+
+
+def send_queue(sock: socket.socket) -> int:
+    """Bytes in a Linux TCP socket's send queue, sent or not, not yet acknowledged (SIOCOUTQ)."""
+    raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ is TIOCOUTQ
+    queued: int = struct.unpack("i", raw)[0]
+    return queued
+
+
+class LingeringTransport(asyncio.Transport):
+    """A connection's transport whose close() lingers while ``reading()`` says a request body
+    is still arriving: the answer goes out, then a half-close, and what the client still sends
+    is discarded (``discard``) for up to ``LINGER_SECONDS`` or ``LINGER_BYTES`` before the real
+    close. Closing with unread bytes would reset the connection, often before the client,
+    still sending, reads its answer."""
+
+    def __init__(
+        self, inner: asyncio.Transport, reading: Callable[[], bool], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        super().__init__()
+        self.inner, self._reading, self._loop = inner, reading, loop
+        self.closing = self.lingering = False
+        self.discarded = 0
+
+    def close(self) -> None:
+        self.closing = True
+        if self.lingering or self.inner.is_closing() or not self._reading():
+            self.inner.close()
+            return
+        self.lingering = True
+        if self.inner.can_write_eof():
+            self.inner.write_eof()  # sent after the answer: the client reads it, then the end
+        self.inner.resume_reading()
+        self._loop.call_later(LINGER_SECONDS, self.inner.close)
+
+    def discard(self, data: bytes) -> None:
+        """Drop bytes received while lingering; past ``LINGER_BYTES``, close."""
+        self.discarded += len(data)
+        if self.discarded > LINGER_BYTES:
+            self.inner.close()
+
+    def is_closing(self) -> bool:
+        return self.closing or self.inner.is_closing()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.inner.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.inner.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        self.inner.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.inner.can_write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self.inner.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self.inner.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.inner.set_write_buffer_limits(high, low)
+
+    def is_reading(self) -> bool:
+        return self.inner.is_reading()
+
+    def pause_reading(self) -> None:
+        self.inner.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.inner.resume_reading()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.inner.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.inner.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.inner.get_protocol()
 
 
 class GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol with two limits it lacks (uvicorn issue #157).
+    """uvicorn's httptools protocol with the limits it lacks (uvicorn issue #157), a lingering
+    close, and the bytes each client acknowledged.
 
     Each request's head (request line and headers) must fit in ``max_header_bytes`` (else 431
     and close) and arrive within ``header_timeout`` seconds of its first byte, or of the
-    connection's opening (else the connection is closed). The body has its own limits
-    (``[wechat] max_body_bytes``, ``body_timeout``); idle keep-alive is uvicorn's.
+    connection's opening (else the connection is closed). Body bytes never count as head bytes,
+    however they are segmented. The body has its own limits (``[wechat] max_body_bytes``,
+    ``body_timeout``); idle keep-alive is uvicorn's. A close while a request body is still
+    arriving (a 413 that did not read it) lingers (``LingeringTransport``). On Linux each
+    request's scope holds the connection's ``bot.delivery.disk.Acks`` (``ACKS``): direct
+    downloads count what the client's kernel acknowledged, not what the server's took.
     """
+
+    transport: LingeringTransport  # set by connection_made, as uvicorn's own
 
     def __init__(
         self, *args: Any, max_header_bytes: int, header_timeout: float, **kwargs: Any
@@ -33,39 +149,56 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._max_head = max_header_bytes
         self._head_timeout = header_timeout
-        self._head_size = 0  # request line and headers of the current request, as parsed
-        self._pending = 0  # bytes received since the last head ended, while none has ended
-        self._heads = 0  # heads parsed on this connection
-        self._in_head = True
+        self._head_size = 0  # request line and headers of the current head, as parsed so far
+        self._raw_head = 0  # its bytes in reads that came wholly inside it (see data_received)
+        self._begun = 0  # heads begun on this connection
+        self._in_head = False  # a head has begun and not ended
+        self._in_body = False  # a request's body is still arriving
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._sock: socket.socket | None = None  # where the kernel counts acknowledgements
+        self._acked_at_loss: int | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and bytes_acked(sock) is not None:
+            self._sock = sock
+        super().connection_made(LingeringTransport(transport, lambda: self._in_body, self.loop))
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._sock is not None:
+            self._acked_at_loss = self.acked()  # the socket is still open here, not later
         self._disarm()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.lingering:
+            self.transport.discard(data)
+            return
         if self._refused:
             return  # already answered 431; the connection is about to close
-        heads = self._heads
+        begun, inside = self._begun, self._in_head
         super().data_received(data)
         if self._refused:  # a whole head over the cap, in this chunk
             self._refuse()
-        elif self._heads != heads:
-            self._pending = 0
-        elif self._in_head:  # a head still unfinished: httptools keeps its partial value
-            self._pending += len(data)
-            if self._pending > self._max_head:
-                self._refused = True
-                self._refuse()
+            return
+        if not self._in_head:
+            return
+        # A head still unfinished: httptools holds a partial header back, so raw bytes count
+        # too, but only those of reads that came wholly inside this head (never body bytes).
+        if inside and self._begun == begun:
+            self._raw_head += len(data)
+        if max(self._raw_head, self._head_size) > self._max_head:
+            self._refused = True
+            self._refuse()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_size = True, 0
+        self._begun += 1
+        self._in_head, self._head_size, self._raw_head = True, 0, 0
+        if self._sock is not None:  # uvicorn's scope is a TypedDict without room for it
+            cast(dict[str, Any], self.scope)[ACKS] = self
         if self._head_timer is None:
             self._arm()
 
@@ -79,11 +212,11 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._heads += 1
         self._disarm()
         if self._head_size > self._max_head:
             self._refused = True  # answered by data_received once the parser returns
             return
+        self._in_body = True  # until on_message_complete (at once when there is no body)
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -93,8 +226,26 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._refused:
             return
+        self._in_body = False
         super().on_message_complete()
-        self._in_head = True  # bytes after this belong to the next request's head
+
+    def written(self) -> int:
+        """Bytes written to this connection: acknowledged, in the kernel, or in the transport."""
+        if self._sock is None or self._acked_at_loss is not None:
+            return self.acked()
+        queued = send_queue(self._sock) + self.transport.get_write_buffer_size()
+        return self.acked() + queued
+
+    def acked(self) -> int:
+        """Bytes written to this connection that the peer's kernel acknowledged (final once
+        the connection is lost); 0 where the kernel does not say."""
+        if self._acked_at_loss is not None:
+            return self._acked_at_loss
+        return (bytes_acked(self._sock) if self._sock is not None else None) or 0
+
+    def gone(self) -> bool:
+        """The connection is lost: ``acked`` is final."""
+        return self._acked_at_loss is not None
 
     def _refuse(self) -> None:
         self.logger.warning("request header over %d bytes: 431, closed", self._max_head)

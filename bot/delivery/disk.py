@@ -49,6 +49,9 @@ class Acks(Protocol):
     def gone(self) -> bool:
         """The connection is lost."""
 
+    def abort(self) -> None:
+        """Reset the connection, dropping what the kernel has not sent; ``acked`` is final."""
+
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
@@ -143,7 +146,7 @@ class DiskResponse(Response):
         self._budget = budget or ReadBudget(READ_MAX)
         self._taken = 0  # bytes of the span that passed flow control (see the module's docstring)
         self._acks: Acks | None = None
-        self._base = 0  # the connection's bytes written before the span's first
+        self._base: int | None = None  # the connection's bytes written before the span's first
         self._want = paced_chunk(rate, READ_MAX) if rate else READ_MAX
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -164,6 +167,11 @@ class DiskResponse(Response):
             outcome = Outcome.MISSING  # before the status line: the 404 handler records it
             raise
         finally:
+            acks = self._acks
+            # Cut off by the server: a close would still deliver the kernel's queue, uncounted.
+            cut = outcome in _CUT_OFF and self._base is not None
+            if cut and acks is not None and not acks.gone():
+                acks.abort()
             if outcome in (Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED):
                 status = self.status_code
                 logger.warning(
@@ -179,6 +187,8 @@ class DiskResponse(Response):
         """Bytes of the span that count as sent: acknowledged, or (without Acks) taken."""
         if self._acks is None:
             return self._taken
+        if self._base is None:  # no status line sent
+            return 0
         return max(0, min(self.offer.span.length, self._acks.acked() - self._base))
 
     async def _start(self, send: Send) -> None:
@@ -299,6 +309,7 @@ class DiskResponse(Response):
         return Outcome.SERVED
 
 
+_CUT_OFF = {Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED, Outcome.ABORTED}
 _REASONS = {
     Outcome.STALLED: "the client took nothing for [limits] send_timeout",
     Outcome.CHANGED: "the file changed during the download",

@@ -27,19 +27,23 @@ TOO_LARGE = (
 # and discards for at most this long and this much, then closes for good.
 LINGER_SECONDS = 5.0
 LINGER_BYTES = 16 * 1024 * 1024
-BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64, Linux 4.1+) in the kernel's struct tcp_info
+# Offsets in Linux's struct tcp_info: tcpi_bytes_acked (u64, 4.1+), tcpi_notsent_bytes (u32, 4.6+)
+BYTES_ACKED, NOTSENT_BYTES = 120, 144
+RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, dropping the send queue
 
 
-def bytes_acked(sock: socket.socket) -> int | None:
-    """Bytes of a TCP socket's output its peer acknowledged (Linux); None where not known."""
+def tcp_info(sock: socket.socket) -> tuple[int, int] | None:
+    """Bytes of a TCP socket's output its peer acknowledged, and bytes not sent yet (Linux);
+    None where the kernel does not say."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except (OSError, AttributeError):  # not TCP (a Unix socket), or not Linux
         return None
-    if len(info) < BYTES_ACKED + 8:
+    if len(info) < NOTSENT_BYTES + 4:
         return None
     acked: int = struct.unpack_from("Q", info, BYTES_ACKED)[0]
-    return acked
+    notsent: int = struct.unpack_from("I", info, NOTSENT_BYTES)[0]
+    return acked, notsent
 
 
 def send_queue(sock: socket.socket) -> int:
@@ -161,7 +165,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
-        if sock is not None and bytes_acked(sock) is not None:
+        if sock is not None and tcp_info(sock) is not None:
             self._sock = sock
         super().connection_made(LingeringTransport(transport, lambda: self._in_body, self.loop))
         self._arm()
@@ -241,11 +245,22 @@ class GuardedHttpTools(HttpToolsProtocol):
         the connection is lost); 0 where the kernel does not say."""
         if self._acked_at_loss is not None:
             return self._acked_at_loss
-        return (bytes_acked(self._sock) if self._sock is not None else None) or 0
+        info = tcp_info(self._sock) if self._sock is not None else None
+        return info[0] if info else 0
 
     def gone(self) -> bool:
         """The connection is lost: ``acked`` is final."""
         return self._acked_at_loss is not None
+
+    def abort(self) -> None:
+        """Reset the connection: what the kernel has not sent is dropped (a close would still
+        deliver it); ``acked`` is final and counts what was sent as if acknowledged."""
+        if self._sock is not None and self._acked_at_loss is None:
+            info = tcp_info(self._sock)
+            if info is not None:  # sent: acknowledged, or on its way (it may still arrive)
+                self._acked_at_loss = info[0] + max(0, send_queue(self._sock) - info[1])
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+        self.transport.inner.abort()
 
     def _refuse(self) -> None:
         self.logger.warning("request header over %d bytes: 431, closed", self._max_head)

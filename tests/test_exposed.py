@@ -290,3 +290,15 @@ def test_lingering_close_is_bounded_in_time(exposed: BotProcess) -> None:
                 sock.sendall(b"a" * 1024)
                 time.sleep(0.05)
     assert time.monotonic() - start < LINGER_SECONDS + 5
+
+
+def test_a_body_no_route_reads_is_not_read_for_ever(exposed: BotProcess) -> None:
+    """A 404 to a POST that promised 1 TB: uvicorn read and dropped bodies as long as they came
+    (15 GB in 8 s on loopback); the connection now closes after a lingering close."""
+    start = time.monotonic()
+    with _connect(exposed.url) as sock:
+        sock.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")
+        with pytest.raises(OSError):
+            while time.monotonic() - start < LINGER_SECONDS + 10:
+                sock.sendall(b"a" * 65536)
+    assert time.monotonic() - start < LINGER_SECONDS + 5

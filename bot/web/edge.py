@@ -139,8 +139,9 @@ class GuardedHttpTools(HttpToolsProtocol):
     and close) and arrive within ``header_timeout`` seconds of its first byte, or of the
     connection's opening (else the connection is closed). Body bytes never count as head bytes,
     however they are segmented. The body has its own limits (``[wechat] max_body_bytes``,
-    ``body_timeout``); idle keep-alive is uvicorn's. A close while a request body is still
-    arriving (a 413 that did not read it) lingers (``LingeringTransport``). On Linux each
+    ``body_timeout``); idle keep-alive is uvicorn's. A connection whose answer went out while
+    its request body was still arriving (a 413, a 404 to a POST) is closed, lingering
+    (``LingeringTransport``), never read on for as long as the client sends. On Linux each
     request's scope holds the connection's ``bot.delivery.disk.Acks`` (``ACKS``): direct
     downloads count what the client's kernel acknowledged, not what the server's took.
     """
@@ -232,6 +233,11 @@ class GuardedHttpTools(HttpToolsProtocol):
             return
         self._in_body = False
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._in_body and not self.transport.is_closing():
+            self.transport.close()  # answered before its body ended: never read on for ever
 
     def written(self) -> int:
         """Bytes written to this connection: acknowledged, in the kernel, or in the transport."""

@@ -286,8 +286,8 @@ def own_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def serve(clock: Clock) -> Iterator[Callable[..., RunningServer]]:
-    """Start a real uvicorn server for given settings (with the injected clock); ``edge=True``:
-    with `bot serve`'s own uvicorn options (its protocol, bot.web.edge), not uvicorn's plain one."""
+    """Real uvicorn servers for given settings (the injected clock); edge=True: `bot serve`'s."""
+    # edge=True: bot.web.edge's uvicorn options (its protocol), not uvicorn's plain protocol.
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def _start(settings: Settings, *, edge: bool = False) -> RunningServer:

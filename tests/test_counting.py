@@ -160,8 +160,8 @@ def test_slow_get_plus_range_from_1_plus_abort(start: Start, clock: Clock, big_f
 def test_broken_download_restarted_from_zero_succeeds(
     start: Start, clock: Clock, files_dir: Path
 ) -> None:
-    """Done-when 3 (#9): a download broken halfway and restarted from byte 0 (Chrome) succeeds
-    (uvicorn's plain protocol; #19 seen 3 below has `bot serve`'s, and default buffers)."""
+    """Done-when 3 (#9): a download broken halfway and restarted from byte 0 (Chrome) succeeds."""
+    # uvicorn's plain protocol; #19 seen 3 below has `bot serve`'s, and default buffers.
     # A phone's small receive window, and a file bigger than the send buffer (4 MB here): the
     # bytes the kernel took but the client never read count as sent (README), so the half that
     # was read plus the buffers must not cover the file.
@@ -200,9 +200,8 @@ def eight_mib(files_dir: Path) -> bytes:
 
 
 def broken_get(url: str, read: int, rcvbuf: int = 0) -> tuple[bytes, int, socket.socket]:
-    """GET ``url`` on a raw socket and read ``read`` bytes of the body (``rcvbuf``: a receive
-    window of that size; 0: the kernel's default, autotuned). The body kept, the receive buffer
-    the client's kernel had by then, and the socket, still open (the caller hangs up)."""
+    """GET on a raw socket, ``read`` bytes of the body read: (them, SO_RCVBUF, the open socket)."""
+    # rcvbuf: a receive window of that size; 0: the kernel's default, autotuned.
     where, path = url.removeprefix("http://").split("/", 1)
     host, port = where.split(":")
     sock = socket.socket()
@@ -222,8 +221,8 @@ def broken_get(url: str, read: int, rcvbuf: int = 0) -> tuple[bytes, int, socket
 
 
 def settle(sock: socket.socket) -> None:
-    """Until the bytes waiting unread at the client stop growing: both kernels' buffers are as
-    full as the windows let them be (a client that stopped reading a moment before it left)."""
+    """Wait until the bytes unread at the client stop growing: both kernels' buffers are full."""
+    # A client that stopped reading a moment before it left.
     waiting, still, deadline = -1, 0, time.monotonic() + 10
     while still < 5 and time.monotonic() < deadline:
         now = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
@@ -233,8 +232,7 @@ def settle(sock: socket.socket) -> None:
 
 
 def sent_once_ended(server: RunningServer, clock: Clock, url: str) -> int:
-    """The bytes the link counts once its running download has ended (the server saw the
-    hang-up, or cut the client off)."""
+    """The bytes the link counts once its download has ended (a hang-up seen, or a cut-off)."""
     lid = link_id(url.split(server.url, 1)[1], clock)
     deadline = time.monotonic() + 15
     while (usage := with_store(server.settings, lambda s: s.usage(lid), clock)).active:
@@ -262,13 +260,11 @@ THEN = [pytest.param("restart", id="restart"), pytest.param("resume", id="resume
 def test_seen3_halfway_break_with_default_buffers_restarts_and_resumes(
     start: Start, clock: Clock, eight_mib: bytes, then: str
 ) -> None:
-    """Issue #19 seen 3: one-use link, 8 MiB: a client read 4 MiB and dropped the connection,
-    then a restart from byte 0 got 410, a resume too (the project's own test passed only
-    because it shrank the client's receive window). Default buffers on both ends here.
-
-    The client's kernel acknowledged what it read plus what its receive buffer held unread:
-    the count is bounded by that buffer, so the break is restartable when the two fall short
-    of the file (here autotuning had grown the buffer to about 1-3.5 MiB by 4 MiB read)."""
+    """Issue #19 seen 3: 8 MiB, one use: read 4 MiB, drop, restart: 410 (default buffers)."""
+    # The project's own test passed only because it shrank the client's receive window. The
+    # client's kernel acknowledged what it read plus what its receive buffer held unread: the
+    # count is bounded by that buffer, so the break is restartable when the two fall short of
+    # the file (here autotuning had grown the buffer to about 1-3.5 MiB by 4 MiB read).
     server = start(edge=True, links={"max_downloads": 1})
     url = one_use_link(server, clock)
     kept, rcvbuf, sock = broken_get(url, EIGHT // 2)
@@ -287,9 +283,9 @@ def test_seen3_halfway_break_with_default_buffers_restarts_and_resumes(
 def test_seen3_a_break_counts_what_the_client_acknowledged(
     start: Start, clock: Clock, eight_mib: bytes, rcvbuf: int
 ) -> None:
-    """Issue #19 seen 3: socket buffers (several MiB on loopback) had swallowed the rest, and
-    it was counted as delivered. Now a break counts at most what the client's kernel
-    acknowledged: what the client read plus its receive buffer, never the server's queue."""
+    """Issue #19 seen 3: what socket buffers swallowed counted as delivered (several MiB)."""
+    # Now a break counts at most what the client's kernel acknowledged: what the client read
+    # plus its receive buffer, never the server's queue.
     server = start(edge=True, links={"max_downloads": 1})
     url = one_use_link(server, clock)
     kept, buffered, sock = broken_get(url, 2 * MiB, rcvbuf)
@@ -312,10 +308,10 @@ def test_seen3_a_break_counts_what_the_client_acknowledged(
 def test_seen3_break_at_any_point_stays_restartable_and_resumable(
     start: Start, clock: Clock, eight_mib: bytes, read: int, then: str
 ) -> None:
-    """Issue #19 seen 3: a follower whose download broke halfway lost the link, and a resume
-    was refused too. Wherever the rest was not acknowledged by the client's kernel (a small
-    window: it waits in the server's buffers), a break at any point, the last chunk's
-    included, leaves the link restartable from byte 0 and resumable."""
+    """Issue #19 seen 3: a download broken halfway lost the link, and a resume was refused."""
+    # Wherever the client's kernel did not acknowledge the rest (a small window: it waits in the
+    # server's buffers), a break at any point, in the last chunk too, leaves the link
+    # restartable from byte 0 and resumable.
     server = start(edge=True, links={"max_downloads": 1})
     url = one_use_link(server, clock)
     kept, _, sock = broken_get(url, read, SMALL_WINDOW)
@@ -327,8 +323,7 @@ def test_seen3_break_at_any_point_stays_restartable_and_resumable(
 def test_a_client_that_stops_reading_at_the_end_is_cut_off_uncounted(
     start: Start, clock: Clock, eight_mib: bytes, logs: LogCapture
 ) -> None:
-    """A client gone silent in the last chunk (a lost network: no reset) is cut off after
-    send_timeout, counting what it acknowledged: the link restarts."""
+    """A client silent in the last chunk (a lost network: no reset) is cut off; it restarts."""
     server = start(edge=True, links={"max_downloads": 1}, limits={"send_timeout": 2})
     url = one_use_link(server, clock)
     kept, _, silent = broken_get(url, EIGHT - MiB // 2, SMALL_WINDOW)
@@ -345,8 +340,7 @@ def test_a_client_that_stops_reading_at_the_end_is_cut_off_uncounted(
 def test_a_whole_download_counts_once_its_last_byte_is_acknowledged(
     start: Start, clock: Clock, eight_mib: bytes, connection: str
 ) -> None:
-    """`bot serve`'s protocol: a whole download is served, complete and counted (the response
-    ends once acknowledged, with or without keep-alive); the next GET is 410."""
+    """`bot serve`'s protocol: a whole download counts once acknowledged; the next GET is 410."""
     server = start(edge=True, links={"max_downloads": 1})
     url = one_use_link(server, clock)
     whole = httpx.get(url, headers={"Connection": connection}, timeout=30)

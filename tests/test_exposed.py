@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.web.edge import LINGER_SECONDS
+from bot.web.transport import LINGER_SECONDS
 from bot.wechat import build_message_xml, parse_message
 from tests.botproc import BotProcess
 from tests.conftest import DEMO_NAME, WECHAT, free_port, write_config
@@ -204,8 +204,8 @@ SEGMENTS = [
 def test_seen5_body_after_its_head_is_never_header_bytes(
     exposed: BotProcess, segments: str
 ) -> None:
-    """Issue #19 seen 5: a body over 16 KiB arriving after its head was counted as header
-    bytes: 431 and a close. Now a reply, and the connection serves its next request."""
+    """Issue #19 seen 5: a body over 16 KiB after its head counted as head bytes: 431, closed."""
+    # Now a reply, and the connection serves its next request.
     target, body = _signed_push()
     assert len(body) > 16 * 1024
     fields = [f"Content-Length: {len(body)}", "Content-Type: text/xml"]
@@ -225,8 +225,8 @@ def test_seen5_body_after_its_head_is_never_header_bytes(
 
 
 def test_seen5_follower_gets_the_link_their_quota_paid_for(tmp_path: Path, files_dir: Path) -> None:
-    """Issue #19 seen 5: the push behind a 431 was processed and its link issued, so the
-    follower got nothing and lost quota. Now (quota 1) the reply carries that link."""
+    """Issue #19 seen 5: the push behind a 431 issued a link the follower never got (quota lost)."""
+    # Now (quota 1) the reply carries that link.
     port = free_port()
     config = write_config(tmp_path, limits={"links_per_user_per_hour": 1})
     bot = BotProcess(config, port).wait_ready()
@@ -256,9 +256,9 @@ def _chunked(body: bytes, size: int = 65536) -> bytes:
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_seen5_huge_body_reads_its_413_before_the_close(exposed: BotProcess, framing: str) -> None:
-    """Issue #19 seen 5: a 10 MB body sent to the bot directly got a reset instead of its 413.
-    A client that writes its whole request before reading (as urllib does) reads the 413, then
-    a clean end (a lingering close)."""
+    """Issue #19 seen 5: a 10 MB body sent to the bot directly got a reset, not its 413."""
+    # A client that writes its whole request before reading (as urllib does) reads the 413, then
+    # a clean end (a lingering close).
     target, _ = _signed_push()
     body = b"<xml>" + b"a" * 10_000_000
     if framing == "chunked":
@@ -293,8 +293,8 @@ def test_lingering_close_is_bounded_in_time(exposed: BotProcess) -> None:
 
 
 def test_a_body_no_route_reads_is_not_read_for_ever(exposed: BotProcess) -> None:
-    """A 404 to a POST that promised 1 TB: uvicorn read and dropped bodies as long as they came
-    (15 GB in 8 s on loopback); the connection now closes after a lingering close."""
+    """A 404 to a POST promising 1 TB: uvicorn read and dropped it as long as it came."""
+    # 15 GB in 8 s on loopback; now the connection closes after a lingering close.
     start = time.monotonic()
     with _connect(exposed.url) as sock:
         sock.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")

@@ -262,14 +262,12 @@ class DiskResponse(Response):
         return ended
 
     async def _last(self, send: Send, chunk: bytes) -> Outcome:
-        """The last chunk: the whole span is noted first, so a client holding every byte finds
-        the count in, even when the store fails after.
-
-        A count the store cannot take (full disk, stalled Redis, a lapsed lease) ends the
-        response without its last bytes: the client sees a broken download it can resume,
-        never a whole copy the link did not count. With Acks the response then ends once the
-        client's kernel acknowledged every byte, and counts only what it acknowledged.
-        """
+        """The last chunk, once the whole span is noted in the store; never without that."""
+        # A count the store cannot take (full disk, stalled Redis, a lapsed lease) ends the
+        # response without its last bytes: the client sees a broken download it can resume,
+        # never a whole copy the link did not count. Noted first, a client holding every byte
+        # finds the count in even if the store fails after. With Acks the response then ends
+        # once the client's kernel acknowledged every byte, counting only what it acknowledged.
         with anyio.CancelScope(shield=True):
             if not await self.transfer.progress(self._taken + len(chunk), final=True):
                 logger.warning(
@@ -293,9 +291,8 @@ class DiskResponse(Response):
         return ended
 
     async def _acknowledged(self, acks: Acks) -> Outcome:
-        """Wait until the client's kernel acknowledged the whole span: SERVED; ABORTED when
-        the connection is lost first, STALLED when nothing more is acknowledged for
-        ``send_timeout`` seconds."""
+        """SERVED once the whole span is acknowledged; ABORTED if lost, STALLED if stuck first."""
+        # Stuck: nothing more acknowledged for send_timeout seconds.
         pause, seen, since = ACK_POLL[0], -1, time.monotonic()
         while (sent := self._sent()) < self.offer.span.length:
             if acks.gone():

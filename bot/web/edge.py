@@ -1,21 +1,17 @@
-"""How uvicorn faces the network: header size and time limits, a lingering close, the bytes a
-client acknowledged, and no proxy-header guessing."""
+"""How uvicorn faces the network: head limits, a lingering close, acknowledged bytes, no proxies."""
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import functools
 import socket
-import struct
-import termios
-from collections.abc import Callable
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
 from bot.delivery.disk import ACKS
+from bot.web.transport import RESET, LingeringTransport, send_queue, tcp_info
 
 LINGER = 1.0  # seconds a refused connection stays half-open, for the client to read the 431
 TOO_LARGE = (
@@ -23,128 +19,20 @@ TOO_LARGE = (
     b"content-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\n"
     b"connection: close\r\n\r\nrequest header too big"
 )
-# A lingering close (after an answer sent while the request body was still arriving) reads on
-# and discards for at most this long and this much, then closes for good.
-LINGER_SECONDS = 5.0
-LINGER_BYTES = 16 * 1024 * 1024
-# Offsets in Linux's struct tcp_info: tcpi_bytes_acked (u64, 4.1+), tcpi_notsent_bytes (u32, 4.6+)
-BYTES_ACKED, NOTSENT_BYTES = 120, 144
-RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, dropping the send queue
-
-
-def tcp_info(sock: socket.socket) -> tuple[int, int] | None:
-    """Bytes of a TCP socket's output its peer acknowledged, and bytes not sent yet (Linux);
-    None where the kernel does not say."""
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    except (OSError, AttributeError):  # not TCP (a Unix socket), or not Linux
-        return None
-    if len(info) < NOTSENT_BYTES + 4:
-        return None
-    acked: int = struct.unpack_from("Q", info, BYTES_ACKED)[0]
-    notsent: int = struct.unpack_from("I", info, NOTSENT_BYTES)[0]
-    return acked, notsent
-
-
-def send_queue(sock: socket.socket) -> int:
-    """Bytes in a Linux TCP socket's send queue, sent or not, not yet acknowledged (SIOCOUTQ)."""
-    raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ is TIOCOUTQ
-    queued: int = struct.unpack("i", raw)[0]
-    return queued
-
-
-class LingeringTransport(asyncio.Transport):
-    """A connection's transport whose close() lingers while ``reading()`` says a request body
-    is still arriving: the answer goes out, then a half-close, and what the client still sends
-    is discarded (``discard``) for up to ``LINGER_SECONDS`` or ``LINGER_BYTES`` before the real
-    close. Closing with unread bytes would reset the connection, often before the client,
-    still sending, reads its answer."""
-
-    def __init__(
-        self, inner: asyncio.Transport, reading: Callable[[], bool], loop: asyncio.AbstractEventLoop
-    ) -> None:
-        super().__init__()
-        self.inner, self._reading, self._loop = inner, reading, loop
-        self.closing = self.lingering = False
-        self.discarded = 0
-
-    def close(self) -> None:
-        self.closing = True
-        if self.lingering or self.inner.is_closing() or not self._reading():
-            self.inner.close()
-            return
-        self.lingering = True
-        if self.inner.can_write_eof():
-            self.inner.write_eof()  # sent after the answer: the client reads it, then the end
-        self.inner.resume_reading()
-        self._loop.call_later(LINGER_SECONDS, self.inner.close)
-
-    def discard(self, data: bytes) -> None:
-        """Drop bytes received while lingering; past ``LINGER_BYTES``, close."""
-        self.discarded += len(data)
-        if self.discarded > LINGER_BYTES:
-            self.inner.close()
-
-    def is_closing(self) -> bool:
-        return self.closing or self.inner.is_closing()
-
-    def abort(self) -> None:
-        self.inner.abort()
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.inner.write(data)
-
-    def writelines(self, list_of_data: Any) -> None:
-        self.inner.writelines(list_of_data)
-
-    def write_eof(self) -> None:
-        self.inner.write_eof()
-
-    def can_write_eof(self) -> bool:
-        return self.inner.can_write_eof()
-
-    def get_write_buffer_size(self) -> int:
-        return self.inner.get_write_buffer_size()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self.inner.get_write_buffer_limits()
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self.inner.set_write_buffer_limits(high, low)
-
-    def is_reading(self) -> bool:
-        return self.inner.is_reading()
-
-    def pause_reading(self) -> None:
-        self.inner.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.inner.resume_reading()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.inner.get_extra_info(name, default)
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self.inner.set_protocol(protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self.inner.get_protocol()
 
 
 class GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the limits it lacks (uvicorn issue #157), a lingering
-    close, and the bytes each client acknowledged.
+    """uvicorn's httptools protocol with the limits it lacks (uvicorn #157), and two tools."""
 
-    Each request's head (request line and headers) must fit in ``max_header_bytes`` (else 431
-    and close) and arrive within ``header_timeout`` seconds of its first byte, or of the
-    connection's opening (else the connection is closed). Body bytes never count as head bytes,
-    however they are segmented. The body has its own limits (``[wechat] max_body_bytes``,
-    ``body_timeout``); idle keep-alive is uvicorn's. A connection whose answer went out while
-    its request body was still arriving (a 413, a 404 to a POST) is closed, lingering
-    (``LingeringTransport``), never read on for as long as the client sends. On Linux each
-    request's scope holds the connection's ``bot.delivery.disk.Acks`` (``ACKS``): direct
-    downloads count what the client's kernel acknowledged, not what the server's took.
-    """
+    # Each request's head (request line and headers) must fit in ``max_header_bytes`` (else 431
+    # and close) and arrive within ``header_timeout`` seconds of its first byte, or of the
+    # connection's opening (else the connection is closed). Body bytes never count as head
+    # bytes, however they are segmented; the body has its own limits ([wechat] max_body_bytes,
+    # body_timeout); idle keep-alive is uvicorn's. A connection whose answer went out while its
+    # request body was still arriving (a 413, a 404 to a POST) is closed, lingering
+    # (LingeringTransport), never read on for as long as the client sends. On Linux each
+    # request's scope holds the connection's bot.delivery.disk.Acks (``ACKS``: this protocol):
+    # direct downloads count what the client's kernel acknowledged, not what the server's took.
 
     transport: LingeringTransport  # set by connection_made, as uvicorn's own
 
@@ -247,8 +135,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         return self.acked() + queued
 
     def acked(self) -> int:
-        """Bytes written to this connection that the peer's kernel acknowledged (final once
-        the connection is lost); 0 where the kernel does not say."""
+        """Bytes written to this connection that the peer's kernel acknowledged (final if lost)."""
         if self._acked_at_loss is not None:
             return self._acked_at_loss
         info = tcp_info(self._sock) if self._sock is not None else None
@@ -259,8 +146,9 @@ class GuardedHttpTools(HttpToolsProtocol):
         return self._acked_at_loss is not None
 
     def abort(self) -> None:
-        """Reset the connection: what the kernel has not sent is dropped (a close would still
-        deliver it); ``acked`` is final and counts what was sent as if acknowledged."""
+        """Reset the connection, dropping what the kernel has not sent; ``acked`` is final."""
+        # A close would still deliver the kernel's queue. Bytes already sent may still arrive:
+        # they count as if acknowledged.
         if self._sock is not None and self._acked_at_loss is None:
             info = tcp_info(self._sock)
             if info is not None:  # sent: acknowledged, or on its way (it may still arrive)

@@ -167,21 +167,30 @@ class DiskResponse(Response):
             outcome = Outcome.MISSING  # before the status line: the 404 handler records it
             raise
         finally:
-            acks = self._acks
-            # Cut off by the server: a close would still deliver the kernel's queue, uncounted.
-            cut = outcome in _CUT_OFF and self._base is not None
-            if cut and acks is not None and not acks.gone():
-                acks.abort()
+            sent = self._counted(outcome)
             if outcome in (Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED):
                 status = self.status_code
                 logger.warning(
                     "download of {!r} cut off ({}) after {} bytes",
                     self.offer.info.key,
                     _REASONS[outcome],
-                    self._sent(),
+                    sent,
                 )
             with anyio.CancelScope(shield=True):  # a disconnect must still end the lease
-                await self.transfer.finished(status, self._sent(), outcome)
+                await self.transfer.finished(status, sent, outcome)
+
+    def _counted(self, outcome: Outcome) -> int:
+        """What the ended response counts as sent (see the comments)."""
+        acks = self._acks
+        if acks is None or self._base is None or outcome not in _CUT_OFF or acks.gone():
+            return self._sent()  # served, or the client hung up: what it acknowledged
+        # Cut off by the server while the client listens: the close still delivers what the
+        # kernel and the transport hold, so that counts; but a silent client's connection is
+        # reset instead (its window is shut: nothing moves while it is), dropping the unsent.
+        if outcome is Outcome.STALLED:
+            acks.abort()
+            return self._sent()
+        return max(0, min(self.offer.span.length, acks.written() - self._base))
 
     def _sent(self) -> int:
         """Bytes of the span that count as sent: acknowledged, or (without Acks) taken."""

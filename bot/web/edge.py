@@ -147,11 +147,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def abort(self) -> None:
         """Reset the connection, dropping what the kernel has not sent; ``acked`` is final."""
-        # A close would still deliver the kernel's queue. Bytes already sent may still arrive:
-        # they count as if acknowledged.
+        # What was sent already may still arrive: it counts as if acknowledged.
         if self._sock is not None and self._acked_at_loss is None:
             info = tcp_info(self._sock)
-            if info is not None:  # sent: acknowledged, or on its way (it may still arrive)
+            if info is not None:
                 self._acked_at_loss = info[0] + max(0, send_queue(self._sock) - info[1])
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
         self.transport.inner.abort()

@@ -336,6 +336,21 @@ def test_a_client_that_stops_reading_at_the_end_is_cut_off_uncounted(
         silent.close()
 
 
+def test_a_client_that_half_closes_is_counted_for_all_it_reads(
+    start: Start, clock: Clock, eight_mib: bytes
+) -> None:
+    """A client that ends its side after the request (FIN) reads on: all it gets counts."""
+    server = start(edge=True, links={"max_downloads": 1})
+    url = one_use_link(server, clock)
+    kept, _, sock = broken_get(url, 0, SMALL_WINDOW)
+    with sock:
+        sock.shutdown(socket.SHUT_WR)  # uvicorn then closes, gracefully: its queue still comes
+        while chunk := sock.recv(65536):
+            kept += chunk
+    sent = sent_once_ended(server, clock, url)
+    assert len(kept) <= sent, (len(kept), sent)
+
+
 @pytest.mark.parametrize("connection", ["keep-alive", "close"])
 def test_a_whole_download_counts_once_its_last_byte_is_acknowledged(
     start: Start, clock: Clock, eight_mib: bytes, connection: str

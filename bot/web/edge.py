@@ -60,8 +60,10 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._sock is not None:
-            self._acked_at_loss = self.acked()  # the socket is still open here, not later
+        if self._sock is not None and self._acked_at_loss is None:  # the socket is open here
+            # A reset drops what the kernel holds; a clean end (the peer's FIN: it may read on)
+            # still delivers it, so then it counts as acknowledged.
+            self._acked_at_loss = self.acked() if exc is not None else self.written()
         self._disarm()
         super().connection_lost(exc)
 

@@ -120,6 +120,14 @@ def test_seen3_slow_header_connections_are_closed(exposed: BotProcess) -> None:
     assert httpx.get(exposed.url + "/healthz").status_code == 200
 
 
+def test_a_connection_that_sends_nothing_is_closed(exposed: BotProcess) -> None:
+    """A connection that never starts a request is closed after header_timeout (2 s here)."""
+    start = time.monotonic()
+    with _connect(exposed.url) as sock:
+        assert sock.recv(1) == b""  # the server's close, not the test's 30 s timeout
+    assert time.monotonic() - start < 10
+
+
 # --- Issue #19 seen 5: bodies that arrive after their head, and bodies refused -----------------
 
 PAD = 20_000  # the body goes over 16 KiB (nginx passes bodies over client_body_buffer_size late)

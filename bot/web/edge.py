@@ -45,7 +45,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._head_size = 0  # request line and headers of the current head, as parsed so far
         self._raw_head = 0  # its bytes in reads that came wholly inside it (see data_received)
         self._begun = 0  # heads begun on this connection
-        self._in_head = False  # a head has begun and not ended
+        self._in_head = True  # a head is awaited (the connection is new) or unfinished
         self._in_body = False  # a request's body is still arriving
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None

@@ -21,6 +21,7 @@ from loguru import logger
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
+from bot.web.edge import uvicorn_options
 from bot.wechat import Simulator, build_message_xml
 
 TOKEN = "testtoken123"
@@ -287,13 +288,14 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def serve(clock: Clock) -> Iterator[Callable[[Settings], RunningServer]]:
-    """Start a real uvicorn server for given settings (with the injected clock)."""
+def serve(clock: Clock) -> Iterator[Callable[..., RunningServer]]:
+    """Real uvicorn servers for given settings (the injected clock); edge=True: `bot serve`'s."""
+    # edge=True: bot.web.edge's uvicorn options (its protocol), not uvicorn's plain protocol.
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def _start(settings: Settings) -> RunningServer:
+    def _start(settings: Settings, *, edge: bool = False) -> RunningServer:
         app = create_app(settings, clock=clock)
-        server, thread, url = start_server(app)
+        server, thread, url = start_server(app, **(uvicorn_options(settings) if edge else {}))
         running.append((server, thread))
         return RunningServer(url, settings, clock, app)
 

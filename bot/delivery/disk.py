@@ -1,9 +1,13 @@
-"""Disk streaming: the bot reads the file and sends it, paced, counting what the client takes.
+"""Disk streaming: the bot reads the file and sends it, paced, counting what the client took.
 
-Bytes are counted as sent when the client has taken them: after each chunk the response waits
-on the server's flow control (uvicorn's ``send`` returns once the transport's buffer has room),
-so what is counted runs ahead of what the client really received by at most one chunk plus the
-kernel's socket buffer.
+After each chunk the response waits on the server's flow control (uvicorn's ``send`` returns
+once the transport's buffer has room), so a slow client holds one read. What counts as sent is
+what the client's kernel acknowledged, where the server says (``Acks``, from ``bot serve``'s
+protocol on Linux): bytes still queued in the server's buffers when a download breaks are not
+spent, and a whole span counts only once its last byte is acknowledged. Bytes the client's
+kernel acknowledged but its app never read cannot be told apart: they count (at most the
+client's receive buffer). Without ``Acks`` what passed flow control counts (at most one chunk
+and the kernel's send buffer ahead).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from email.utils import formatdate
 from hashlib import md5
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import anyio
 from fastapi.responses import Response
@@ -29,6 +33,24 @@ from bot.errors import FileMissing, TransferAborted
 from bot.state.base import Outcome
 
 _WAIT_FOR_CLIENT: Message = {"type": "http.response.body", "body": b"", "more_body": True}
+ACKS = "bot.acks"  # the scope key of the connection's Acks (bot.web.edge puts them there)
+ACK_POLL = (0.001, 0.05)  # seconds between looks at the acknowledged bytes: first, at most
+
+
+class Acks(Protocol):
+    """How much of what was written to a request's connection the client's kernel acknowledged."""
+
+    def written(self) -> int:
+        """Bytes written to the connection so far."""
+
+    def acked(self) -> int:
+        """Bytes of those the client's kernel acknowledged (final once ``gone``)."""
+
+    def gone(self) -> bool:
+        """The connection is lost."""
+
+    def abort(self) -> None:
+        """Reset the connection, dropping what the kernel has not sent; ``acked`` is final."""
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
@@ -122,10 +144,14 @@ class DiskResponse(Response):
         self.offer, self.transfer = offer, transfer
         self._rate, self._timeout, self._renew_every = rate, send_timeout, renew_every
         self._budget = budget or ReadBudget(READ_MAX)
-        self._taken = 0  # bytes of the span the client has taken (see the module's docstring)
+        self._taken = 0  # bytes of the span that passed flow control (see the module's docstring)
+        self._acks: Acks | None = None
+        self._base: int | None = None  # the connection's bytes written before the span's first
         self._want = paced_chunk(rate, READ_MAX) if rate else READ_MAX
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._acks = scope.get(ACKS)
+
         async def timed(message: Message) -> None:
             with anyio.fail_after(self._timeout):  # no progress for send_timeout: cut off
                 await send(message)
@@ -141,23 +167,51 @@ class DiskResponse(Response):
             outcome = Outcome.MISSING  # before the status line: the 404 handler records it
             raise
         finally:
+            sent = self._counted(outcome)
             if outcome in (Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED):
                 status = self.status_code
                 logger.warning(
                     "download of {!r} cut off ({}) after {} bytes",
                     self.offer.info.key,
                     _REASONS[outcome],
-                    self._taken,
+                    sent,
                 )
             with anyio.CancelScope(shield=True):  # a disconnect must still end the lease
-                await self.transfer.finished(status, self._taken, outcome)
+                await self.transfer.finished(status, sent, outcome)
+
+    def _counted(self, outcome: Outcome) -> int:
+        """What the ended response counts as sent (see the comments)."""
+        acks = self._acks
+        if acks is None or self._base is None or outcome not in _CUT_OFF or acks.gone():
+            return self._sent()  # served, or the client hung up: what it acknowledged
+        # Cut off by the server while the client listens: the close still delivers what the
+        # kernel and the transport hold, so that counts; but a silent client's connection is
+        # reset instead (its window is shut: nothing moves while it is), dropping the unsent.
+        if outcome is Outcome.STALLED:
+            acks.abort()
+            return self._sent()
+        return max(0, min(self.offer.span.length, acks.written() - self._base))
+
+    def _sent(self) -> int:
+        """Bytes of the span that count as sent: acknowledged, or (without Acks) taken."""
+        if self._acks is None:
+            return self._taken
+        if self._base is None:  # no status line sent
+            return 0
+        return max(0, min(self.offer.span.length, self._acks.acked() - self._base))
+
+    async def _start(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        if self._acks is not None:
+            self._base = self._acks.written()
 
     async def _send(self, receive: Receive, send: Send) -> Outcome:
         span, info = self.offer.span, self.offer.info
-        start = {"type": "http.response.start", "status": self.status_code}
         reader = _Reader(info.path, span, info.stat)
         if self.offer.method == "HEAD" or reader.done:
-            await send({**start, "headers": self.raw_headers})
+            await self._start(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return Outcome.SERVED
         budget, floor = self._budget, min(READ_MIN, self._want)
@@ -170,7 +224,7 @@ class DiskResponse(Response):
                 first = await anyio.to_thread.run_sync(reader.read, held or span.length)
             except (OSError, TransferAborted):
                 raise FileMissing(info.key) from None
-            await send({**start, "headers": self.raw_headers})
+            await self._start(send)
             if reader.done:  # one read held it all: no task, no wait (most small files)
                 return await self._last(send, first)
             async with anyio.create_task_group() as group:
@@ -192,7 +246,7 @@ class DiskResponse(Response):
                             self._taken += len(chunk)
                             if time.monotonic() - renewed >= self._renew_every:
                                 renewed = time.monotonic()
-                                if not await self.transfer.progress(self._taken):
+                                if not await self.transfer.progress(self._sent()):
                                     ended = Outcome.LAPSED
                                     break
                             budget.give(held)
@@ -212,15 +266,17 @@ class DiskResponse(Response):
         finally:
             budget.give(held)
             reader.close()
+        if ended is Outcome.ABORTED and self._sent() >= span.length:
+            return Outcome.SERVED  # gone after acknowledging every byte
         return ended
 
     async def _last(self, send: Send, chunk: bytes) -> Outcome:
-        """The last chunk: counted first, so a client holding every byte finds the count in.
-
-        A count the store cannot take (full disk, stalled Redis, a lapsed lease) ends the
-        response without its last bytes: the client sees a broken download it can resume,
-        never a whole copy the link did not count.
-        """
+        """The last chunk, once the whole span is noted in the store; never without that."""
+        # A count the store cannot take (full disk, stalled Redis, a lapsed lease) ends the
+        # response without its last bytes: the client sees a broken download it can resume,
+        # never a whole copy the link did not count. Noted first, a client holding every byte
+        # finds the count in even if the store fails after. With Acks the response then ends
+        # once the client's kernel acknowledged every byte, counting only what it acknowledged.
         with anyio.CancelScope(shield=True):
             if not await self.transfer.progress(self._taken + len(chunk), final=True):
                 logger.warning(
@@ -231,11 +287,35 @@ class DiskResponse(Response):
                 )
                 return Outcome.ABORTED
             self._taken += len(chunk)
-            await self.transfer.finished(self.status_code, self._taken, Outcome.SERVED)
-        await send({"type": "http.response.body", "body": chunk, "more_body": False})
+            if self._acks is None:
+                await self.transfer.finished(self.status_code, self._taken, Outcome.SERVED)
+        if self._acks is None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": False})
+            return Outcome.SERVED
+        # The response stays open until acknowledged (a Connection: close would end it at once).
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        ended = await self._acknowledged(self._acks)
+        if ended is Outcome.SERVED:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return ended
+
+    async def _acknowledged(self, acks: Acks) -> Outcome:
+        """SERVED once the whole span is acknowledged; ABORTED if lost, STALLED if stuck first."""
+        # Stuck: nothing more acknowledged for send_timeout seconds.
+        pause, seen, since = ACK_POLL[0], -1, time.monotonic()
+        while (sent := self._sent()) < self.offer.span.length:
+            if acks.gone():
+                return Outcome.ABORTED
+            if sent > seen:
+                seen, since = sent, time.monotonic()
+            elif time.monotonic() - since >= self._timeout:
+                return Outcome.STALLED
+            await anyio.sleep(pause)
+            pause = min(pause * 2, ACK_POLL[1])
         return Outcome.SERVED
 
 
+_CUT_OFF = {Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED, Outcome.ABORTED}
 _REASONS = {
     Outcome.STALLED: "the client took nothing for [limits] send_timeout",
     Outcome.CHANGED: "the file changed during the download",

@@ -1,14 +1,17 @@
-"""How uvicorn faces the network: header size and time limits, and no proxy-header guessing."""
+"""How uvicorn faces the network: head limits, a lingering close, acknowledged bytes, no proxies."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
+import socket
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
+from bot.delivery.disk import ACKS
+from bot.web.transport import RESET, LingeringTransport, send_queue, tcp_info
 
 LINGER = 1.0  # seconds a refused connection stays half-open, for the client to read the 431
 TOO_LARGE = (
@@ -19,13 +22,19 @@ TOO_LARGE = (
 
 
 class GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol with two limits it lacks (uvicorn issue #157).
+    """uvicorn's httptools protocol with the limits it lacks (uvicorn #157), and two tools."""
 
-    Each request's head (request line and headers) must fit in ``max_header_bytes`` (else 431
-    and close) and arrive within ``header_timeout`` seconds of its first byte, or of the
-    connection's opening (else the connection is closed). The body has its own limits
-    (``[wechat] max_body_bytes``, ``body_timeout``); idle keep-alive is uvicorn's.
-    """
+    # Each request's head (request line and headers) must fit in ``max_header_bytes`` (else 431
+    # and close) and arrive within ``header_timeout`` seconds of its first byte, or of the
+    # connection's opening (else the connection is closed). Body bytes never count as head
+    # bytes, however they are segmented; the body has its own limits ([wechat] max_body_bytes,
+    # body_timeout); idle keep-alive is uvicorn's. A connection whose answer went out while its
+    # request body was still arriving (a 413, a 404 to a POST) is closed, lingering
+    # (LingeringTransport), never read on for as long as the client sends. On Linux each
+    # request's scope holds the connection's bot.delivery.disk.Acks (``ACKS``: this protocol):
+    # direct downloads count what the client's kernel acknowledged, not what the server's took.
+
+    transport: LingeringTransport  # set by connection_made, as uvicorn's own
 
     def __init__(
         self, *args: Any, max_header_bytes: int, header_timeout: float, **kwargs: Any
@@ -33,39 +42,58 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._max_head = max_header_bytes
         self._head_timeout = header_timeout
-        self._head_size = 0  # request line and headers of the current request, as parsed
-        self._pending = 0  # bytes received since the last head ended, while none has ended
-        self._heads = 0  # heads parsed on this connection
-        self._in_head = True
+        self._head_size = 0  # request line and headers of the current head, as parsed so far
+        self._raw_head = 0  # its bytes in reads that came wholly inside it (see data_received)
+        self._begun = 0  # heads begun on this connection
+        self._in_head = True  # a head is awaited (the connection is new) or unfinished
+        self._in_body = False  # a request's body is still arriving
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._sock: socket.socket | None = None  # where the kernel counts acknowledgements
+        self._acked_at_loss: int | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and tcp_info(sock) is not None:
+            self._sock = sock
+        super().connection_made(LingeringTransport(transport, lambda: self._in_body, self.loop))
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._sock is not None and self._acked_at_loss is None:  # the socket is open here
+            # A reset drops what the kernel holds; a clean end (the peer's FIN: it may read on)
+            # still delivers it, so then it counts as acknowledged.
+            self._acked_at_loss = self.acked() if exc is not None else self.written()
         self._disarm()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.lingering:
+            self.transport.discard(data)
+            return
         if self._refused:
             return  # already answered 431; the connection is about to close
-        heads = self._heads
+        begun, inside = self._begun, self._in_head
         super().data_received(data)
         if self._refused:  # a whole head over the cap, in this chunk
             self._refuse()
-        elif self._heads != heads:
-            self._pending = 0
-        elif self._in_head:  # a head still unfinished: httptools keeps its partial value
-            self._pending += len(data)
-            if self._pending > self._max_head:
-                self._refused = True
-                self._refuse()
+            return
+        if not self._in_head:
+            return
+        # A head still unfinished: httptools holds a partial header back, so raw bytes count
+        # too, but only those of reads that came wholly inside this head (never body bytes).
+        if inside and self._begun == begun:
+            self._raw_head += len(data)
+        if max(self._raw_head, self._head_size) > self._max_head:
+            self._refused = True
+            self._refuse()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_size = True, 0
+        self._begun += 1
+        self._in_head, self._head_size, self._raw_head = True, 0, 0
+        if self._sock is not None:  # uvicorn's scope is a TypedDict without room for it
+            cast(dict[str, Any], self.scope)[ACKS] = self
         if self._head_timer is None:
             self._arm()
 
@@ -79,11 +107,11 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._heads += 1
         self._disarm()
         if self._head_size > self._max_head:
             self._refused = True  # answered by data_received once the parser returns
             return
+        self._in_body = True  # until on_message_complete (at once when there is no body)
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -93,8 +121,41 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._refused:
             return
+        self._in_body = False
         super().on_message_complete()
-        self._in_head = True  # bytes after this belong to the next request's head
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._in_body and not self.transport.is_closing():
+            self.transport.close()  # answered before its body ended: never read on for ever
+
+    def written(self) -> int:
+        """Bytes written to this connection: acknowledged, in the kernel, or in the transport."""
+        if self._sock is None or self._acked_at_loss is not None:
+            return self.acked()
+        queued = send_queue(self._sock) + self.transport.get_write_buffer_size()
+        return self.acked() + queued
+
+    def acked(self) -> int:
+        """Bytes written to this connection that the peer's kernel acknowledged (final if lost)."""
+        if self._acked_at_loss is not None:
+            return self._acked_at_loss
+        info = tcp_info(self._sock) if self._sock is not None else None
+        return info[0] if info else 0
+
+    def gone(self) -> bool:
+        """The connection is lost: ``acked`` is final."""
+        return self._acked_at_loss is not None
+
+    def abort(self) -> None:
+        """Reset the connection, dropping what the kernel has not sent; ``acked`` is final."""
+        # What was sent already may still arrive: it counts as if acknowledged.
+        if self._sock is not None and self._acked_at_loss is None:
+            info = tcp_info(self._sock)
+            if info is not None:
+                self._acked_at_loss = info[0] + max(0, send_queue(self._sock) - info[1])
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+        self.transport.inner.abort()
 
     def _refuse(self) -> None:
         self.logger.warning("request header over %d bytes: 431, closed", self._max_head)

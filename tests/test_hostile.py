@@ -278,8 +278,8 @@ DOWNLOAD = [
     pytest.param(get("/d/" + "A" * 10_240), 403, "token of 10240 characters", id="token-10kb"),
     pytest.param(get("/d/" + "A" * 513), 403, "token of 513 characters", id="token-513"),
     pytest.param(get("/d/not-base64!$*'()"), 403, "bad signature", id="token-not-base64"),
-    pytest.param(get("/d/%00%ff"), 403, "bad signature", id="token-nul"),
-    pytest.param(get("/d/链接"), 403, "bad signature", id="token-non-ascii"),
+    pytest.param(get("/d/%00%ff"), 403, "percent-escaped token", id="token-nul"),
+    pytest.param(get("/d/链接"), 403, "percent-escaped token", id="token-non-ascii"),
     pytest.param(
         get("/d/..%2F..%2Fconfig.toml"), 404, "http 404 GET /d/", id="token-encoded-traversal"
     ),

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import segno
 
 from bot.config import load_settings
 from bot.keywords.table import display_width
@@ -143,12 +144,17 @@ def test_example_rules_load_when_switched_on(tmp_path: Path, files_dir: Path) ->
     text = text.replace('token = "CHANGE-ME"', 'token = "abc123"').replace(
         'secret_keys = ["CHANGE-ME"]', 'secret_keys = ["0123456789abcdef0123"]'
     )
+    # The image rule's picture goes to WeChat as temporary media: it needs the AppSecret (#18).
+    text = text.replace(
+        "[wechat]\n", '[wechat]\napp_secret = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"\n', 1
+    )
     config = tmp_path / "example.toml"
     config.write_text(text, encoding="utf-8")
+    segno.make("poster").save(files_dir / "poster.png", scale=4)  # the image rule's picture
     settings = load_settings(config)
     kinds = {
         (r.mode, r.style, bool(r.click), bool(r.scene), bool(r.active_from))
         for r in settings.keywords
     }
-    assert len(settings.keywords) == 7 and len(kinds) == 7
+    assert len(settings.keywords) == 8 and len(kinds) == 8  # with #18's image rule
     assert settings.keywords[1].aliases == ["使用说明", "manual", "说明书"]

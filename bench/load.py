@@ -29,6 +29,7 @@ class WrkResult:
     errors: int
     p50_ms: float
     p99_ms: float
+    max_ms: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -63,6 +64,7 @@ def wrk(
         errors=errors,
         p50_ms=raw["p50_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
     )
 
 

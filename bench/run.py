@@ -31,6 +31,7 @@ from bench.servers import (
     start_nginx,
     start_seed,
     start_werobot,
+    tree_cpu,
     tree_rss,
 )
 from bot import __version__
@@ -192,8 +193,12 @@ def scenario_table(
             for label in HOOK_SERVERS[case]:
                 # Fresh pushes per contestant: every MsgId and follower is new to its store.
                 pushes = write_pushes(work / "pushes.txt", count=count, encrypt=encrypt)
+                process = servers[label].process
+                cpu = tree_cpu(process.pid) if process else 0.0
                 r = wrk(servers[label].url, connections=64, seconds=args.long, requests_file=pushes)
+                cpu = (tree_cpu(process.pid) if process else 0.0) - cpu
                 record(results, HOOK, case, label, r, ("req/s", "p50 ms", "p99 ms"))
+                results.add(HOOK, case, label, "CPU µs/push", cpu / max(r.requests, 1) * 1e6)
                 if r.requests > count and label not in ("bare", "seed", "werobot"):
                     results.notes.append(f"webhook {label}: {r.requests} requests > {count}")
 

@@ -190,8 +190,8 @@ def _launch(
     raise RuntimeError(f"{name} did not start in 30 s")
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (uvicorn's workers)."""
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants (uvicorn's or gunicorn's workers)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -200,10 +200,31 @@ def tree_rss(pid: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo += children.get(current, [])
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process and its descendants have used."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for current in tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (uvicorn's workers)."""
+    total = 0
+    for current in tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

@@ -8,9 +8,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from loguru import logger
+from starlette.types import Receive, Scope, Send
 
 from bot import __version__
 from bot.answers import Answerer
@@ -34,11 +36,11 @@ from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
 from bot.web.favicon import router as favicon_router
 from bot.web.home import router as home_router
-from bot.web.ops import WebhookTimer, ops_router
+from bot.web.ops import ops_router
 from bot.web.pages import Pages
 from bot.web.pickup import PickupDesk
 from bot.web.pickup import router as pickup_router
-from bot.web.webhook import webhook_router
+from bot.web.webhook import Webhook, webhook_router
 from bot.wechat import Codec
 
 PRUNE_EVERY = 3600.0
@@ -59,6 +61,9 @@ def build_services(
     )
     delivery = build_delivery(settings, slots)
     parts = rule_parts(settings, clock, delivery)
+    replays = ReplayGuard(
+        store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock, mono=mono
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -93,9 +98,7 @@ def build_services(
             lease_seconds=settings.links.claim_lease_seconds,
             cap=RefusalCap(settings.limits.audit_rows_per_ip_per_minute, clock=clock),
         ),
-        replays=ReplayGuard(
-            store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock, mono=mono
-        ),
+        replays=replays,
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,
@@ -137,6 +140,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.store.close()
 
 
+class BotApp(FastAPI):
+    """The FastAPI app for every page; a push (``POST [wechat] path``) goes straight to the lean
+    ``Webhook`` beside it, past the framework's middleware, routing and dependencies."""
+
+    def __init__(self, *, webhook_path: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.webhook_path = webhook_path
+        self.webhook = Webhook(self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == self.webhook_path
+        ):
+            await self.webhook(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -151,7 +174,8 @@ def create_app(
 
     With ``config`` (the file the settings came from), SIGHUP reloads its rules.
     """
-    app = FastAPI(
+    app = BotApp(
+        webhook_path=settings.wechat.path,
         title="wechat-link-bot",
         version=__version__,
         docs_url=None,
@@ -167,7 +191,6 @@ def create_app(
         BadTokenLimit(settings.limits.wrong_codes_per_minute, clock=clock),
     )
     install_error_handlers(app)
-    app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
     app.include_router(pickup_router)

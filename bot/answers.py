@@ -5,26 +5,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from loguru import logger
 
 from bot.clock import CHINA, Clock, Clocks, Deadline
-from bot.codes import mask, reserve
-from bot.errors import StoreUnavailable
-from bot.keywords.router import Draft, Give, Issued, Router
+from bot.codes import TRIES, mask, new_code
+from bot.errors import PushReplayed, StoreUnavailable
+from bot.keywords.router import Draft, Give, Router
 from bot.logs.safe import readable
 from bot.metrics import Metrics
+from bot.replay import REPLAYED, ReplayGuard
 from bot.state import (
     STORE_TIMEOUT,
-    Claimed,
+    CodeTaken,
+    FirstAnswer,
     Fresh,
     Known,
     OverQuota,
+    PickupCode,
     PickupCodes,
+    PushClaimed,
+    PushSeen,
     Remembered,
+    Replayed,
     Store,
     bounded,
 )
@@ -75,6 +82,14 @@ class LocalReplies:
         entries.move_to_end(key)
 
 
+@dataclass(frozen=True, slots=True)
+class Drafted:
+    """A draft's pick-up codes, kept with its claim, and the draft worded without them."""
+
+    kept: tuple[PickupCode, ...] = ()
+    plain: Callable[[], Draft] | None = None
+
+
 class Answerer:
     """Wraps the router with dedup, the hourly quota and the link records, within a deadline.
 
@@ -92,6 +107,7 @@ class Answerer:
         deadline: float = DEADLINE,
         metrics: Metrics | None = None,
         codes: PickupCodes | None = None,
+        replays: ReplayGuard | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._codes = codes  # None: pick-up codes are off
@@ -102,21 +118,26 @@ class Answerer:
         self._clocks = Clocks(clock, mono)
         self._deadline = deadline
         self._local = LocalReplies(mono)
+        self._replays = replays or ReplayGuard(store, max_clock_skew=0, clock=clock, mono=mono)
 
     def start(self) -> Deadline:
         """The budget of a push that arrives now: started before its body is read."""
         return self._clocks.deadline(self._deadline)
 
-    async def answer(self, message: Message, deadline: Deadline | None = None) -> ReplyValue:
-        """The reply, the same for every delivery of one message, within the push's deadline."""
+    async def answer(
+        self, message: Message, deadline: Deadline | None = None, seen: PushSeen | None = None
+    ) -> ReplyValue:
+        """The reply, the same for every delivery of one message, within the push's deadline.
+
+        ``seen``: the push's replay record, kept in the same store trip (PushReplayed).
+        """
         deadline = deadline or self.start()
         key = message.dedup_key
+        draws = 0
         while True:
-            # Signed (and its pick-up codes reserved) before the claim: one store trip.
-            draft, store_down = await self._draft(message, deadline)
-            replies, claimed = await self._claim(key, draft, deadline, store_down=store_down)
-            if draft.codes and not isinstance(claimed, Fresh):  # this draft's links are never sent
-                await self._quietly(self._drop(draft.codes), deadline)
+            # Signed, its pick-up codes drawn, before the claim: one store trip keeps it all.
+            draft, codes = self._draft(message, with_codes=draws < TRIES)
+            replies, claimed, draft = await self._claim(key, draft, codes, deadline, seen)
             match claimed:
                 case Fresh():
                     return self._issued(message, draft)
@@ -124,6 +145,9 @@ class Answerer:
                     return await self._refuse(message, retry_at, deadline)
                 case Known(record=prior):
                     reply = await self._wait(key, prior, replies, deadline)
+                case CodeTaken():  # a live link has that code: draw others (nothing was written)
+                    draws += 1
+                    continue
             if reply is not None:
                 return reply_from_json(reply.text)
             if deadline.expired(MARGIN + MIN_CALL):
@@ -131,63 +155,62 @@ class Answerer:
                 return SuccessReply()
             # The first attempt's claim is gone (expired, or lost with the store): answer it.
 
-    async def _draft(self, message: Message, deadline: Deadline) -> tuple[Draft, bool]:
-        """The answer if this attempt is the first, and whether reserving its codes found the
-        store unavailable (the reply then goes without codes)."""
+    def _draft(self, message: Message, *, with_codes: bool) -> tuple[Draft, Drafted]:
+        """The answer if this attempt is the first, and its pick-up codes to keep with it."""
         router = self.router  # one router for the whole draft, even if a reload swaps it
         action = router.route(message)
         if not (
-            isinstance(action, Give)
+            with_codes
+            and isinstance(action, Give)
             and self._codes is not None
             and router.wants_code(action.keyword)
         ):
-            return router.draft_of(action, message.source), False
+            return router.draft_of(action, message.source), Drafted()
         issued = router.issue(action.keyword, message.source)
         records = tuple(one.record for one in issued)
-        try:
-            codes = await self._bounded(self._reserve(self._codes, issued), deadline)
-        except StoreUnavailable as exc:
-            logger.error("link {} goes without a pick-up code: {}", _ids(issued), exc)
-            return Draft(router.word(action, issued), records), True
-        return Draft(router.word(action, issued, codes), records, codes), False
+        codes = tuple(new_code() for _ in issued)
+        kept = tuple(
+            PickupCode(code, one.token, one.link.link_id, one.record.expires_at)
+            for code, one in zip(codes, issued, strict=True)
+        )
+        def plain() -> Draft:  # what goes out if the store cannot keep the codes
+            return Draft(router.word(action, issued), records)
 
-    @staticmethod
-    async def _reserve(codes: PickupCodes, issued: tuple[Issued, ...]) -> tuple[str, ...]:
-        """A code for each link, each live exactly as long as its link."""
-        return tuple([await reserve(codes, one.token, one.link) for one in issued])
-
-    async def _drop(self, codes: tuple[str, ...]) -> None:
-        """Forget the codes of a draft that is not sent (a retry's, a quota refusal's)."""
-        if self._codes is None:
-            return
-        for code in codes:
-            await self._codes.drop_code(code)
+        return Draft(router.word(action, issued, codes), records, codes), Drafted(kept, plain)
 
     async def _claim(
-        self, key: str, draft: Draft, deadline: Deadline, *, store_down: bool = False
-    ) -> tuple[Recall, Claimed]:
-        """Claim the message and, when first, record the link and the answer (one store trip)."""
-        first = draft.links[0] if draft.links else None
+        self,
+        key: str,
+        draft: Draft,
+        codes: Drafted,
+        deadline: Deadline,
+        seen: PushSeen | None = None,
+    ) -> tuple[Recall, PushClaimed, Draft]:
+        """The replay record, the claim and, when first, the links, codes and answer: one trip.
+
+        The draft comes back as it is sent: without its codes when the store could not keep them.
+        """
+        first = FirstAnswer(
+            key, REPLY_TTL, draft.reply.to_json(), draft.links, self._per_hour, codes.kept, seen
+        )
         try:
-            if store_down:  # it just failed for the pick-up codes: a second wait doubles the cost
-                raise StoreUnavailable("it did not answer for the pick-up codes")
-            claimed = await self._bounded(
-                self._store.claim_and_record(
-                    key, REPLY_TTL, draft.reply.to_json(), first, self._per_hour
-                ),
-                deadline,
-            )
+            claimed = await self._bounded(self._store.answer_push(first), deadline)
         except StoreUnavailable as exc:
+            if seen is not None:
+                self._replays.here(seen, exc)  # PushReplayed for a replay this process saw
             logger.error("dedup of {} falls back to this process: {}", key, exc)
             local = await self._local.claim_message(key, REPLY_TTL)
+            if local is None and codes.plain is not None:
+                logger.error("link {} goes without a pick-up code: {}", _ids(draft), exc)
+                draft = codes.plain()
             for link in draft.links if local is None else ():
                 logger.error(
                     "link {} issued unrecorded, quota unchecked: store unavailable", link.link_id
                 )
-            return self._local, Fresh() if local is None else Known(local)
-        for link in draft.links[1:] if isinstance(claimed, Fresh) else ():  # several files
-            await self._quietly(self._store.record_link(link, 0), deadline)  # per_hour 0: no quota
-        return self._store, claimed
+            return self._local, Fresh() if local is None else Known(local), draft
+        if isinstance(claimed, Replayed):
+            raise PushReplayed(REPLAYED)
+        return self._store, claimed, draft
 
     def _issued(self, message: Message, draft: Draft) -> ReplyValue:
         """Log and count the links this attempt's answer carries."""
@@ -250,8 +273,8 @@ class Answerer:
             logger.error("{}", exc)
 
 
-def _ids(issued: tuple[Issued, ...]) -> str:
-    return ",".join(one.link.link_id for one in issued)
+def _ids(draft: Draft) -> str:
+    return ",".join(link.link_id for link in draft.links)
 
 
 def quota_text(limit: int, retry_at: float, now: float) -> str:

@@ -88,6 +88,7 @@ def build_services(
             mono=mono,
             metrics=metrics,
             codes=codes_of(settings.links.pickup_codes, store),
+            replays=replays,
         ),
         slots=slots,
         delivery=delivery,

@@ -15,13 +15,18 @@ import pytest
 from bot.state import (
     Attempt,
     Claim,
+    CodeTaken,
+    FirstAnswer,
     Fresh,
     Grant,
     Known,
     LinkRecord,
     Outcome,
     OverQuota,
+    PickupCode,
+    PushSeen,
     Remembered,
+    Replayed,
     Store,
     store_from_url,
 )
@@ -85,6 +90,59 @@ def test_replies_claim_and_record_answers_with_tagged_values(
     assert fresh == Fresh() and silent == Fresh()
     assert known == Known(Remembered(done=True, text="one"))
     assert over == OverQuota(now + 3600) and pending == Known(Remembered(done=False))
+
+
+def test_replies_answer_push_keeps_a_whole_first_answer_in_one_step(
+    run: Run[object], clock: Clock
+) -> None:
+    """#20: the replay record, claim, quota, links, codes and answer of a push in one call."""
+    now = clock()
+
+    def link(name: str, at: float, openid: str = "o_q", file: str = "f") -> LinkRecord:
+        return LinkRecord(name, openid, "k", file, at, at + 600)
+
+    def first(key: str, *links: LinkRecord, seen: str = "", codes: str = "") -> FirstAnswer:
+        kept = tuple(
+            PickupCode(code, f"token-{n}", lk.link_id, lk.expires_at)
+            for n, (code, lk) in enumerate(zip(codes.split(), links, strict=False))
+        )
+        push = PushSeen(*seen.split(), 300.0) if seen else None
+        return FirstAnswer(key, 60, f"answer {key}", links, 1, kept, push)
+
+    async def work(store: Store) -> list[object]:
+        return [
+            await store.answer_push(
+                first("m1", link("L1", now), link("L1b", now, file="g"), seen="t1 a", codes="AB")
+            ),
+            await store.answer_push(first("m1", link("L2", now), seen="t1 a", codes="CD")),
+            await store.answer_push(first("m9", link("L9", now), seen="t1 b")),  # a replay
+            await store.answer_push(first("m2", link("L3", now + 1, "o_r"), codes="AB")),  # taken
+            await store.answer_push(first("m2", link("L4", now + 1, "o_r"), codes="EF")),
+            await store.answer_push(first("m3", link("L5", now + 2))),  # o_q is over the quota
+            await store.answer_push(first("m4")),  # no link, no triple: success
+            await store.resolve_code("AB"),
+            await store.resolve_code("CD"),
+            await store.resolve_code("EF"),
+            await store.read_reply("m9"),
+            await store.read_reply("m3"),
+            sorted(await store.links_of(openid="o_q")),
+            await store.links_of(file="g"),
+            await store.remember_push("t1", "a", 300),
+            await store.remember_push("t1", "b", 300),
+        ]
+
+    got = run(work)
+    assert got[:7] == [
+        Fresh(),
+        Known(Remembered(done=True, text="answer m1")),
+        Replayed("a"),
+        CodeTaken("AB"),
+        Fresh(),
+        OverQuota(now + 3600),
+        Fresh(),
+    ]
+    assert got[7:10] == [("token-0", "L1"), None, ("token-0", "L4")]
+    assert got[10:] == [None, Remembered(done=False), ["L1", "L1b"], ["L1b"], "a", "a"]
 
 
 def test_counts_lease_release_and_count(run: Run[object]) -> None:

@@ -24,15 +24,18 @@ from bot.state.base import (
     Attempt,
     Claim,
     Claimed,
+    FirstAnswer,
     Fresh,
     Grant,
     Known,
     LinkRecord,
     OverQuota,
+    PushClaimed,
     Remembered,
     Usage,
 )
 from bot.state.redis_scripts import (
+    ANSWER_PUSH,
     CLAIM_AND_RECORD,
     CLAIM_MESSAGE,
     PREFIX,
@@ -40,8 +43,10 @@ from bot.state.redis_scripts import (
     QUOTA,
     RECORD_LINK,
     REMEMBER_PUSH,
+    answer_keys_args,
     encode_answer,
     link_keys_args,
+    push_claimed,
     remembered,
 )
 
@@ -82,6 +87,7 @@ class RedisStore:
         self._claim_message = self._redis.register_script(CLAIM_MESSAGE)
         self._record_link = self._redis.register_script(RECORD_LINK)
         self._claim_and_record = self._redis.register_script(CLAIM_AND_RECORD)
+        self._answer_push = self._redis.register_script(ANSWER_PUSH)
         self._remember_push = self._redis.register_script(REMEMBER_PUSH)
         self._put_code = self._redis.register_script(PUT_CODE)
 
@@ -159,6 +165,12 @@ class RedisStore:
             return OverQuota(float(value[1:]) + QUOTA_WINDOW)
         known = remembered(value)
         return Fresh() if known is None else Known(known)
+
+    @_guarded
+    async def answer_push(self, first: FirstAnswer) -> PushClaimed:
+        """The replay record, claim, quota, links, codes and answer: one script, one trip."""
+        keys, args = answer_keys_args(first, self._clock(), CODE_KEPT_AFTER_EXPIRY)
+        return push_claimed(await self._answer_push(keys=keys, args=args), first)
 
     @_guarded
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:

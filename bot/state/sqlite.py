@@ -17,21 +17,25 @@ from bot.state.base import (
     Attempt,
     Claim,
     Claimed,
+    FirstAnswer,
     Fresh,
     Grant,
     Known,
     LinkRecord,
     OverQuota,
+    PushClaimed,
     Remembered,
     Usage,
 )
 from bot.state.sqlite_rows import (
+    answer_rows,
     is_revoked,
     known_reply,
     put_reply,
     read_counts,
     record_link_row,
     save_counts,
+    seen_push,
 )
 from bot.state.sqlite_schema import (
     ATTEMPT_COLUMNS,
@@ -157,18 +161,23 @@ class SqliteStore:
 
         return await self._run(work)
 
+    async def answer_push(self, first: FirstAnswer) -> PushClaimed:
+        """The replay record, claim, quota, links, codes and answer: one transaction."""
+
+        def work(db: sqlite3.Connection) -> PushClaimed:
+            now = self._clock()
+            with _write(db):
+                return answer_rows(db, first, now)
+
+        return await self._run(work)
+
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
         """Remember a callback's body digest under its signed triple; the known one if any."""
 
         def work(db: sqlite3.Connection) -> str | None:
             now = self._clock()
             with _write(db):
-                db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
-                row = db.execute("SELECT digest FROM pushes WHERE key = ?", (key,)).fetchone()
-                if row:
-                    return str(row[0])
-                db.execute("INSERT INTO pushes VALUES (?, ?, ?)", (key, digest, now + ttl))
-                return None
+                return seen_push(db, key, digest, now + ttl, now)
 
         return await self._run(work)
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import sqlite3
 
 from bot.state import coverage
-from bot.state.base import QUOTA_WINDOW, LinkRecord, Remembered
+from bot.state.base import (
+    QUOTA_WINDOW,
+    CodeTaken,
+    FirstAnswer,
+    Fresh,
+    Known,
+    LinkRecord,
+    OverQuota,
+    PushClaimed,
+    Remembered,
+    Replayed,
+)
 
 
 def known_reply(db: sqlite3.Connection, key: str, now: float) -> Remembered | None:
@@ -55,3 +66,48 @@ def save_counts(
         " SET state = excluded.state, until = max(until, excluded.until)",
         (link_id, counts.to_json(), until),
     )
+
+
+def seen_push(
+    db: sqlite3.Connection, key: str, digest: str, until: float, now: float
+) -> str | None:
+    """Within a write transaction: the digest remembered for ``key``, else remember ``digest``."""
+    db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
+    row = db.execute("SELECT digest FROM pushes WHERE key = ?", (key,)).fetchone()
+    if row:
+        return str(row[0])
+    db.execute("INSERT INTO pushes VALUES (?, ?, ?)", (key, digest, until))
+    return None
+
+
+def answer_rows(db: sqlite3.Connection, first: FirstAnswer, now: float) -> PushClaimed:
+    """Within a write transaction: ``Store.answer_push``."""
+    seen = first.seen
+    if seen is not None:
+        known_digest = seen_push(db, seen.key, seen.digest, now + seen.ttl, now)
+        if known_digest is not None and known_digest != seen.digest:
+            return Replayed(known_digest)
+    known = known_reply(db, first.key, now)
+    if known is not None:
+        return Known(known)
+    for code in first.codes:
+        live = db.execute(
+            "SELECT 1 FROM pickup_codes WHERE code = ? AND expires_at > ?", (code.code, now)
+        ).fetchone()
+        if live:
+            return CodeTaken(code.code)
+    until = now + first.ttl
+    if first.links:
+        retry_at = record_link_row(db, first.links[0], first.per_hour)
+        if retry_at is not None:
+            put_reply(db, first.key, Remembered(done=False), until)
+            return OverQuota(retry_at)
+        for link in first.links[1:]:
+            record_link_row(db, link, 0)
+    if first.codes:
+        db.executemany(
+            "INSERT OR REPLACE INTO pickup_codes VALUES (?, ?, ?, ?)",
+            [(c.code, c.token, c.link_id, c.expires_at) for c in first.codes],
+        )
+    put_reply(db, first.key, Remembered(done=True, text=first.text), until)
+    return Fresh()

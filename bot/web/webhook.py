@@ -57,7 +57,7 @@ def content_length(scope: Scope) -> str:
 
 
 class Webhook:
-    """``POST [wechat] path`` as a plain ASGI app: one budget from arrival, the body read once.
+    """``POST [wechat] path`` as a plain ASGI app: one budget, parsed once, one store trip.
 
     Errors are answered by ``bot.web.errors.refuse`` (the refusal table); anything else is a
     500, raised on to the server as the framework's own error middleware would.
@@ -80,7 +80,7 @@ class Webhook:
     @staticmethod
     async def answer(services: Services, scope: Scope, receive: Receive) -> Response:
         """The sealed reply to one push."""
-        deadline = services.answerer.start()  # one budget: body, replay check and answer
+        deadline = services.answerer.start()  # one budget: body, replay record and answer
         q = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         limits = services.settings.wechat
         body = await read_body(
@@ -102,15 +102,14 @@ class Webhook:
             encrypt_type=q.get("encrypt_type"),
             msg_signature=q.get("msg_signature"),
         )
-        await services.replays.check(
+        seen = services.replays.seen(
             body,
             signature=signature,
             timestamp=timestamp,
             nonce=nonce,
             msg_signature=q.get("msg_signature") or "",
-            deadline=deadline,
         )
-        reply = await services.answerer.answer(message, deadline)
+        reply = await services.answerer.answer(message, deadline, seen)
         now = int(services.clock())
         xml = reply.render(to_user=message.source, from_user=message.target, create_time=now)
         sealed = services.codec.seal(xml, encrypted=encrypted, nonce=nonce, timestamp=str(now))

@@ -147,6 +147,8 @@ async def lifespan(app: ASGI) -> Callable[[], Awaitable[None]]:
 
 
 async def main_async(args: argparse.Namespace, work_dir: Path) -> None:
+    from loguru import logger
+
     from bot.app import create_app, settle_memory
     from bot.config import load_settings
     from bot.logs.setup import setup_logging
@@ -192,6 +194,7 @@ async def main_async(args: argparse.Namespace, work_dir: Path) -> None:
         profiler.disable()
     cpu, wall, after = time.process_time() - cpu0, time.perf_counter() - wall0, thread_cpu()
     await stop()
+    logger.remove()  # writes what its batches hold, before the file closes
     sys.stderr = sys.__stderr__
     log.close()
     n = args.pushes

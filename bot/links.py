@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import re
 import secrets
 import time
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadData, BadSignature, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
+from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes, want_bytes
 
 from bot.clock import Clock
 from bot.errors import FileMissing, LinkExpired, LinkInvalid
@@ -63,6 +65,28 @@ class _LinkSerializer(URLSafeTimedSerializer):
 
     def dump_payload(self, obj: Any) -> bytes:
         return base64_encode(want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs)))
+
+
+class _TokenMaker:
+    """Signs payloads exactly as ``_LinkSerializer.dumps`` does, in a fraction of its time.
+
+    itsdangerous builds a signer, derives its key and goes through four layers for every token
+    (~50 µs a link, #20); the key is derived once here, and the token is the same, byte for
+    byte: ``base64(compact JSON) . base64(timestamp) . base64(HMAC-SHA1)``, the key
+    ``sha1(salt + "signer" + secret)`` (itsdangerous' "django-concat"). Verifying stays
+    itsdangerous'.
+    """
+
+    def __init__(self, secret_key: str, salt: str) -> None:
+        self._key = hashlib.sha1(  # noqa: S324 - itsdangerous' key derivation, not a password hash
+            want_bytes(salt) + b"signer" + want_bytes(secret_key)
+        ).digest()
+
+    def dumps(self, payload: Any, timestamp: int) -> str:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        signed = base64_encode(body) + b"." + base64_encode(int_to_bytes(timestamp))
+        mac = hmac.new(self._key, signed, hashlib.sha1).digest()
+        return (signed + b"." + base64_encode(mac)).decode("ascii")
 
 
 def file_ref(file_key: str) -> str:
@@ -120,17 +144,24 @@ class LinkSigner:
         self._serializer = _LinkSerializer(
             secret_keys, salt=SALT, signer=_ClockedSigner, signer_kwargs={"clock": clock}
         )
+        self._maker = _TokenMaker(secret_keys[-1], SALT)  # the last key signs
+        self._by_file = {name: ref for ref, name in self._files.items()}  # hashed once
+        self._by_keyword = {k: ref for ref, k in self._keywords.items()}
 
     def issue(
         self, file_key: str, *, keyword: str = "", max_downloads: int = 0
     ) -> tuple[str, Link]:
         """A fresh token for one file on these terms (lifetime: ``ttl_seconds`` from now)."""
-        if file_ref(file_key) not in self._files:
+        ref = self._by_file.get(file_key)
+        if ref is None:
             raise FileMissing(file_key)
         link_id = self._new_id()
         now = int(self._clock())
-        payload = [link_id, file_ref(file_key), keyword_ref(keyword), max_downloads, self.ttl]
-        token = self._serializer.dumps(payload)
+        kw_ref = self._by_keyword.get(keyword)
+        if kw_ref is None:
+            kw_ref = keyword_ref(keyword)
+        payload = [link_id, ref, kw_ref, max_downloads, self.ttl]
+        token = self._maker.dumps(payload, now)
         link = Link(link_id, file_key, _utc(now), _utc(now + self.ttl), keyword, max_downloads)
         return token, link
 

@@ -49,6 +49,7 @@ from bot.state.sqlite_thread import write as _write
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
+PURGE_EVERY = 1.0  # seconds between deletions of expired replay records by answer_push
 
 
 class SqliteStore:
@@ -59,6 +60,7 @@ class SqliteStore:
         self._clock = clock
         self._thread = StoreThread(self._connect, path)
         self._opened = False  # once opened, a missing file is a fault, never created afresh
+        self._pushes_purged = 0.0  # when answer_push last deleted expired replay records
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> SqliteStore:
@@ -167,6 +169,9 @@ class SqliteStore:
         def work(db: sqlite3.Connection) -> PushClaimed:
             now = self._clock()
             with _write(db):
+                if now - self._pushes_purged >= PURGE_EVERY:
+                    db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
+                    self._pushes_purged = now
                 return answer_rows(db, first, now)
 
         return await self._run(work)

@@ -81,15 +81,25 @@ def seen_push(
 
 
 def answer_rows(db: sqlite3.Connection, first: FirstAnswer, now: float) -> PushClaimed:
-    """Within a write transaction: ``Store.answer_push``."""
+    """Within a write transaction: ``Store.answer_push``, in as few statements as it takes.
+
+    The replay record and the claim are each one upsert that only replaces an expired row; a
+    live one (rowcount 0) is then read. Expired replay records are deleted by the caller.
+    """
     seen = first.seen
     if seen is not None:
-        known_digest = seen_push(db, seen.key, seen.digest, now + seen.ttl, now)
-        if known_digest is not None and known_digest != seen.digest:
-            return Replayed(known_digest)
-    known = known_reply(db, first.key, now)
-    if known is not None:
-        return Known(known)
+        taken = db.execute(
+            "INSERT INTO pushes VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+            " SET digest = excluded.digest, expires_at = excluded.expires_at"
+            " WHERE pushes.expires_at <= ?",
+            (seen.key, seen.digest, now + seen.ttl, now),
+        ).rowcount
+        if not taken:
+            (digest,) = db.execute(
+                "SELECT digest FROM pushes WHERE key = ?", (seen.key,)
+            ).fetchone()
+            if digest != seen.digest:
+                return Replayed(str(digest))
     for code in first.codes:
         live = db.execute(
             "SELECT 1 FROM pickup_codes WHERE code = ? AND expires_at > ?", (code.code, now)
@@ -97,6 +107,16 @@ def answer_rows(db: sqlite3.Connection, first: FirstAnswer, now: float) -> PushC
         if live:
             return CodeTaken(code.code)
     until = now + first.ttl
+    claimed = db.execute(
+        "INSERT INTO replies VALUES (?, 1, ?, ?) ON CONFLICT (key) DO UPDATE"
+        " SET done = excluded.done, text = excluded.text, expires_at = excluded.expires_at"
+        " WHERE replies.expires_at <= ?",
+        (first.key, first.text, until, now),
+    ).rowcount
+    if not claimed:
+        known = known_reply(db, first.key, now)
+        if known is not None:
+            return Known(known)
     if first.links:
         retry_at = record_link_row(db, first.links[0], first.per_hour)
         if retry_at is not None:
@@ -109,5 +129,4 @@ def answer_rows(db: sqlite3.Connection, first: FirstAnswer, now: float) -> PushC
             "INSERT OR REPLACE INTO pickup_codes VALUES (?, ?, ?, ?)",
             [(c.code, c.token, c.link_id, c.expires_at) for c in first.codes],
         )
-    put_reply(db, first.key, Remembered(done=True, text=first.text), until)
     return Fresh()

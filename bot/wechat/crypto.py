@@ -13,7 +13,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.errors import EncryptionRequired, MessageError, SignatureError, StaleRequest
-from bot.wechat.messages import Message, child_text, parse_message, parse_tree
+from bot.wechat.messages import Message, parse_message, read_fields
 from bot.wechat.replies import cdata
 
 _BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
@@ -96,7 +96,7 @@ class Codec:
         if mode != "aes":
             raise MessageError(f"unknown encrypt_type {encrypt_type!r}")
         self._require_key()
-        encrypt = child_text(parse_tree(body), "Encrypt")
+        encrypt = read_fields(body).first.get("Encrypt", "")
         if not encrypt:
             raise MessageError("encrypt_type=aes but the body has no <Encrypt>")
         # msg_signature covers the ciphertext; `signature` alone does not (a common bug).

@@ -48,7 +48,7 @@ def wrk(
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{round(seconds)}s"]
     command += ["--timeout", "60s", "-s", str(LUA), url]
     if requests_file is not None:
-        command += ["--", str(requests_file)]
+        command += ["--", str(requests_file), str(threads)]  # each line once, in turn
     done = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=seconds + 120
     )

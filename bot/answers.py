@@ -173,6 +173,7 @@ class Answerer:
             PickupCode(code, one.token, one.link.link_id, one.record.expires_at)
             for code, one in zip(codes, issued, strict=True)
         )
+
         def plain() -> Draft:  # what goes out if the store cannot keep the codes
             return Draft(router.word(action, issued), records)
 

@@ -7,6 +7,7 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,12 @@ from bot.replay import ReplayGuard
 from bot.state import Store, bounded, store_from_url
 from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.web.deps import Services
+from bot.web.downloads import download_request, download_token
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
 from bot.web.favicon import router as favicon_router
 from bot.web.home import router as home_router
+from bot.web.lean import serve
 from bot.web.ops import ops_router
 from bot.web.pages import Pages
 from bot.web.pickup import PickupDesk
@@ -142,8 +145,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class BotApp(FastAPI):
-    """The FastAPI app for every page; a push (``POST [wechat] path``) goes straight to the lean
-    ``Webhook`` beside it, past the framework's middleware, routing and dependencies."""
+    """The FastAPI app for every page; a push (``POST [wechat] path``) and a download
+    (``GET``/``HEAD /d/<token>``) go straight to their lean endpoints beside it, past the
+    framework's middleware, routing and dependencies (``bot.web.lean``)."""
 
     def __init__(self, *, webhook_path: str, **options: Any) -> None:
         super().__init__(**options)
@@ -151,13 +155,15 @@ class BotApp(FastAPI):
         self.webhook = Webhook(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] == self.webhook_path
-        ):
-            await self.webhook(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and path == self.webhook_path:
+                await self.webhook(scope, receive, send)
+                return
+            token = download_token(method, path)
+            if token:
+                await serve(self, scope, receive, send, partial(download_request, token))
+                return
         await super().__call__(scope, receive, send)
 
 

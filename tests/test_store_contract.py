@@ -176,6 +176,25 @@ def test_counts_a_lapsed_lease_frees_the_link(run: Run[object], clock: Clock) ->
     assert run(work) == [Grant.EXHAUSTED, Grant.GRANTED, False, 40, 1]
 
 
+def test_counts_a_claim_that_notes_its_span_counts_it_if_it_lapses(
+    run: Run[object], clock: Clock
+) -> None:
+    """#20: a span handed to nginx is noted by its claim (no second write on the answer)."""
+
+    async def work(store: Store) -> list[object]:
+        noted = Claim("L", "x", 0, 100, 100, 1, lease_seconds=30, keep=600, sent=100)
+        refused = Claim("M", "y", 0, 100, 100, 1, lease_seconds=30, keep=600, sent=100)
+        granted = [await store.claim(noted), await store.claim(refused)]
+        returned = await store.release("M", "y", 0)  # nginx refused it: nothing counted
+        clock.advance(31)  # nginx never called back about x
+        return [*granted, returned, await store.usage("L"), await store.usage("M")]
+
+    x, y, returned, lapsed, refused = run(work)
+    assert (x, y, returned) == (Grant.GRANTED, Grant.GRANTED, False)
+    assert (lapsed.completed, lapsed.sent) == (1, 100)  # type: ignore[attr-defined]
+    assert (refused.completed, refused.sent) == (0, 0)  # type: ignore[attr-defined]
+
+
 def test_counts_a_release_voids_a_claim_that_lands_late(run: Run[object]) -> None:
     async def work(store: Store) -> list[object]:
         late = await store.claim(claim("late"))  # landed after the bot answered 503 ...

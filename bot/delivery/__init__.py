@@ -63,6 +63,9 @@ class Delivery(Protocol):
     # True: the client gets a URL to the whole file whatever its Range (a presigned URL), so the
     # offer's span is the whole file and the Range is not parsed (never a 400 or 416).
     whole_file: bool
+    # True: another server sends the span once it accepts it (nginx): the claim notes the span
+    # whole at once, and that server's word ends the lease (no second store write on the answer).
+    hands_over: bool
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The response that sends ``offer`` (it reports to ``transfer`` as it goes)."""

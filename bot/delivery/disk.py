@@ -8,6 +8,7 @@ kernel's socket buffer.
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import os
 import time
@@ -127,7 +128,9 @@ class DiskResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def timed(message: Message) -> None:
-            with anyio.fail_after(self._timeout):  # no progress for send_timeout: cut off
+            # No progress for send_timeout: cut off. asyncio's timeout: anyio's fail_after (a
+            # cancel scope) cost ~5x more, on every chunk.
+            async with asyncio.timeout(self._timeout):
                 await send(message)
 
         out: Send = _paced(timed, self._rate) if self._rate else timed
@@ -262,6 +265,7 @@ class DiskDelivery:
 
     counts_slots = True
     whole_file = False
+    hands_over = False
 
     def __init__(self, rate: int, budget: ReadBudget, send_timeout: float, renew_every: float):
         self._rate, self._budget = rate, budget

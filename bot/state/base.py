@@ -220,6 +220,7 @@ class Claim:
     limit: int
     lease_seconds: float
     keep: float  # seconds the link's counts are kept (its lifetime left, and some)
+    sent: int = 0  # bytes noted at once: a span handed to another server (nginx) whole
 
 
 class Counts(Protocol):

@@ -121,8 +121,12 @@ def admit(
     limit: int,
     until: float,
     now: float,
+    sent: int = 0,
 ) -> bool:
-    """Take a lease on ``[start, end)`` if the bounds above allow it; False when refused."""
+    """Take a lease on ``[start, end)`` if the bounds above allow it; False when refused.
+
+    ``sent``: bytes the lease reports at once (a span handed to nginx counts if it lapses).
+    """
     lapse(counts, now)
     counts.size = size
     if counts.copies() >= limit:
@@ -136,7 +140,7 @@ def admit(
         return False
     if len(projected) > MAX_PIECES:
         return False
-    counts.leases[lease_id] = Lease(start, end, until)
+    counts.leases[lease_id] = Lease(start, end, until, sent)
     return True
 
 

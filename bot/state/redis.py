@@ -250,7 +250,9 @@ class RedisStore:
             if revoked:
                 return Grant.REVOKED
             until = now + c.lease_seconds
-            if not coverage.admit(counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now):
+            if not coverage.admit(
+                counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now, c.sent
+            ):
                 return Grant.EXHAUSTED
             return Grant.GRANTED
 

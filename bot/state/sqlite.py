@@ -235,7 +235,7 @@ class SqliteStore:
                 counts = read_counts(db, c.link_id)
                 until = now + c.lease_seconds
                 if not coverage.admit(
-                    counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now
+                    counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now, c.sent
                 ):
                     return Grant.EXHAUSTED
                 save_counts(db, c.link_id, counts, now + max(c.keep, c.lease_seconds))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from urllib.parse import quote
 
-import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
@@ -15,7 +15,7 @@ from bot.delivery.disk import last_modified
 from bot.delivery.ranges import Span, span_for
 from bot.delivery.slots import Slot
 from bot.errors import RETRY_AFTER, FileMissing, RangeNotSatisfiable, ServerBusy
-from bot.web.deps import ServicesDep, client_ip, visit_of
+from bot.web.deps import ServicesDep, client_ip, get_services, visit_of
 from bot.web.landing import landing_page
 
 router = APIRouter()
@@ -47,7 +47,10 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
     """Serve the file behind a valid link; errors are mapped in ``bot.web.errors``."""
     with services.bad_tokens.guard(client_ip(request)):
         link = services.signer.verify(token)
-    info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
+    # A stat, in a worker thread (a stalled disk must not stall the loop); it holds nothing a
+    # cancellation would leave open, so asyncio's own executor does (anyio's hop cost 2x).
+    loop = asyncio.get_running_loop()
+    info = await loop.run_in_executor(None, services.catalog.open, link.file_key)
     if (page := landing_page(request, services, token, link, info)) is not None:
         await services.gate.check(link, info)  # a revoked or used-up link shows that instead
         return page
@@ -64,7 +67,8 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         except RangeNotSatisfiable as exc:
             raise RangeNotSatisfiable(exc.header, exc.size, info.key, link.link_id) from None
     # The gate first: a used-up or revoked link says so (410) rather than "busy".
-    admission = await services.gate.admit(link, info, span, visit_of(request))
+    delivery, visit = services.delivery, visit_of(request)
+    admission = await services.gate.admit(link, info, span, visit, handed_over=delivery.hands_over)
     slot: Slot | None = None
     if services.delivery.counts_slots and request.method != "HEAD":  # HEAD sends no bytes
         try:
@@ -82,6 +86,19 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         admission.lease_id,
     )
     return services.delivery.respond(offer, transfer)
+
+
+def download_token(method: str, path: str) -> str:
+    """The token of a ``GET``/``HEAD /d/<token>`` (the route's one path segment), else ""."""
+    if method not in ("GET", "HEAD") or not path.startswith("/d/"):
+        return ""
+    token = path[3:]
+    return "" if "/" in token else token
+
+
+async def download_request(token: str, request: Request) -> Response:
+    """The route above, called by ``BotApp`` without FastAPI's routing and dependencies."""
+    return await download(token, request, get_services(request))
 
 
 @router.get("/_accel/{step}", include_in_schema=False)

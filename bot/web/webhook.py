@@ -8,6 +8,7 @@ with the same request budget, body limits, replay check, refusal table and laten
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -17,8 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot.web.bodies import read_body
 from bot.web.deps import Services, ServicesDep
-from bot.web.errors import refuse
-from bot.web.refusals import refusal_for
+from bot.web.lean import serve
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -59,8 +59,7 @@ def content_length(scope: Scope) -> str:
 class Webhook:
     """``POST [wechat] path`` as a plain ASGI app: one budget, parsed once, one store trip.
 
-    Errors are answered by ``bot.web.errors.refuse`` (the refusal table); anything else is a
-    500, raised on to the server as the framework's own error middleware would.
+    Errors are answered by the app's handlers (``bot.web.lean.serve``: the refusal table).
     """
 
     def __init__(self, app: Starlette) -> None:
@@ -70,21 +69,19 @@ class Webhook:
         started = time.perf_counter()
         services: Services = self.app.state.services
         try:
-            response = await self.answer(services, scope, receive)
-        except Exception as exc:
-            response = await self.refusal(exc, scope, receive)
+            await serve(self.app, scope, receive, send, partial(self.answer, services))
         finally:
             services.metrics.webhook_seconds.observe(time.perf_counter() - started)
-        await response(scope, receive, send)
 
     @staticmethod
-    async def answer(services: Services, scope: Scope, receive: Receive) -> Response:
+    async def answer(services: Services, request: Request) -> Response:
         """The sealed reply to one push."""
         deadline = services.answerer.start()  # one budget: body, replay record and answer
+        scope = request.scope
         q = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         limits = services.settings.wechat
         body = await read_body(
-            receive,
+            request.receive,
             content_length(scope),
             max_bytes=limits.max_body_bytes,
             timeout=min(limits.body_timeout, deadline.left()),
@@ -114,12 +111,3 @@ class Webhook:
         xml = reply.render(to_user=message.source, from_user=message.target, create_time=now)
         sealed = services.codec.seal(xml, encrypted=encrypted, nonce=nonce, timestamp=str(now))
         return Response(sealed, media_type=reply.media_type)
-
-    async def refusal(self, exc: Exception, scope: Scope, receive: Receive) -> Response:
-        """The refusal table's answer to ``exc``; an error it does not list is raised on."""
-        try:
-            refusal_for(exc)
-        except KeyError:
-            raise exc from None
-        scope["app"] = self.app  # refuse() finds the services through the request's app
-        return await refuse(Request(scope, receive), exc)

@@ -130,9 +130,13 @@ async def lifespan(app: ASGI) -> Callable[[], Awaitable[None]]:
     """Run the app's start-up; returns what runs its shutdown."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    task = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
-    )
+
+    async def lifespan_call() -> None:
+        await app(
+            {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put
+        )
+
+    task: asyncio.Task[None] = asyncio.create_task(lifespan_call())
     await inbox.put({"type": "lifespan.startup"})
     started = await outbox.get()
     if started["type"] != "lifespan.startup.complete":

@@ -147,8 +147,11 @@ def start_werobot(work: Path, *, files_dir: Path, workers: int) -> Server:
     return _launch("werobot", command, port, work / "werobot.log", peer_env(port, files_dir))
 
 
-def start_nginx(work: Path, *, files_dir: Path, upstream: str) -> tuple[Nginx, int, int]:
-    """docker/nginx.conf (limits lifted, no access log) plus a plain static server (reference)."""
+def start_nginx(
+    work: Path, *, files_dir: Path, upstream: str, workers: int
+) -> tuple[Nginx, int, int]:
+    """docker/nginx.conf (limits lifted, no access log, ``workers`` worker processes) plus a
+    plain static server (the reference)."""
     accel_port, ref_port = free_port(), free_port()
     reference = (
         f"    server {{\n        listen 127.0.0.1:{ref_port};\n"
@@ -163,6 +166,7 @@ def start_nginx(work: Path, *, files_dir: Path, upstream: str) -> tuple[Nginx, i
             "limit_conn downloads 64;": "limit_conn downloads 60000;",
             "limit_conn per_link 4;": "limit_conn per_link 60000;",
             "access_log /dev/stdout bot;": "access_log off;",
+            "worker_processes auto;": f"worker_processes {workers};",
         },
         extra_http=reference,
     )

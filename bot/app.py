@@ -33,7 +33,7 @@ from bot.replay import ReplayGuard
 from bot.state import Store, bounded, store_from_url
 from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.web.deps import Services
-from bot.web.downloads import download_request, download_token
+from bot.web.downloads import accel_request, accel_step, download_request, download_token
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
 from bot.web.favicon import router as favicon_router
@@ -145,9 +145,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class BotApp(FastAPI):
-    """The FastAPI app for every page; a push (``POST [wechat] path``) and a download
-    (``GET``/``HEAD /d/<token>``) go straight to their lean endpoints beside it, past the
-    framework's middleware, routing and dependencies (``bot.web.lean``)."""
+    """The FastAPI app for every page; a push (``POST [wechat] path``), a download
+    (``GET``/``HEAD /d/<token>``) and nginx's word on one (``GET /_accel/<step>``) go straight
+    to their lean endpoints beside it, past the framework's middleware, routing and
+    dependencies (``bot.web.lean``)."""
 
     def __init__(self, *, webhook_path: str, **options: Any) -> None:
         super().__init__(**options)
@@ -163,6 +164,10 @@ class BotApp(FastAPI):
             token = download_token(method, path)
             if token:
                 await serve(self, scope, receive, send, partial(download_request, token))
+                return
+            step = accel_step(method, path)
+            if step:
+                await serve(self, scope, receive, send, partial(accel_request, step))
                 return
         await super().__call__(scope, receive, send)
 

@@ -101,6 +101,19 @@ async def download_request(token: str, request: Request) -> Response:
     return await download(token, request, get_services(request))
 
 
+ACCEL_STEPS = ("/_accel/accepted", "/_accel/refused")
+
+
+def accel_step(method: str, path: str) -> str:
+    """The step of nginx's ``GET /_accel/<step>`` callback (one per x-accel download), else ""."""
+    return path.removeprefix("/_accel/") if method == "GET" and path in ACCEL_STEPS else ""
+
+
+async def accel_request(step: str, request: Request) -> Response:
+    """The callback below, called by ``BotApp`` without FastAPI's routing and dependencies."""
+    return await accel_callback(step, request, get_services(request))
+
+
 @router.get("/_accel/{step}", include_in_schema=False)
 async def accel_callback(step: str, request: Request, services: ServicesDep) -> Response:
     """nginx's word on a span the bot handed over (docker/nginx.conf, x-accel mode only).

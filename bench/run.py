@@ -255,7 +255,9 @@ def measure(
         hooks = {"bare": bare, "seed": seed, "werobot": werobot, BOT: direct, BOT_REDIS: on_redis}
         sanity_check(urls, hooks)
         fronts = {"direct": direct.url, "x-accel": f"http://127.0.0.1:{accel_port}"}
-        scenarios = scenario_table(results, args, urls, hooks, fronts, signer, work, workers)
+        scenarios = scenario_table(
+            results, args, urls, hooks, fronts, signer, work, workers, files_dir
+        )
         for round_no in range(args.rounds):
             for name, scenario in scenarios.items():
                 if not args.only or name in args.only:
@@ -282,6 +284,7 @@ def scenario_table(
     signer: LinkSigner,
     work: Path,
     workers: int,
+    files_dir: Path,
 ) -> dict[str, Callable[[], None]]:
     """Each scenario measures every contestant once (one round), interleaved."""
     for group in (SINGLE, MANY, MATRIX):
@@ -356,15 +359,28 @@ def scenario_table(
     def slow() -> None:
         if workers != 1:  # the memory target is `bot serve`'s default: one worker
             return
-        process = hooks[BOT].process
-        pid, peak = (process.pid if process else 0), [0]
-
-        def sample() -> None:
-            peak[0] = max(peak[0], tree_rss(pid))
-
-        alive = slow_clients(
-            urls["direct"][HUGE], count=200, rate="64k", seconds=args.slow_seconds, sample=sample
+        # A bot of its own, fresh: the others' memory holds what the other scenarios left
+        # (a minute of replies, the allocator's high-water mark).
+        bot = start_bot(
+            work,
+            f"direct-1w-{len(results.values)}",
+            files_dir=files_dir,
+            files=[*FILES, HUGE],
+            delivery="direct",
+            workers=1,
         )
+        try:
+            pid, peak = (bot.process.pid if bot.process else 0), [0]
+
+            def sample() -> None:
+                peak[0] = max(peak[0], tree_rss(pid))
+
+            url = bot.url + "/d/" + signer.issue(HUGE)[0]
+            alive = slow_clients(
+                url, count=200, rate="64k", seconds=args.slow_seconds, sample=sample
+            )
+        finally:
+            bot.stop()
         results.add(SLOW, SLOW_CASE, "direct", "peak RSS MB", peak[0] / 1e6)
         if alive < 200:
             results.notes.append(f"slow clients: only {alive} of 200 were still downloading")

@@ -29,6 +29,7 @@ class WrkResult:
     errors: int
     p50_ms: float
     p99_ms: float
+    max_ms: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -47,7 +48,7 @@ def wrk(
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{round(seconds)}s"]
     command += ["--timeout", "60s", "-s", str(LUA), url]
     if requests_file is not None:
-        command += ["--", str(requests_file)]
+        command += ["--", str(requests_file), str(threads)]  # each line once, in turn
     done = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=seconds + 120
     )
@@ -63,6 +64,7 @@ def wrk(
         errors=errors,
         p50_ms=raw["p50_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
     )
 
 

@@ -105,16 +105,19 @@ def summarize(results: Results, targets: list[Target], machine: dict[str, Any]) 
 def markdown(doc: dict[str, Any]) -> str:
     """The same document as Markdown tables."""
     machine = doc["machine"]
+    workers = machine["workers"]
+    each = ", ".join(map(str, workers)) if isinstance(workers, list) else workers
     lines = [
         f"# Benchmark {machine['date']}",
         "",
         f"{machine['cores']} cores ({machine['cpu']}), Linux {machine['kernel']}, "
-        f"{machine['rounds']} rounds, bot with {machine['workers']} worker(s). "
-        "Ratios compare medians with the reference measured in the same run.",
+        f"{machine['rounds']} rounds, every server with {each} worker(s) in turn. "
+        "Ratios compare medians with the reference measured in the same run, with as many "
+        "workers.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         "",
-        "## Targets (issues #5 and #12)",
+        "## Targets (issues #5, #12 and #20)",
         "",
         "| target | measured | goal | met |",
         "|---|---:|---:|:-:|",

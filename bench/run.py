@@ -31,6 +31,7 @@ from bench.servers import (
     start_nginx,
     start_seed,
     start_werobot,
+    tree_cpu,
     tree_rss,
 )
 from bot import __version__
@@ -44,26 +45,116 @@ MATRIX_SIZES = ["1KB.bin", "1MB.bin", "100MB.bin"]
 MATRIX_CONNECTIONS = [1, 8, 64, 256]
 DOWNLOADERS = ["nginx", "seed", "direct", "x-accel"]
 SINGLE, MANY, SLOW = "single 200 MB", "32 × 1 MB", "200 slow clients"
+LIMITED = "32 × 1 MB, a link per request"
+UNLIMITED, USE_LIMITED = "unlimited", "use-limited"
+BURST = "webhook burst, 1 worker"
 MATRIX = "size × connections"
 SLOW_CASE = "1 GB at 64 KB/s each, 1 worker"
 HOOK, PLAIN, SAFE = "webhook", "plaintext, wrk -c64", "safe (AES), wrk -c64"
+BURST_CASE = "plaintext, wrk -c512"
 BOT, BOT_REDIS = "bot (SQLite)", "bot (Redis)"
 # Webhook contestants per mode (WeRoBot is measured in plaintext only: its safe mode is optional).
 HOOK_SERVERS = {PLAIN: ["bare", "seed", "werobot", BOT, BOT_REDIS], SAFE: ["bare", "seed", BOT]}
-TARGETS = [
-    Target("direct, one 200 MB download vs nginx", (SINGLE, "curl", "direct", "MB/s"), 0.5),
-    Target("x-accel, one 200 MB download vs nginx", (SINGLE, "curl", "x-accel", "MB/s"), 0.9),
-    Target("direct, 32 × 1 MB vs nginx", (MANY, "wrk -c32", "direct", "req/s"), 0.5),
-    Target("direct, 32 × 1 MB vs seed bot", (MANY, "wrk -c32", "direct", "req/s"), 1.5, "seed"),
-    Target("x-accel, 32 × 1 MB vs nginx", (MANY, "wrk -c32", "x-accel", "req/s"), 0.7),
-    Target("webhook plaintext vs seed bot", (HOOK, PLAIN, BOT, "req/s"), 1.0, "seed"),
-    Target("webhook plaintext p99 vs seed bot", (HOOK, PLAIN, BOT, "p99 ms"), 1.0, "seed", "<="),
-    Target("webhook safe (AES) vs seed bot", (HOOK, SAFE, BOT, "req/s"), 1.0, "seed"),
-    Target("webhook safe (AES) p99 vs seed bot", (HOOK, SAFE, BOT, "p99 ms"), 1.0, "seed", "<="),
-    Target(
-        "bot RSS MB, 200 slow clients", (SLOW, SLOW_CASE, "direct", "peak RSS MB"), 150, None, "<"
-    ),
-]
+DEADLINE_MS = 4800  # #20: at 512 connections on one worker, no push answered later than this
+
+
+def at(case: str, workers: int) -> str:
+    """A case measured with this many workers per server (ratios compare within one case)."""
+    return f"{case} · {workers} worker{'s' if workers > 1 else ''}"
+
+
+def targets(workers: list[int]) -> list[Target]:
+    """The goals of #5, #12 and #20, for every worker count measured."""
+    found = []
+    for w in workers:
+        found += [
+            Target(
+                f"direct, one 200 MB download vs nginx ({w}w)",
+                (SINGLE, at("curl", w), "direct", "MB/s"),
+                0.5,
+            ),
+            Target(
+                f"x-accel, one 200 MB download vs nginx ({w}w)",
+                (SINGLE, at("curl", w), "x-accel", "MB/s"),
+                0.9,
+            ),
+            Target(
+                f"direct, 32 × 1 MB vs nginx ({w}w)",
+                (MANY, at("wrk -c32", w), "direct", "req/s"),
+                0.5,
+            ),
+            Target(
+                f"direct, 32 × 1 MB vs seed bot ({w}w)",
+                (MANY, at("wrk -c32", w), "direct", "req/s"),
+                1.5,
+                "seed",
+            ),
+            Target(
+                f"x-accel, 32 × 1 MB vs nginx ({w}w)",
+                (MANY, at("wrk -c32", w), "x-accel", "req/s"),
+                0.7,
+            ),
+            Target(
+                f"use-limited vs unlimited, direct ({w}w)",
+                (LIMITED, at("direct, wrk -c32", w), USE_LIMITED, "req/s"),
+                0.9,
+            ),
+            Target(
+                f"use-limited vs unlimited, x-accel ({w}w)",
+                (LIMITED, at("x-accel, wrk -c32", w), USE_LIMITED, "req/s"),
+                0.9,
+            ),
+            Target(
+                f"webhook plaintext vs seed bot ({w}w)",
+                (HOOK, at(PLAIN, w), BOT, "req/s"),
+                1.0,
+                "seed",
+            ),
+            Target(
+                f"webhook plaintext p99 vs seed bot ({w}w)",
+                (HOOK, at(PLAIN, w), BOT, "p99 ms"),
+                1.0,
+                "seed",
+                "<=",
+            ),
+            Target(
+                f"webhook safe (AES) vs seed bot ({w}w)",
+                (HOOK, at(SAFE, w), BOT, "req/s"),
+                1.0,
+                "seed",
+            ),
+            Target(
+                f"webhook safe (AES) p99 vs seed bot ({w}w)",
+                (HOOK, at(SAFE, w), BOT, "p99 ms"),
+                1.0,
+                "seed",
+                "<=",
+            ),
+            Target(
+                f"webhook CPU per push vs seed bot ({w}w)",
+                (HOOK, at(PLAIN, w), BOT, "CPU µs/push"),
+                1.0,
+                "seed",
+                "<=",
+            ),
+        ]
+    found += [
+        Target(
+            "bot RSS MB, 200 slow clients",
+            (SLOW, SLOW_CASE, "direct", "peak RSS MB"),
+            150,
+            None,
+            "<",
+        ),
+        Target(
+            "webhook at 512 connections, 1 worker: slowest push ms",
+            (BURST, BURST_CASE, BOT, "max ms"),
+            DEADLINE_MS,
+            None,
+            "<",
+        ),
+    ]
+    return found
 
 
 def main() -> None:
@@ -73,9 +164,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=2, help="per wrk run in the size matrix")
     parser.add_argument("--long", type=int, default=4, help="per wrk run for 32 × 1 MB, webhook")
     parser.add_argument("--slow-seconds", type=float, default=15)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=list(range(1, cores + 1)),
+        help="worker counts to measure, each in turn (default: 1 up to the cores)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    parser.add_argument("--only", nargs="*", default=[], help="single many matrix webhook slow")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="single many limited matrix webhook burst slow"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "curl"):
         if not shutil.which(tool):
@@ -88,18 +188,38 @@ def main() -> None:
 
 
 def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Start everything, measure, stop everything."""
+    """For each worker count: start everything, measure, stop everything."""
     files_dir = make_files(work / "files")
+    results = Results()
+    results.notes.append(f"load average at start: {load_average()}")
+    redis = start_redis()
+    try:
+        for workers in args.workers:
+            measure(work / f"{workers}w", files_dir, redis.url(workers), workers, results, args)
+    finally:
+        redis.stop()
+    results.notes.append(f"load average at the end: {load_average()}")
+    return report.summarize(results, targets(args.workers), machine(args))
+
+
+def measure(
+    work: Path,
+    files_dir: Path,
+    redis_url: str,
+    workers: int,
+    results: Results,
+    args: argparse.Namespace,
+) -> None:
+    """Every contestant with ``workers`` workers, side by side, for ``args.rounds`` rounds."""
+    work.mkdir()
     names = [*FILES, HUGE]
     servers: list[Server] = []
-    nginx = redis = None
+    nginx = None
     try:
-        redis = start_redis()
-        for name, delivery, workers, state in [
-            ("direct", "direct", args.workers, None),
-            ("x-accel", "x-accel", args.workers, None),
-            ("direct-1w", "direct", 1, None),  # `bot serve`'s default, for the memory target
-            ("redis", "direct", args.workers, redis.url()),  # the webhook on the Redis backend
+        for name, delivery, state in [
+            ("direct", "direct", None),
+            ("x-accel", "x-accel", None),
+            ("redis", "direct", redis_url),  # the webhook on the Redis backend
         ]:
             bot = start_bot(
                 work,
@@ -111,13 +231,16 @@ def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 state_url=state,
             )
             servers.append(bot)
-        direct, accel, single_worker, on_redis = servers
-        bare = start_bare(work, workers=args.workers)
-        seed = start_seed(work, files_dir=files_dir, workers=args.workers)
-        werobot = start_werobot(work, files_dir=files_dir, workers=args.workers)
+        direct, accel, on_redis = servers
+        bare = start_bare(work, workers=workers)
+        seed = start_seed(work, files_dir=files_dir, workers=workers)
+        werobot = start_werobot(work, files_dir=files_dir, workers=workers)
         servers += [bare, seed, werobot]
         nginx, accel_port, ref_port = start_nginx(
-            work, files_dir=files_dir, upstream=accel.url.removeprefix("http://")
+            work,
+            files_dir=files_dir,
+            upstream=accel.url.removeprefix("http://"),
+            workers=workers,
         )
         signer = LinkSigner([SECRET], 3600, files=names)
         tokens = {name: signer.issue(name)[0] for name in names}
@@ -127,28 +250,24 @@ def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             "seed": (seed.url + "/d/", seed_links.dumps),
             "direct": (direct.url + "/d/", tokens.get),
             "x-accel": (f"http://127.0.0.1:{accel_port}/d/", tokens.get),
-            "direct-1w": (single_worker.url + "/d/", tokens.get),
         }
         urls = {s: {n: base + str(key(n)) for n in names} for s, (base, key) in bases.items()}
         hooks = {"bare": bare, "seed": seed, "werobot": werobot, BOT: direct, BOT_REDIS: on_redis}
         sanity_check(urls, hooks)
-        results = Results()
-        results.notes.append(f"load average at start: {load_average()}")
-        scenarios = scenario_table(results, args, urls, {**hooks, "direct-1w": single_worker}, work)
+        fronts = {"direct": direct.url, "x-accel": f"http://127.0.0.1:{accel_port}"}
+        scenarios = scenario_table(
+            results, args, urls, hooks, fronts, signer, work, workers, files_dir
+        )
         for round_no in range(args.rounds):
             for name, scenario in scenarios.items():
                 if not args.only or name in args.only:
-                    print(f"round {round_no + 1}/{args.rounds}: {name}", file=sys.stderr)
+                    print(f"{workers}w round {round_no + 1}/{args.rounds}: {name}", file=sys.stderr)
                     scenario()
-        results.notes.append(f"load average at the end: {load_average()}")
-        return report.summarize(results, TARGETS, machine(args))
     finally:
         if nginx is not None:
             nginx.stop()
         for server in servers:
             server.stop()
-        if redis is not None:
-            redis.stop()
 
 
 def load_average() -> str:
@@ -160,28 +279,53 @@ def scenario_table(
     results: Results,
     args: argparse.Namespace,
     urls: dict[str, dict[str, str]],
-    servers: dict[str, Server],
+    hooks: dict[str, Server],
+    fronts: dict[str, str],
+    signer: LinkSigner,
     work: Path,
+    workers: int,
+    files_dir: Path,
 ) -> dict[str, Callable[[], None]]:
     """Each scenario measures every contestant once (one round), interleaved."""
     for group in (SINGLE, MANY, MATRIX):
         results.references[group] = "nginx"
     results.references[HOOK] = "bare"
+    results.references[LIMITED] = UNLIMITED
+    results.references[BURST] = "seed"
 
     def single() -> None:
         for server in DOWNLOADERS:
             speed = curl_mb_per_s(urls[server]["200MB.bin"])
-            results.add(SINGLE, "curl", server, "MB/s", speed)
+            results.add(SINGLE, at("curl", workers), server, "MB/s", speed)
 
     def many() -> None:
         for server in DOWNLOADERS:
             r = wrk(urls[server]["1MB.bin"], connections=32, seconds=args.long)
-            record(results, MANY, "wrk -c32", server, r, ("req/s", "p99 ms"))
+            record(results, MANY, at("wrk -c32", workers), server, r, ("req/s", "p99 ms"))
+
+    def limited() -> None:
+        # Every request its own link, as in a campaign (each follower downloads theirs): the
+        # use-limited links (max_downloads 1) against links without a limit.
+        for front, base in fronts.items():
+            for label, limit in ((UNLIMITED, 0), (USE_LIMITED, 1)):
+                count = args.long * 4000
+                paths = work / "links.txt"
+                paths.write_text(
+                    "".join(
+                        f"/d/{signer.issue('1MB.bin', max_downloads=limit)[0]}\n"
+                        for _ in range(count)
+                    )
+                )
+                r = wrk(base + "/", connections=32, seconds=args.long, requests_file=paths)
+                case = at(f"{front}, wrk -c32", workers)
+                record(results, LIMITED, case, label, r, ("req/s", "p99 ms"))
+                if r.requests > count:
+                    results.notes.append(f"{case} {label}: {r.requests} requests > {count} links")
 
     def matrix() -> None:
         for name in MATRIX_SIZES:
             for connections in MATRIX_CONNECTIONS:
-                case = f"{name.removesuffix('.bin')} × {connections}"
+                case = at(f"{name.removesuffix('.bin')} × {connections}", workers)
                 for server in DOWNLOADERS:
                     r = wrk(urls[server][name], connections=connections, seconds=args.seconds)
                     record(results, MATRIX, case, server, r, ("MB/s", "req/s", "p99 ms"))
@@ -192,33 +336,88 @@ def scenario_table(
             for label in HOOK_SERVERS[case]:
                 # Fresh pushes per contestant: every MsgId and follower is new to its store.
                 pushes = write_pushes(work / "pushes.txt", count=count, encrypt=encrypt)
-                r = wrk(servers[label].url, connections=64, seconds=args.long, requests_file=pushes)
-                record(results, HOOK, case, label, r, ("req/s", "p50 ms", "p99 ms"))
+                server = hooks[label]
+                r, cpu = pushed(server, pushes, 64, args.long)
+                metrics = ("req/s", "p50 ms", "p99 ms")
+                record(results, HOOK, at(case, workers), label, r, metrics)
+                results.add(HOOK, at(case, workers), label, "CPU µs/push", cpu)
                 if r.requests > count and label not in ("bare", "seed", "werobot"):
                     results.notes.append(f"webhook {label}: {r.requests} requests > {count}")
 
+    def burst() -> None:
+        # A campaign's burst on one worker: 512 connections at once; the slowest answer counts
+        # (WeChat retries a push not answered within 5 s).
+        if workers != 1:
+            return
+        count = int(args.long * 12_000)
+        for label in ("seed", BOT, BOT_REDIS):
+            pushes = write_pushes(work / "pushes.txt", count=count, encrypt=False)
+            r, cpu = pushed(hooks[label], pushes, 512, args.long)
+            record(results, BURST, BURST_CASE, label, r, ("req/s", "p99 ms", "max ms"))
+            results.add(BURST, BURST_CASE, label, "CPU µs/push", cpu)
+
     def slow() -> None:
-        process = servers["direct-1w"].process
-        pid, peak = (process.pid if process else 0), [0]
-
-        def sample() -> None:
-            peak[0] = max(peak[0], tree_rss(pid))
-
-        alive = slow_clients(
-            urls["direct-1w"][HUGE], count=200, rate="64k", seconds=args.slow_seconds, sample=sample
+        if workers != 1:  # the memory target is `bot serve`'s default: one worker
+            return
+        # A bot of its own, fresh: the others' memory holds what the other scenarios left
+        # (a minute of replies, the allocator's high-water mark).
+        bot = start_bot(
+            work,
+            f"direct-1w-{len(results.values)}",
+            files_dir=files_dir,
+            files=[*FILES, HUGE],
+            delivery="direct",
+            workers=1,
         )
+        try:
+            pid, peak = (bot.process.pid if bot.process else 0), [0]
+
+            def sample() -> None:
+                peak[0] = max(peak[0], tree_rss(pid))
+
+            url = bot.url + "/d/" + signer.issue(HUGE)[0]
+            alive = slow_clients(
+                url, count=200, rate="64k", seconds=args.slow_seconds, sample=sample
+            )
+        finally:
+            bot.stop()
         results.add(SLOW, SLOW_CASE, "direct", "peak RSS MB", peak[0] / 1e6)
         if alive < 200:
             results.notes.append(f"slow clients: only {alive} of 200 were still downloading")
 
-    return {"single": single, "many": many, "matrix": matrix, "webhook": webhook, "slow": slow}
+    return {
+        "single": single,
+        "many": many,
+        "limited": limited,
+        "matrix": matrix,
+        "webhook": webhook,
+        "burst": burst,
+        "slow": slow,
+    }
+
+
+def pushed(
+    server: Server, pushes: Path, connections: int, seconds: float
+) -> tuple[WrkResult, float]:
+    """wrk's pushes to a server, and the CPU its process tree spent per request (µs)."""
+    pid = server.process.pid if server.process else 0
+    before = tree_cpu(pid) if pid else 0.0
+    r = wrk(server.url, connections=connections, seconds=seconds, requests_file=pushes)
+    spent = (tree_cpu(pid) if pid else 0.0) - before
+    return r, spent / max(r.requests, 1) * 1e6
 
 
 def record(
     results: Results, group: str, case: str, server: str, r: WrkResult, metrics: tuple[str, ...]
 ) -> None:
     """Store the metrics asked for; errors (non-2xx, timeouts) become notes."""
-    values = {"req/s": r.rps, "MB/s": r.mb_per_s, "p50 ms": r.p50_ms, "p99 ms": r.p99_ms}
+    values = {
+        "req/s": r.rps,
+        "MB/s": r.mb_per_s,
+        "p50 ms": r.p50_ms,
+        "p99 ms": r.p99_ms,
+        "max ms": r.max_ms,
+    }
     for metric in metrics:
         results.add(group, case, server, metric, values[metric])
     if r.errors:
@@ -280,7 +479,7 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "cpu": cpu,
         "kernel": platform.release(),
-        "workers": args.workers,
+        "workers": list(args.workers),
         "rounds": args.rounds,
         "seconds": {"matrix": args.seconds, "long": args.long, "slow": args.slow_seconds},
         "versions": versions,

@@ -147,8 +147,11 @@ def start_werobot(work: Path, *, files_dir: Path, workers: int) -> Server:
     return _launch("werobot", command, port, work / "werobot.log", peer_env(port, files_dir))
 
 
-def start_nginx(work: Path, *, files_dir: Path, upstream: str) -> tuple[Nginx, int, int]:
-    """docker/nginx.conf (limits lifted, no access log) plus a plain static server (reference)."""
+def start_nginx(
+    work: Path, *, files_dir: Path, upstream: str, workers: int
+) -> tuple[Nginx, int, int]:
+    """docker/nginx.conf (limits lifted, no access log, ``workers`` worker processes) plus a
+    plain static server (the reference)."""
     accel_port, ref_port = free_port(), free_port()
     reference = (
         f"    server {{\n        listen 127.0.0.1:{ref_port};\n"
@@ -163,6 +166,7 @@ def start_nginx(work: Path, *, files_dir: Path, upstream: str) -> tuple[Nginx, i
             "limit_conn downloads 64;": "limit_conn downloads 60000;",
             "limit_conn per_link 4;": "limit_conn per_link 60000;",
             "access_log /dev/stdout bot;": "access_log off;",
+            "worker_processes auto;": f"worker_processes {workers};",
         },
         extra_http=reference,
     )
@@ -190,8 +194,8 @@ def _launch(
     raise RuntimeError(f"{name} did not start in 30 s")
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (uvicorn's workers)."""
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants (uvicorn's or gunicorn's workers)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -200,10 +204,31 @@ def tree_rss(pid: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo += children.get(current, [])
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process and its descendants have used."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for current in tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (uvicorn's workers)."""
+    total = 0
+    for current in tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

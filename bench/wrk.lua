@@ -1,11 +1,13 @@
--- wrk script for `make bench`: optional list of POSTs, and a JSON summary on stdout.
--- Usage: wrk ... -s bench/wrk.lua URL -- [requests-file]
--- The requests file holds one "path?query<TAB>xml-body" per line, each unique (MsgId, user,
--- nonce), so the bot does its full work for every request; thread i takes lines i, i+16, ...
+-- wrk script for `make bench`: optional list of requests, and a JSON summary on stdout.
+-- Usage: wrk -t THREADS ... -s bench/wrk.lua URL -- [requests-file THREADS]
+-- The requests file holds one "path?query<TAB>xml-body" per line (a POST), each unique (MsgId,
+-- user, nonce), so the bot does its full work for every request; or one path per line (a GET,
+-- e.g. a link of its own per download); of T threads, thread i takes lines i, i+T, ... (each
+-- line once until the file wraps; T must be wrk's -t, or lines are skipped and others reused).
 local lines = {}
 local counter = 0
 local threads = {}
-local STEP = 16
+local step = 16
 
 function setup(thread)
   thread:set("id", #threads)
@@ -13,6 +15,7 @@ function setup(thread)
 end
 
 function init(args)
+  step = tonumber(args[2]) or step
   if args[1] then
     for line in io.lines(args[1]) do
       lines[#lines + 1] = line
@@ -24,9 +27,12 @@ function request()
   if #lines == 0 then
     return wrk.format()
   end
-  local index = (id + counter * STEP) % #lines + 1
+  local index = (id + counter * step) % #lines + 1
   counter = counter + 1
   local target, body = lines[index]:match("^([^\t]*)\t(.*)$")
+  if target == nil then
+    return wrk.format("GET", lines[index])
+  end
   return wrk.format("POST", target, {["Content-Type"] = "text/xml"}, body)
 end
 

@@ -5,26 +5,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from loguru import logger
 
 from bot.clock import CHINA, Clock, Clocks, Deadline
-from bot.codes import mask, reserve
-from bot.errors import BotError, StoreUnavailable
-from bot.keywords.router import Draft, Give, Issued, Picture, Router
+from bot.codes import TRIES, mask, new_code
+from bot.errors import BotError, PushReplayed, StoreUnavailable
+from bot.keywords.router import Draft, Give, Picture, Router
 from bot.logs.safe import readable
 from bot.metrics import Metrics
+from bot.replay import REPLAYED, ReplayGuard
 from bot.state import (
     STORE_TIMEOUT,
-    Claimed,
+    CodeTaken,
+    FirstAnswer,
     Fresh,
     Known,
     OverQuota,
+    PickupCode,
     PickupCodes,
+    PushClaimed,
+    PushSeen,
     Remembered,
+    Replayed,
     Store,
     bounded,
 )
@@ -78,6 +85,14 @@ class LocalReplies:
         entries.move_to_end(key)
 
 
+@dataclass(frozen=True, slots=True)
+class Drafted:
+    """A draft's pick-up codes, kept with its claim, and the draft worded without them."""
+
+    kept: tuple[PickupCode, ...] = ()
+    plain: Callable[[], Draft] | None = None
+
+
 class Answerer:
     """Wraps the router with dedup, the hourly quota and the link records, within a deadline.
 
@@ -97,6 +112,7 @@ class Answerer:
         codes: PickupCodes | None = None,
         late: LateReplies | None = None,
         pictures: Pictures | None = None,
+        replays: ReplayGuard | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._codes = codes  # None: pick-up codes are off
@@ -109,22 +125,26 @@ class Answerer:
         self._local = LocalReplies(mono)
         self.late = late  # None: no 客服 (no app_secret); every answer within the deadline
         self._pictures = pictures  # image replies' media ids (None: no app_secret)
+        self._replays = replays or ReplayGuard(store, max_clock_skew=0, clock=clock, mono=mono)
 
     def start(self) -> Deadline:
         """The budget of a push that arrives now: started before its body is read."""
         return self._clocks.deadline(self._deadline)
 
-    async def answer(self, message: Message, deadline: Deadline | None = None) -> ReplyValue:
+    async def answer(
+        self, message: Message, deadline: Deadline | None = None, seen: PushSeen | None = None
+    ) -> ReplyValue:
         """The reply, the same for every delivery of one message, within the push's deadline.
 
         With 客服 on, store calls keep their own timeouts: an answer not ready by the deadline is
         ``success`` now, and the reply follows as a 客服消息 (``bot.wechat.api.late``).
+        ``seen``: the push's replay record, kept in the same store trip (PushReplayed).
         """
         deadline = deadline or self.start()
         late = self.late
         if late is None or not late.available:
-            return (await self._attempt(message, deadline, deadline)).reply
-        work = asyncio.ensure_future(self._attempt(message, deadline, None))
+            return (await self._attempt(message, deadline, deadline, seen)).reply
+        work = asyncio.ensure_future(self._attempt(message, deadline, None, seen))
         await asyncio.wait({work}, timeout=max(0.0, deadline.left() - MARGIN))
         if work.done():
             return work.result().reply
@@ -133,16 +153,19 @@ class Answerer:
         return SuccessReply()
 
     async def _attempt(
-        self, message: Message, deadline: Deadline, calls: Deadline | None
+        self,
+        message: Message,
+        deadline: Deadline,
+        calls: Deadline | None,
+        seen: PushSeen | None = None,
     ) -> Answered:
         """This attempt's answer; store calls end by ``calls`` (None: their own timeouts)."""
         key = message.dedup_key
+        draws = 0
         while True:
-            # Signed (and its pick-up codes reserved) before the claim: one store trip.
-            draft, store_down = await self._draft(message, calls)
-            replies, claimed = await self._claim(key, draft, calls, store_down=store_down)
-            if draft.codes and not isinstance(claimed, Fresh):  # this draft's links are never sent
-                await self._quietly(self._drop(draft.codes), calls)
+            # Signed, its pick-up codes drawn, before the claim: one store trip keeps it all.
+            draft, codes = await self._draft(message, calls, with_codes=draws < TRIES)
+            replies, claimed, draft = await self._claim(key, draft, codes, calls, seen)
             match claimed:
                 case Fresh():
                     ids = tuple(link.link_id for link in draft.links)
@@ -152,6 +175,9 @@ class Answerer:
                     return Answered(await self._refuse(message, retry_at, calls), owner=True)
                 case Known(record=prior):
                     reply = await self._wait(key, prior, replies, deadline, calls)
+                case CodeTaken():  # a live link has that code: draw others (nothing was written)
+                    draws += 1
+                    continue
             if reply is not None:
                 return Answered(reply_from_json(reply.text))
             if deadline.expired(MARGIN + MIN_CALL):
@@ -159,27 +185,33 @@ class Answerer:
                 return Answered(SuccessReply())
             # The first attempt's claim is gone (expired, or lost with the store): answer it.
 
-    async def _draft(self, message: Message, calls: Deadline | None) -> tuple[Draft, bool]:
-        """The answer if this attempt is the first, and whether reserving its codes found the
-        store unavailable (the reply then goes without codes)."""
+    async def _draft(
+        self, message: Message, calls: Deadline | None, *, with_codes: bool
+    ) -> tuple[Draft, Drafted]:
+        """The answer if this attempt is the first, and its pick-up codes to keep with it."""
         router = self.router  # one router for the whole draft, even if a reload swaps it
         action = router.route(message)
         if isinstance(action, Picture):
-            return Draft(await self._show(action, calls), picture=action.path), False
+            return Draft(await self._show(action, calls), picture=action.path), Drafted()
         if not (
-            isinstance(action, Give)
+            with_codes
+            and isinstance(action, Give)
             and self._codes is not None
             and router.wants_code(action.keyword)
         ):
-            return router.draft_of(action, message.source), False
+            return router.draft_of(action, message.source), Drafted()
         issued = router.issue(action.keyword, message.source)
         records = tuple(one.record for one in issued)
-        try:
-            codes = await self._bounded(self._reserve(self._codes, issued), calls)
-        except StoreUnavailable as exc:
-            logger.error("link {} goes without a pick-up code: {}", _ids(issued), exc)
-            return Draft(router.word(action, issued), records), True
-        return Draft(router.word(action, issued, codes), records, codes), False
+        codes = tuple(new_code() for _ in issued)
+        kept = tuple(
+            PickupCode(code, one.token, one.link.link_id, one.record.expires_at)
+            for code, one in zip(codes, issued, strict=True)
+        )
+
+        def plain() -> Draft:  # what goes out if the store cannot keep the codes
+            return Draft(router.word(action, issued), records)
+
+        return Draft(router.word(action, issued, codes), records, codes), Drafted(kept, plain)
 
     async def _show(self, picture: Picture, calls: Deadline | None) -> ReplyValue:
         """An image reply (uploaded first if WeChat holds no fresh copy); success if it fails."""
@@ -192,43 +224,39 @@ class Answerer:
             logger.error("image {} not shown (success instead): {!r}", picture.path.name, exc)
             return SuccessReply()
 
-    @staticmethod
-    async def _reserve(codes: PickupCodes, issued: tuple[Issued, ...]) -> tuple[str, ...]:
-        """A code for each link, each live exactly as long as its link."""
-        return tuple([await reserve(codes, one.token, one.link) for one in issued])
-
-    async def _drop(self, codes: tuple[str, ...]) -> None:
-        """Forget the codes of a draft that is not sent (a retry's, a quota refusal's)."""
-        if self._codes is None:
-            return
-        for code in codes:
-            await self._codes.drop_code(code)
-
     async def _claim(
-        self, key: str, draft: Draft, calls: Deadline | None, *, store_down: bool = False
-    ) -> tuple[Recall, Claimed]:
-        """Claim the message and, when first, record the link and the answer (one store trip)."""
-        first = draft.links[0] if draft.links else None
+        self,
+        key: str,
+        draft: Draft,
+        codes: Drafted,
+        calls: Deadline | None,
+        seen: PushSeen | None = None,
+    ) -> tuple[Recall, PushClaimed, Draft]:
+        """The replay record, the claim and, when first, the links, codes and answer: one trip.
+
+        The draft comes back as it is sent: without its codes when the store could not keep them.
+        """
+        first = FirstAnswer(
+            key, REPLY_TTL, draft.reply.to_json(), draft.links, self._per_hour, codes.kept, seen
+        )
         try:
-            if store_down:  # it just failed for the pick-up codes: a second wait doubles the cost
-                raise StoreUnavailable("it did not answer for the pick-up codes")
-            claimed = await self._bounded(
-                self._store.claim_and_record(
-                    key, REPLY_TTL, draft.reply.to_json(), first, self._per_hour
-                ),
-                calls,
-            )
+            claimed = await self._bounded(self._store.answer_push(first), calls)
         except StoreUnavailable as exc:
+            if seen is not None:
+                self._replays.here(seen, exc)  # PushReplayed for a replay this process saw
             logger.error("dedup of {} falls back to this process: {}", key, exc)
             local = await self._local.claim_message(key, REPLY_TTL)
+            if local is None and codes.plain is not None:
+                logger.error("link {} goes without a pick-up code: {}", _ids(draft), exc)
+                draft = codes.plain()
             for link in draft.links if local is None else ():
                 logger.error(
                     "link {} issued unrecorded, quota unchecked: store unavailable", link.link_id
                 )
-            return self._local, Fresh() if local is None else Known(local)
-        for link in draft.links[1:] if isinstance(claimed, Fresh) else ():  # several files
-            await self._quietly(self._store.record_link(link, 0), calls)  # per_hour 0: no quota
-        return self._store, claimed
+            return self._local, Fresh() if local is None else Known(local), draft
+        if isinstance(claimed, Replayed):
+            raise PushReplayed(REPLAYED)
+        return self._store, claimed, draft
 
     def _issued(self, message: Message, draft: Draft) -> ReplyValue:
         """Log and count the links this attempt's answer carries."""
@@ -299,8 +327,8 @@ class Answerer:
             logger.error("{}", exc)
 
 
-def _ids(issued: tuple[Issued, ...]) -> str:
-    return ",".join(one.link.link_id for one in issued)
+def _ids(draft: Draft) -> str:
+    return ",".join(link.link_id for link in draft.links)
 
 
 def quota_text(limit: int, retry_at: float, now: float) -> str:

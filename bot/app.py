@@ -7,10 +7,13 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from loguru import logger
+from starlette.types import Receive, Scope, Send
 
 from bot import __version__
 from bot.answers import REPLY_TTL, Answerer
@@ -33,15 +36,17 @@ from bot.web import adminlogin
 from bot.web.admin import router as admin_router
 from bot.web.clientaddr import TrustedProxies, parse_networks
 from bot.web.deps import Services
+from bot.web.downloads import accel_request, accel_step, download_request, download_token
 from bot.web.downloads import router as downloads_router
 from bot.web.errors import install_error_handlers
 from bot.web.favicon import router as favicon_router
 from bot.web.home import router as home_router
-from bot.web.ops import WebhookTimer, ops_router
+from bot.web.lean import serve
+from bot.web.ops import ops_router
 from bot.web.pages import Pages
 from bot.web.pickup import PickupDesk
 from bot.web.pickup import router as pickup_router
-from bot.web.webhook import webhook_router
+from bot.web.webhook import Webhook, webhook_router
 from bot.wechat import Codec
 from bot.wechat.api.late import LateReplies
 from bot.wechat.api.media import Pictures
@@ -70,6 +75,9 @@ def build_services(
     if wechat is not None:  # 客服 and image replies: WeChat's API with the shared token
         pictures = Pictures(wechat.api, store, wall=clock)
         late = LateReplies(wechat.api, store, pictures, reply_ttl=REPLY_TTL)
+    replays = ReplayGuard(
+        store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock, mono=mono
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -96,6 +104,7 @@ def build_services(
             codes=codes_of(settings.links.pickup_codes, store),
             late=late,
             pictures=pictures,
+            replays=replays,
         ),
         slots=slots,
         delivery=delivery,
@@ -113,9 +122,7 @@ def build_services(
             ),
             audit=AuditWriter(store, clock=clock, metrics=metrics, mono=mono),
         ),
-        replays=ReplayGuard(
-            store, max_clock_skew=settings.wechat.max_clock_skew, clock=clock, mono=mono
-        ),
+        replays=replays,
         bad_tokens=BadTokenLimit(settings.limits.bad_tokens_per_ip_per_minute, clock=clock),
         metrics=metrics,
         health=store.ping,
@@ -162,6 +169,34 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.store.close()
 
 
+class BotApp(FastAPI):
+    """The FastAPI app for every page; a push (``POST [wechat] path``), a download
+    (``GET``/``HEAD /d/<token>``) and nginx's word on one (``GET /_accel/<step>``) go straight
+    to their lean endpoints beside it, past the framework's middleware, routing and
+    dependencies (``bot.web.lean``)."""
+
+    def __init__(self, *, webhook_path: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.webhook_path = webhook_path
+        self.webhook = Webhook(self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and path == self.webhook_path:
+                await self.webhook(scope, receive, send)
+                return
+            token = download_token(method, path)
+            if token:
+                await serve(self, scope, receive, send, partial(download_request, token))
+                return
+            step = accel_step(method, path)
+            if step:
+                await serve(self, scope, receive, send, partial(accel_request, step))
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -176,7 +211,8 @@ def create_app(
 
     With ``config`` (the file the settings came from), SIGHUP reloads its rules.
     """
-    app = FastAPI(
+    app = BotApp(
+        webhook_path=settings.wechat.path,
         title="wechat-link-bot",
         version=__version__,
         docs_url=None,
@@ -194,7 +230,6 @@ def create_app(
         ),
     )
     install_error_handlers(app)
-    app.add_middleware(WebhookTimer, path=settings.wechat.path, metrics=services.metrics)
     app.include_router(webhook_router(settings.wechat.path))
     app.include_router(downloads_router)
     app.include_router(pickup_router)

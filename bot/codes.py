@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -26,9 +27,17 @@ def codes_of(enabled: bool, store: Store) -> PickupCodes | None:
     return store if enabled else None
 
 
-def new_code(randbelow: Callable[[int], int] = secrets.randbelow) -> str:
-    """A fresh random code."""
-    return "".join(ALPHABET[randbelow(len(ALPHABET))] for _ in range(LENGTH))
+_EVEN = 256 - 256 % len(ALPHABET)  # random bytes below this map onto the alphabet evenly
+
+
+def new_code(randbelow: Callable[[int], int] | None = None) -> str:
+    """A fresh random code: one read of the OS's random source (``randbelow``: a test seam)."""
+    if randbelow is not None:
+        return "".join(ALPHABET[randbelow(len(ALPHABET))] for _ in range(LENGTH))
+    code = ""
+    while len(code) < LENGTH:  # a byte past _EVEN (3%) is drawn again
+        code += "".join(ALPHABET[b % len(ALPHABET)] for b in os.urandom(LENGTH + 2) if b < _EVEN)
+    return code[:LENGTH]
 
 
 def normalize(text: str) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import re
 import secrets
 import time
@@ -17,7 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadData, BadSignature, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
+from itsdangerous.encoding import (
+    base64_decode,
+    base64_encode,
+    bytes_to_int,
+    int_to_bytes,
+    want_bytes,
+)
 
 from bot.clock import Clock
 from bot.errors import FileMissing, LinkExpired, LinkInvalid
@@ -63,6 +71,51 @@ class _LinkSerializer(URLSafeTimedSerializer):
 
     def dump_payload(self, obj: Any) -> bytes:
         return base64_encode(want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs)))
+
+
+class _Tokens:
+    """Signs and checks tokens exactly as ``_LinkSerializer`` does, in a fraction of its time.
+
+    itsdangerous builds a signer, derives its key and goes through four layers for every token
+    (~50 µs a link, #20); the keys are derived once here, and a token is the same, byte for
+    byte: ``base64(compact JSON) . base64(timestamp) . base64(HMAC-SHA1)``, the key
+    ``sha1(salt + "signer" + secret)`` (itsdangerous' "django-concat"), the last key signing.
+    ``loads`` takes only canonical tokens that verify; anything else (a bad signature, an old
+    compressed payload) is left to itsdangerous, so every refusal is its own.
+    """
+
+    def __init__(self, secret_keys: list[str], salt: str) -> None:
+        self._keys = [
+            hashlib.sha1(  # noqa: S324 - itsdangerous' key derivation, not a password hash
+                want_bytes(salt) + b"signer" + want_bytes(key)
+            ).digest()
+            for key in secret_keys
+        ]
+
+    def dumps(self, payload: Any, timestamp: int) -> str:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        signed = base64_encode(body) + b"." + base64_encode(int_to_bytes(timestamp))
+        mac = hmac.new(self._keys[-1], signed, hashlib.sha1).digest()
+        return (signed + b"." + base64_encode(mac)).decode("ascii")
+
+    def loads(self, token: str) -> tuple[Any, datetime] | None:
+        """The payload and signing time of a canonical token that verifies, else None."""
+        if not canonical(token):
+            return None
+        signed, _, signature = token.encode("ascii").rpartition(b".")
+        mac = base64_decode(signature)
+        if not any(
+            hmac.compare_digest(hmac.new(key, signed, hashlib.sha1).digest(), mac)
+            for key in self._keys
+        ):
+            return None
+        payload, _, stamp = signed.partition(b".")
+        try:
+            value = json.loads(base64_decode(payload))
+            signed_at = datetime.fromtimestamp(bytes_to_int(base64_decode(stamp)), UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
+        return value, signed_at
 
 
 def file_ref(file_key: str) -> str:
@@ -120,17 +173,24 @@ class LinkSigner:
         self._serializer = _LinkSerializer(
             secret_keys, salt=SALT, signer=_ClockedSigner, signer_kwargs={"clock": clock}
         )
+        self._tokens = _Tokens(secret_keys, SALT)
+        self._by_file = {name: ref for ref, name in self._files.items()}  # hashed once
+        self._by_keyword = {k: ref for ref, k in self._keywords.items()}
 
     def issue(
         self, file_key: str, *, keyword: str = "", max_downloads: int = 0
     ) -> tuple[str, Link]:
         """A fresh token for one file on these terms (lifetime: ``ttl_seconds`` from now)."""
-        if file_ref(file_key) not in self._files:
+        ref = self._by_file.get(file_key)
+        if ref is None:
             raise FileMissing(file_key)
         link_id = self._new_id()
         now = int(self._clock())
-        payload = [link_id, file_ref(file_key), keyword_ref(keyword), max_downloads, self.ttl]
-        token = self._serializer.dumps(payload)
+        kw_ref = self._by_keyword.get(keyword)
+        if kw_ref is None:
+            kw_ref = keyword_ref(keyword)
+        payload = [link_id, ref, kw_ref, max_downloads, self.ttl]
+        token = self._tokens.dumps(payload, now)
         link = Link(link_id, file_key, _utc(now), _utc(now + self.ttl), keyword, max_downloads)
         return token, link
 
@@ -138,12 +198,16 @@ class LinkSigner:
         """The link behind a token; LinkExpired or LinkInvalid otherwise."""
         if len(token) > MAX_TOKEN_LENGTH:
             raise LinkInvalid(f"token of {len(token)} characters (limit {MAX_TOKEN_LENGTH})")
-        try:
-            payload, signed = self._serializer.loads(token, return_timestamp=True)
-        except BadSignature:
-            raise LinkInvalid("bad signature") from None
-        if not canonical(token):
-            raise LinkInvalid("token not spelled as issued")
+        known = self._tokens.loads(token)  # the common case, without itsdangerous' layers
+        if known is not None:
+            payload, signed = known
+        else:
+            try:
+                payload, signed = self._serializer.loads(token, return_timestamp=True)
+            except BadSignature:
+                raise LinkInvalid("bad signature") from None
+            if not canonical(token):
+                raise LinkInvalid("token not spelled as issued")
         issued = _as_utc(signed)
         link_id, file_key, keyword, limit, ttl = self._fields(payload)
         now = self._clock()

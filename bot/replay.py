@@ -9,9 +9,10 @@ from loguru import logger
 
 from bot.clock import Clock, Deadline
 from bot.errors import PushReplayed, StoreUnavailable
-from bot.state import STORE_TIMEOUT, Pushes, bounded
+from bot.state import STORE_TIMEOUT, Pushes, PushSeen, bounded
 
 MARGIN = 0.5  # left of a push's deadline for the answer itself, at the least
+REPLAYED = "replay: a seen signature/timestamp/nonce with a different body"
 
 
 def push_key(signature: str, timestamp: str, nonce: str, msg_signature: str = "") -> str:
@@ -39,6 +40,16 @@ class ReplayGuard:
         self._memory, self._skew, self._clock, self._mono = memory, max_clock_skew, clock, mono
         self._local: dict[str, tuple[float, str]] = {}  # when the store does not answer
 
+    def seen(
+        self, body: bytes, *, signature: str, timestamp: str, nonce: str, msg_signature: str = ""
+    ) -> PushSeen:
+        """The record of an accepted callback (the store keeps it with the answer: one trip)."""
+        key = push_key(signature, timestamp, nonce, msg_signature)
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        # Kept until the timestamp goes stale (then freshness refuses the triple anyway).
+        ttl = max(1.0, float(timestamp) + self._skew + 1 - self._clock())
+        return PushSeen(key, digest, ttl)
+
     async def check(
         self,
         body: bytes,
@@ -50,20 +61,30 @@ class ReplayGuard:
         deadline: Deadline | None = None,
     ) -> None:
         """Remember this accepted callback; PushReplayed if its triple carried another body."""
-        key = push_key(signature, timestamp, nonce, msg_signature)
-        digest = hashlib.sha256(body).hexdigest()[:32]
-        # Kept until the timestamp goes stale (then freshness refuses the triple anyway).
-        ttl = max(1.0, float(timestamp) + self._skew + 1 - self._clock())
+        seen = self.seen(
+            body, signature=signature, timestamp=timestamp, nonce=nonce, msg_signature=msg_signature
+        )
         try:
             seconds = STORE_TIMEOUT if deadline is None else deadline.left() - MARGIN
             known = await bounded(
-                self._memory.remember_push(key, digest, ttl), min(STORE_TIMEOUT, seconds)
+                self._memory.remember_push(seen.key, seen.digest, seen.ttl),
+                min(STORE_TIMEOUT, seconds),
             )
         except StoreUnavailable as exc:
-            logger.error("replay check of a callback falls back to this process: {}", exc)
-            known = self._remember_here(key, digest, ttl)
-        if known is not None and known != digest:
-            raise PushReplayed("replay: a seen signature/timestamp/nonce with a different body")
+            self.here(seen, exc)
+            return
+        self.settle(seen, known)
+
+    @staticmethod
+    def settle(seen: PushSeen, known: str | None) -> None:
+        """PushReplayed when the digest the store knew for the triple is not this body's."""
+        if known is not None and known != seen.digest:
+            raise PushReplayed(REPLAYED)
+
+    def here(self, seen: PushSeen, exc: StoreUnavailable) -> None:
+        """The store did not answer: check and remember the triple in this process instead."""
+        logger.error("replay check of a callback falls back to this process: {}", exc)
+        self.settle(seen, self._remember_here(seen.key, seen.digest, seen.ttl))
 
     def _remember_here(self, key: str, digest: str, ttl: float) -> str | None:
         now = self._mono()

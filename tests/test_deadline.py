@@ -7,6 +7,7 @@ import secrets
 import socket
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -15,7 +16,7 @@ from bot.answers import Answerer
 from bot.app import create_app
 from bot.config import Settings
 from bot.reload import rule_parts
-from bot.state import store_from_url
+from bot.state import Store, store_from_url
 from bot.wechat import build_message_xml
 from bot.wechat.messages import parse_message
 from bot.wechat.replies import SuccessReply
@@ -120,3 +121,54 @@ def settings(tmp_path: Path, files_dir: Path) -> Settings:
     from tests.conftest import write_config
 
     return load_settings(write_config(tmp_path, state={"url": "sqlite:///state/bot.db"}))
+
+
+class StalledTrip:
+    """The real store, with a push's one trip (#20: replay record, claim, links, codes) stalled."""
+
+    def __init__(self, inner: Store, seconds: float) -> None:
+        self._inner, self._seconds = inner, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def answer_push(self, *args: Any) -> Any:
+        await asyncio.sleep(self._seconds)
+        return await self._inner.answer_push(*args)
+
+
+@pytest.mark.slow
+def test_slow_body_then_a_stalled_store_trip_still_answers_with_a_link_in_budget(
+    settings: Settings, clock: Clock, logs: LogCapture
+) -> None:
+    """#20: a body trickled over 3 s, then the push's one store trip stalls 3 s: the answer (the
+    link, from this process's memory) leaves within 4.8 s of the push's arrival."""
+    inner = store_from_url(settings.state.url, clock=clock)
+    app = create_app(settings, clock=clock, store=StalledTrip(inner, 3.0))  # type: ignore[arg-type]
+    server, thread, url = start_server(app)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        params, body = WECHAT.build_request(
+            xml("80"), timestamp=str(int(clock())), nonce=secrets.token_hex(5), encrypt=False
+        )
+        head = (
+            f"POST /wechat?{urlencode(params)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            arrived = time.monotonic()
+            sock.sendall(head)
+            half = len(body) // 2
+            sock.sendall(body[:half])
+            time.sleep(3.0)  # the slow sender under test
+            sock.sendall(body[half:])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            elapsed = time.monotonic() - arrived
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert elapsed < 4.8, f"answered {elapsed:.2f} s after the push arrived"
+    assert b"/d/" in answer and logs.find("falls back to this process", level="ERROR")

@@ -305,7 +305,7 @@ def test_file_changed_after_the_link_was_issued(
 class NoTransfer:
     """A Transfer that keeps nothing (no gate behind this tiny app)."""
 
-    async def progress(self, sent: int, *, final: bool = False) -> bool:
+    async def progress(self, sent: int, *, final: bool = False, count: bool = True) -> bool:
         return True
 
     async def finished(self, status: int, sent: int, outcome: Outcome) -> None:

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from bot.errors import FileMissing, LinkExpired, LinkInvalid
 from bot.links import SALT, LinkSigner, file_ref, keyword_ref
@@ -132,3 +132,31 @@ def test_tampered_token_is_invalid() -> None:
     flipped = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
     with pytest.raises(LinkInvalid):
         signer.verify(flipped)
+
+
+@pytest.mark.parametrize(
+    ("keys", "keyword", "limit"),
+    [
+        pytest.param([KEY], "", 0, id="plain"),
+        pytest.param([KEY], "芝麻开门", 3, id="keyword-and-limit"),
+        pytest.param(["old-" + KEY, KEY], "k", 1, id="rotated-keys-last-signs"),
+    ],
+)
+def test_issued_tokens_are_itsdangerous_tokens_byte_for_byte(
+    keys: list[str], keyword: str, limit: int
+) -> None:
+    """#20: tokens are signed without itsdangerous' layers, exactly as it signs them."""
+    clock = Clock()
+    signer = LinkSigner(
+        keys, 600, files=FILES, keywords=[keyword], clock=clock, new_id=lambda: "L1"
+    )
+    token, _ = signer.issue("使用说明.txt", keyword=keyword, max_downloads=limit)
+    payload = ["L1", file_ref("使用说明.txt"), keyword_ref(keyword), limit, 600]
+
+    class AtTheClock(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock.now)
+
+    reference = URLSafeTimedSerializer(keys[-1], salt=SALT, signer=AtTheClock)
+    assert token == reference.dumps(payload)
+    assert signer.verify(token).link_id == "L1"

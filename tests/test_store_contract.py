@@ -16,7 +16,9 @@ from bot.state import (
     Attempt,
     Claim,
     CodeFound,
+    CodeTaken,
     CodeWrong,
+    FirstAnswer,
     Fresh,
     Grant,
     GuessLimits,
@@ -25,7 +27,10 @@ from bot.state import (
     LinkRecord,
     Outcome,
     OverQuota,
+    PickupCode,
+    PushSeen,
     Remembered,
+    Replayed,
     SendClaim,
     SendQuota,
     Store,
@@ -93,6 +98,59 @@ def test_replies_claim_and_record_answers_with_tagged_values(
     assert over == OverQuota(now + 3600) and pending == Known(Remembered(done=False))
 
 
+def test_replies_answer_push_keeps_a_whole_first_answer_in_one_step(
+    run: Run[object], clock: Clock
+) -> None:
+    """#20: the replay record, claim, quota, links, codes and answer of a push in one call."""
+    now = clock()
+
+    def link(name: str, at: float, openid: str = "o_q", file: str = "f") -> LinkRecord:
+        return LinkRecord(name, openid, "k", file, at, at + 600)
+
+    def first(key: str, *links: LinkRecord, seen: str = "", codes: str = "") -> FirstAnswer:
+        kept = tuple(
+            PickupCode(code, f"token-{n}", lk.link_id, lk.expires_at)
+            for n, (code, lk) in enumerate(zip(codes.split(), links, strict=False))
+        )
+        push = PushSeen(*seen.split(), 300.0) if seen else None
+        return FirstAnswer(key, 60, f"answer {key}", links, 1, kept, push)
+
+    async def work(store: Store) -> list[object]:
+        return [
+            await store.answer_push(
+                first("m1", link("L1", now), link("L1b", now, file="g"), seen="t1 a", codes="AB")
+            ),
+            await store.answer_push(first("m1", link("L2", now), seen="t1 a", codes="CD")),
+            await store.answer_push(first("m9", link("L9", now), seen="t1 b")),  # a replay
+            await store.answer_push(first("m2", link("L3", now + 1, "o_r"), codes="AB")),  # taken
+            await store.answer_push(first("m2", link("L4", now + 1, "o_r"), codes="EF")),
+            await store.answer_push(first("m3", link("L5", now + 2))),  # o_q is over the quota
+            await store.answer_push(first("m4")),  # no link, no triple: success
+            await store.resolve_code("AB"),
+            await store.resolve_code("CD"),
+            await store.resolve_code("EF"),
+            await store.read_reply("m9"),
+            await store.read_reply("m3"),
+            sorted(await store.links_of(openid="o_q")),
+            await store.links_of(file="g"),
+            await store.remember_push("t1", "a", 300),
+            await store.remember_push("t1", "b", 300),
+        ]
+
+    got = run(work)
+    assert got[:7] == [
+        Fresh(),
+        Known(Remembered(done=True, text="answer m1")),
+        Replayed("a"),
+        CodeTaken("AB"),
+        Fresh(),
+        OverQuota(now + 3600),
+        Fresh(),
+    ]
+    assert got[7:10] == [("token-0", "L1"), None, ("token-0", "L4")]
+    assert got[10:] == [None, Remembered(done=False), ["L1", "L1b"], ["L1b"], "a", "a"]
+
+
 def test_counts_lease_release_and_count(run: Run[object]) -> None:
     async def work(store: Store) -> list[object]:
         a = await store.claim(claim("a"))
@@ -122,6 +180,25 @@ def test_counts_a_lapsed_lease_frees_the_link(run: Run[object], clock: Clock) ->
         return [held, after, lapsed, usage.sent, usage.active]
 
     assert run(work) == [Grant.HELD, Grant.GRANTED, False, 40, 1]  # held: 503, never 410
+
+
+def test_counts_a_claim_that_notes_its_span_counts_it_if_it_lapses(
+    run: Run[object], clock: Clock
+) -> None:
+    """#20: a span handed to nginx is noted by its claim (no second write on the answer)."""
+
+    async def work(store: Store) -> list[object]:
+        noted = Claim("L", "x", 0, 100, 100, 1, lease_seconds=30, keep=600, sent=100)
+        refused = Claim("M", "y", 0, 100, 100, 1, lease_seconds=30, keep=600, sent=100)
+        granted = [await store.claim(noted), await store.claim(refused)]
+        returned = await store.release("M", "y", 0)  # nginx refused it: nothing counted
+        clock.advance(31)  # nginx never called back about x
+        return [*granted, returned, await store.usage("L"), await store.usage("M")]
+
+    x, y, returned, lapsed, refused = run(work)
+    assert (x, y, returned) == (Grant.GRANTED, Grant.GRANTED, False)
+    assert (lapsed.completed, lapsed.sent) == (1, 100)  # type: ignore[attr-defined]
+    assert (refused.completed, refused.sent) == (0, 0)  # type: ignore[attr-defined]
 
 
 def test_counts_a_release_voids_a_claim_that_lands_late(run: Run[object]) -> None:

@@ -47,11 +47,13 @@ class Offer:
 class Transfer(Protocol):
     """The gate's side of one response while it runs."""
 
-    async def progress(self, sent: int, *, final: bool = False) -> bool:
+    async def progress(self, sent: int, *, final: bool = False, count: bool = True) -> bool:
         """``sent`` bytes of the span have reached the client; False means stop sending.
 
         ``final``: the whole span is about to have gone out; False when its count could not be
         recorded (a store fault, a lapsed lease): the last bytes must then never be sent.
+        ``count`` (with ``final``): the span counts now, ending the lease (one trip, #20); False
+        when the finish counts what the client acknowledged (#19: the span is only noted now).
         """
 
     async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
@@ -65,6 +67,9 @@ class Delivery(Protocol):
     # True: the client gets a URL to the whole file whatever its Range (a presigned URL), so the
     # offer's span is the whole file and the Range is not parsed (never a 400 or 416).
     whole_file: bool
+    # True: another server sends the span once it accepts it (nginx): the claim notes the span
+    # whole at once, and that server's word ends the lease (no second store write on the answer).
+    hands_over: bool
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The response that sends ``offer`` (it reports to ``transfer`` as it goes)."""

@@ -5,8 +5,9 @@ counts as sent (nginx's access log has the real bytes). For a multi-range reques
 the coalesced span, which is never less than what nginx sends. The bot checks If-Range against
 nginx's own ETag (``etag``), so both agree on whether a Range holds.
 
-A use-limited span is counted only once nginx has accepted it: at hand-over the lease notes the
-span, and the answer carries it, signed, in ``LEASE_HEADER``. docker/nginx.conf then calls back:
+A use-limited span is counted only once nginx has accepted it: the claim's lease notes the span
+at once (no second store write on the answer, #20), and the answer carries it, signed, in
+``LEASE_HEADER``. docker/nginx.conf then calls back:
 ``/_accel/accepted`` (an ``auth_request``, after its ``limit_conn`` and its file check) ends the
 lease counting the span; ``/_accel/refused`` (its ``error_page``) ends it counting nothing and
 answers with the bot's own busy or missing page.
@@ -26,7 +27,6 @@ from starlette.types import Receive, Scope, Send
 from bot.config import Settings
 from bot.delivery import Offer, Transfer
 from bot.delivery.slots import DownloadSlots
-from bot.errors import StoreUnavailable
 from bot.state.base import Outcome
 
 LINK_HEADER = "X-Link-Id"  # nginx's per-link limit_conn keys on it (docker/nginx.conf)
@@ -78,14 +78,10 @@ class AccelResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         span = self.offer.span
-        if LEASE_HEADER.lower().encode() in dict(self.raw_headers):
-            # The lease holds the span (it counts if nginx never calls back); nginx's callback
-            # ends it, counting the span or nothing. A store that cannot note it: 503.
-            if not await self.transfer.progress(span.length, final=True):
-                await self.transfer.finished(503, 0, Outcome.UNAVAILABLE)
-                reason = "the span handed to nginx could not be noted"
-                raise StoreUnavailable(reason, self.offer.link_id, self.offer.info.key)
-        else:  # a HEAD or a link without a use limit: recorded at hand-over
+        # With a lease, the claim noted the span whole (it counts if nginx never calls back) and
+        # nginx's callback ends it, counting the span or nothing: no store write here (#20).
+        if LEASE_HEADER.lower().encode() not in dict(self.raw_headers):
+            # a HEAD or a link without a use limit: recorded at hand-over
             sent = 0 if self.offer.method == "HEAD" else span.length
             await self.transfer.finished(206 if span.partial else 200, sent, Outcome.SERVED)
         await super().__call__(scope, receive, send)
@@ -96,6 +92,7 @@ class AccelDelivery:
 
     counts_slots = False  # nginx's limit_conn counts (see docker/nginx.conf)
     whole_file = False  # nginx honours the Range the bot counted
+    hands_over = True  # the claim notes the span; nginx's callback ends it
 
     def __init__(self, prefix: str, rate: int, key: bytes = b"") -> None:
         self._prefix, self._rate, self.key = prefix, rate, key

@@ -66,6 +66,7 @@ class Admission:
     visit: Visit
     span: Span
     lease_id: str = ""
+    counted: bool | None = None  # set once the lease ended before the response did (its count)
 
 
 class Gate:
@@ -93,8 +94,14 @@ class Gate:
         """The link's download limit (0 = unlimited), signed into its token."""
         return link.max_downloads
 
-    async def admit(self, link: Link, info: FileInfo, span: Span, visit: Visit) -> Admission:
-        """Admission for one request; LinkRevoked, LinkExhausted or StoreUnavailable otherwise."""
+    async def admit(
+        self, link: Link, info: FileInfo, span: Span, visit: Visit, *, handed_over: bool = False
+    ) -> Admission:
+        """Admission for one request; LinkRevoked, LinkExhausted or StoreUnavailable otherwise.
+
+        ``handed_over``: another server sends the span (nginx): the claim notes it whole at
+        once, so the answer needs no second store write (#20).
+        """
         limit = self.limit_of(link, info)
         admission = Admission(link, info.key, visit, span)
         if limit == 0:
@@ -116,7 +123,15 @@ class Gate:
         keep = link.expires_at.timestamp() - self._clock() + COUNTS_KEPT_AFTER_EXPIRY
         lease_id = secrets.token_hex(8)
         claim = Claim(
-            link.link_id, lease_id, span.start, span.end, info.size, limit, self.lease_seconds, keep
+            link.link_id,
+            lease_id,
+            span.start,
+            span.end,
+            info.size,
+            limit,
+            self.lease_seconds,
+            keep,
+            span.length if handed_over else 0,
         )
         try:
             grant = await self._ask(self._store.claim(claim), link)
@@ -200,8 +215,8 @@ class Gate:
     async def finish(self, admission: Admission, status: int, sent: int, outcome: Outcome) -> None:
         """End the lease (counting what was sent), then record the attempt."""
         a, v = admission, admission.visit
-        counted = False
-        if a.lease_id:
+        counted = bool(a.counted)
+        if a.lease_id and a.counted is None:
             try:
                 release = self._store.release(a.link.link_id, a.lease_id, sent)
                 counted = await bounded(release, STORE_TIMEOUT)
@@ -259,14 +274,21 @@ class Gate:
         row = (v.ip, v.user_agent, v.range, status, sent, complete, counted, v.method)
         self._audit.put(Attempt(self._clock(), outcome, link_id, file, *row))
 
-    async def renew(self, admission: Admission, sent: int, *, final: bool = False) -> bool:
+    async def renew(
+        self, admission: Admission, sent: int, *, final: bool = False, count: bool = True
+    ) -> bool:
         """Keep a running download's lease; False when it lapsed (the download must stop).
 
-        ``final``: ``sent`` is the whole span, noted before its last bytes go out; False unless
-        the store took it. Once noted, the lease counts the span even if its release is lost.
+        ``final``: ``sent`` is the whole span, before its last bytes go out; False unless the
+        store took it. With ``count`` the lease ends now, counting it (one store trip for the
+        count and the finish, #20): ``finish`` then only records the attempt. Without (the
+        client's acknowledgements decide, #19) it is noted: the lease counts the span even if
+        its release is lost, and ``finish`` counts what was acknowledged.
         """
         if not admission.lease_id:
             return True
+        if final and count:
+            return await self._count(admission, sent)
         try:
             renewal = self._store.renew(
                 admission.link.link_id, admission.lease_id, sent, self.lease_seconds
@@ -275,6 +297,16 @@ class Gate:
         except StoreUnavailable as exc:
             logger.error("lease of {} not renewed: {}", admission.link.link_id, exc)
             return not final  # the next renewal tells; the lease may lapse meanwhile
+
+    async def _count(self, admission: Admission, sent: int) -> bool:
+        """End the lease counting ``sent``, before the last bytes go; False when not recorded."""
+        try:
+            release = self._store.release(admission.link.link_id, admission.lease_id, sent)
+            admission.counted = await bounded(release, STORE_TIMEOUT)
+        except StoreUnavailable as exc:
+            logger.error("count of {} not recorded: {}", admission.link.link_id, exc)
+            return False
+        return True
 
     async def cancel(self, admission: Admission) -> None:
         """Give back the lease of a download refused after admission (too busy to serve)."""
@@ -334,9 +366,9 @@ class LeaseTransfer:
     on_end: Callable[[], None]
     _ended: bool = field(default=False)
 
-    async def progress(self, sent: int, *, final: bool = False) -> bool:
+    async def progress(self, sent: int, *, final: bool = False, count: bool = True) -> bool:
         """Renew the lease with the bytes sent so far."""
-        return await self.gate.renew(self.admission, sent, final=final)
+        return await self.gate.renew(self.admission, sent, final=final, count=count)
 
     async def finished(self, status: int, sent: int, outcome: Outcome) -> None:
         """Free the slot, end the lease, record the attempt (once)."""

@@ -13,6 +13,7 @@ from typing import Any
 from loguru import logger
 
 from bot.config import LogSettings
+from bot.logs.batch import BatchedSink
 from bot.logs.collect import ENV, LogCollector, SocketSink
 from bot.logs.safe import one_line
 
@@ -59,13 +60,19 @@ def setup_logging(settings: LogSettings, *, collector: LogCollector | None = Non
         "serialize": settings.json_lines,
         "diagnose": False,
     }
-    logger.add(sys.stderr, **common)
+    # Under load lines are written in batches (bot.logs.batch): a write and a flush per line
+    # cost as much as the line itself. At DEBUG and TRACE every line is written as it comes.
+    batched = logger.level(settings.level).no > logger.level("DEBUG").no
+    stderr = BatchedSink(sys.stderr.write, sys.stderr.flush) if batched else sys.stderr
+    logger.add(stderr, **common)
     if settings.file is not None:
         forward = os.environ.get(ENV)
         if collector is not None:
             logger.add(collector.write, **common)
         elif forward:
-            logger.add(SocketSink(forward), **common)
+            to_parent = SocketSink(forward)
+            sink = BatchedSink(to_parent.write, close=to_parent.stop) if batched else to_parent
+            logger.add(sink, **common)
         else:
             settings.file.parent.mkdir(parents=True, exist_ok=True)
             logger.add(

@@ -51,6 +51,42 @@ Claimed = Fresh | Known | OverQuota
 
 
 @dataclass(frozen=True, slots=True)
+class Replayed:
+    """``answer_push``: the push's signed triple came before with another body; nothing written."""
+
+    digest: str  # the body digest remembered for the triple
+
+
+@dataclass(frozen=True, slots=True)
+class CodeTaken:
+    """``answer_push``: a drafted pick-up code is live already; the answer is not written."""
+
+    code: str
+
+
+PushClaimed = Fresh | Known | OverQuota | Replayed | CodeTaken
+
+
+@dataclass(frozen=True, slots=True)
+class PushSeen:
+    """An accepted callback's signed triple (``key``) and its body's ``digest``, kept ``ttl`` s."""
+
+    key: str
+    digest: str
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class PickupCode:
+    """A pick-up code naming one issued link's token until ``expires_at`` (epoch seconds)."""
+
+    code: str
+    token: str
+    link_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class LinkRecord:
     """An issued link, as the audit trail keeps it (times are epoch seconds)."""
 
@@ -60,6 +96,22 @@ class LinkRecord:
     file: str
     issued_at: float
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FirstAnswer:
+    """What the first delivery of a push writes, all in one ``answer_push`` (one store trip).
+
+    ``per_hour`` applies to the first of ``links`` (a rule's other files come with it).
+    """
+
+    key: str  # the message's dedup key
+    ttl: float  # how long the answer is remembered
+    text: str | None  # the reply value's to_json (None: success)
+    links: tuple[LinkRecord, ...] = ()
+    per_hour: int = 0
+    codes: tuple[PickupCode, ...] = ()
+    seen: PushSeen | None = None  # the replay record (None: not a signed push)
 
 
 class Outcome(StrEnum):
@@ -150,6 +202,16 @@ class Answers(Protocol):
         ``text`` remembered as the answer for ``ttl`` seconds.
         """
 
+    async def answer_push(self, first: FirstAnswer) -> PushClaimed:
+        """``remember_push``, ``claim_and_record`` and ``put_code`` as one atomic step (one trip).
+
+        ``Replayed(digest)`` when ``first.seen``'s triple is remembered with another body:
+        nothing is written. Else the triple is remembered, then as ``claim_and_record``:
+        ``Known(record)``; or ``CodeTaken(code)`` when one of ``first.codes`` is live already
+        (nothing more is written: draw others); or ``OverQuota(retry_at)`` (claimed, pending);
+        or ``Fresh()``: every link recorded, every code kept, the answer remembered.
+        """
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -163,6 +225,7 @@ class Claim:
     limit: int
     lease_seconds: float
     keep: float  # seconds the link's counts are kept (its lifetime left, and some)
+    sent: int = 0  # bytes noted at once: a span handed to another server (nginx) whole
 
 
 class Counts(Protocol):

@@ -123,10 +123,14 @@ def admit(
     limit: int,
     until: float,
     now: float,
+    sent: int = 0,
 ) -> Grant:
     """Take a lease on ``[start, end)`` if the bounds above allow it (GRANTED); EXHAUSTED when
     they do not even if every lease ended now; HELD when only leases in flight stand in the way
-    (a running download, or a dead worker's until it lapses: either may yet end short)."""
+    (a running download, or a dead worker's until it lapses: either may yet end short).
+
+    ``sent``: bytes the lease reports at once (a span handed to nginx counts if it lapses).
+    """
     lapse(counts, now)
     counts.size = size
     if counts.copies() >= limit:
@@ -134,7 +138,7 @@ def admit(
     if not _fits(counts, start, end, limit, whole_leases=True):
         held = counts.leases and _fits(counts, start, end, limit, whole_leases=False)
         return Grant.HELD if held else Grant.EXHAUSTED
-    counts.leases[lease_id] = Lease(start, end, until)
+    counts.leases[lease_id] = Lease(start, end, until, sent)
     return Grant.GRANTED
 
 

@@ -24,18 +24,21 @@ from bot.state.base import (
     Attempt,
     Claim,
     Claimed,
+    FirstAnswer,
     Fresh,
     Grant,
     Known,
     LinkRecord,
     OverQuota,
+    PushClaimed,
     Remembered,
     SendClaim,
     SendQuota,
     Usage,
 )
-from bot.state.redis_codes import RedisCodes
+from bot.state.redis_codes import CODE_KEPT_AFTER_EXPIRY, RedisCodes
 from bot.state.redis_scripts import (
+    ANSWER_PUSH,
     CLAIM_AND_RECORD,
     CLAIM_MESSAGE,
     CLAIM_SEND,
@@ -43,9 +46,11 @@ from bot.state.redis_scripts import (
     QUOTA,
     RECORD_LINK,
     REMEMBER_PUSH,
+    answer_keys_args,
     encode_answer,
     guarded,
     link_keys_args,
+    push_claimed,
     remembered,
 )
 
@@ -74,6 +79,7 @@ class RedisStore(RedisCodes):
         self._claim_message = self._redis.register_script(CLAIM_MESSAGE)
         self._record_link = self._redis.register_script(RECORD_LINK)
         self._claim_and_record = self._redis.register_script(CLAIM_AND_RECORD)
+        self._answer_push = self._redis.register_script(ANSWER_PUSH)
         self._remember_push = self._redis.register_script(REMEMBER_PUSH)
         self._register_code_scripts()
         self._claim_send = self._redis.register_script(CLAIM_SEND)
@@ -154,6 +160,12 @@ class RedisStore(RedisCodes):
         return Fresh() if known is None else Known(known)
 
     @guarded
+    async def answer_push(self, first: FirstAnswer) -> PushClaimed:
+        """The replay record, claim, quota, links, codes and answer: one script, one trip."""
+        keys, args = answer_keys_args(first, self._clock(), CODE_KEPT_AFTER_EXPIRY)
+        return push_claimed(await self._answer_push(keys=keys, args=args), first)
+
+    @guarded
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
         """Remember a callback's body digest under its signed triple; the known one if any."""
         value = await self._remember_push(
@@ -222,7 +234,9 @@ class RedisStore(RedisCodes):
             if revoked:
                 return Grant.REVOKED
             until = now + c.lease_seconds
-            return coverage.admit(counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now)
+            return coverage.admit(
+                counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now, c.sent
+            )
 
         return await self._update(c.link_id, change, max(c.keep, c.lease_seconds))
 

@@ -10,13 +10,25 @@ from typing import Any, ParamSpec, TypeVar
 from redis.exceptions import RedisError
 
 from bot.errors import StoreUnavailable
-from bot.state.base import QUOTA_WINDOW, LinkRecord, Remembered
+from bot.state.base import (
+    QUOTA_WINDOW,
+    CodeTaken,
+    FirstAnswer,
+    Fresh,
+    Known,
+    LinkRecord,
+    OverQuota,
+    PushClaimed,
+    Remembered,
+    Replayed,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 PREFIX = "bot:"
 PENDING, SUCCESS, TEXT, QUOTA = "P", "S", "T", "Q"
+REPLAYED, CODE_TAKEN = "R", "C"
 
 CLAIM_MESSAGE = """
 local v = redis.call('GET', KEYS[1])
@@ -56,6 +68,46 @@ if ARGV[3] == '1' then
     redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
     return 'Q' .. oldest
   end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+return false
+"""
+)
+# KEYS: the reply, the pushed triple, then each code, then each link's four. ARGV: reply ttl ms,
+# the answer, whether there is a triple, its digest, its ttl ms, now, the number of codes and of
+# links; then each code's token, link id, expires_at, ms to keep its key; then each link's eight.
+# Returns R .. the known digest, the known reply, C .. the taken code's number, Q .. oldest
+# (claimed, pending) or false (everything written).
+ANSWER_PUSH = (
+    RECORD
+    + """
+local codes, links = tonumber(ARGV[7]), tonumber(ARGV[8])
+if ARGV[3] == '1' then
+  local digest = redis.call('GET', KEYS[2])
+  if not digest then
+    redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+  elseif digest ~= ARGV[4] then
+    return 'R' .. digest
+  end
+end
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+for i = 1, codes do
+  local e = redis.call('HGET', KEYS[2 + i], 'expires_at')
+  if e and tonumber(e) > tonumber(ARGV[6]) then return 'C' .. i end
+end
+for j = 1, links do
+  local oldest = record(2 + codes + 4 * (j - 1), 8 + 4 * codes + 8 * (j - 1))
+  if oldest then
+    redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
+    return 'Q' .. oldest
+  end
+end
+for i = 1, codes do
+  local a = 8 + 4 * (i - 1)
+  redis.call('HSET', KEYS[2 + i], 'token', ARGV[a + 1], 'link_id', ARGV[a + 2],
+             'expires_at', ARGV[a + 3])
+  redis.call('PEXPIRE', KEYS[2 + i], ARGV[a + 4])
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 return false
@@ -167,3 +219,44 @@ def link_keys_args(link: LinkRecord, per_hour: int) -> tuple[list[str], list[str
         QUOTA_WINDOW,
     ]
     return keys, args
+
+
+def answer_keys_args(
+    first: FirstAnswer, now: float, code_kept_after_expiry: float
+) -> tuple[list[str], list[str | float]]:
+    """The keys and arguments of ``ANSWER_PUSH``."""
+    seen = first.seen
+    keys = [PREFIX + "reply:" + first.key, PREFIX + "push:" + (seen.key if seen else "-")]
+    args: list[str | float] = [
+        int(first.ttl * 1000),
+        encode_answer(first.text),
+        int(seen is not None),
+        seen.digest if seen else "",
+        max(1, int(seen.ttl * 1000)) if seen else 1,
+        repr(now),
+        len(first.codes),
+        len(first.links),
+    ]
+    for code in first.codes:
+        keys.append(f"{PREFIX}code:{code.code}")
+        keep = max(code.expires_at - now, 0) + code_kept_after_expiry
+        args += [code.token, code.link_id, repr(code.expires_at), int(keep * 1000)]
+    for n, link in enumerate(first.links):
+        link_keys, link_args = link_keys_args(link, first.per_hour if n == 0 else 0)
+        keys += link_keys
+        args += link_args
+    return keys, args
+
+
+def push_claimed(value: object, first: FirstAnswer) -> PushClaimed:
+    """``ANSWER_PUSH``'s answer as a tagged value."""
+    if isinstance(value, str):
+        tag, rest = value[:1], value[1:]
+        if tag == REPLAYED:
+            return Replayed(rest)
+        if tag == CODE_TAKEN:
+            return CodeTaken(first.codes[int(rest) - 1].code)
+        if tag == QUOTA:
+            return OverQuota(float(rest) + QUOTA_WINDOW)
+    known = remembered(value)
+    return Fresh() if known is None else Known(known)

@@ -17,11 +17,13 @@ from bot.state.base import (
     Attempt,
     Claim,
     Claimed,
+    FirstAnswer,
     Fresh,
     Grant,
     Known,
     LinkRecord,
     OverQuota,
+    PushClaimed,
     Remembered,
     SendClaim,
     SendQuota,
@@ -29,6 +31,7 @@ from bot.state.base import (
 )
 from bot.state.sqlite_codes import SqliteCodes
 from bot.state.sqlite_rows import (
+    answer_rows,
     claim_send_row,
     is_revoked,
     known_reply,
@@ -36,6 +39,7 @@ from bot.state.sqlite_rows import (
     read_counts,
     record_link_row,
     save_counts,
+    seen_push,
 )
 from bot.state.sqlite_schema import (
     ATTEMPT_COLUMNS,
@@ -50,6 +54,7 @@ from bot.state.sqlite_thread import write as _write
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 2000
+PURGE_EVERY = 1.0  # seconds between deletions of expired replay records by answer_push
 
 
 class SqliteStore(SqliteCodes):
@@ -60,6 +65,7 @@ class SqliteStore(SqliteCodes):
         self._clock = clock
         self._thread = StoreThread(self._connect, path)
         self._opened = False  # once opened, a missing file is a fault, never created afresh
+        self._pushes_purged = 0.0  # when answer_push last deleted expired replay records
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> SqliteStore:
@@ -162,18 +168,26 @@ class SqliteStore(SqliteCodes):
 
         return await self._run(work)
 
+    async def answer_push(self, first: FirstAnswer) -> PushClaimed:
+        """The replay record, claim, quota, links, codes and answer: one transaction."""
+
+        def work(db: sqlite3.Connection) -> PushClaimed:
+            now = self._clock()
+            with _write(db):
+                if now - self._pushes_purged >= PURGE_EVERY:
+                    db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
+                    self._pushes_purged = now
+                return answer_rows(db, first, now)
+
+        return await self._run(work)
+
     async def remember_push(self, key: str, digest: str, ttl: float) -> str | None:
         """Remember a callback's body digest under its signed triple; the known one if any."""
 
         def work(db: sqlite3.Connection) -> str | None:
             now = self._clock()
             with _write(db):
-                db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
-                row = db.execute("SELECT digest FROM pushes WHERE key = ?", (key,)).fetchone()
-                if row:
-                    return str(row[0])
-                db.execute("INSERT INTO pushes VALUES (?, ?, ?)", (key, digest, now + ttl))
-                return None
+                return seen_push(db, key, digest, now + ttl, now)
 
         return await self._run(work)
 
@@ -226,7 +240,7 @@ class SqliteStore(SqliteCodes):
                 counts = read_counts(db, c.link_id)
                 until = now + c.lease_seconds
                 grant = coverage.admit(
-                    counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now
+                    counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now, c.sent
                 )
                 if grant is not Grant.GRANTED:
                     return grant

@@ -8,8 +8,15 @@ from bot.state import coverage
 from bot.state.base import (
     QUOTA_WINDOW,
     SENT_KEEP,
+    CodeTaken,
+    FirstAnswer,
+    Fresh,
+    Known,
     LinkRecord,
+    OverQuota,
+    PushClaimed,
     Remembered,
+    Replayed,
     SendClaim,
     SendQuota,
 )
@@ -83,3 +90,67 @@ def claim_send_row(
     )
     put_reply(db, key, Remembered(done=True), until)
     return SendClaim.GRANTED
+
+
+def seen_push(
+    db: sqlite3.Connection, key: str, digest: str, until: float, now: float
+) -> str | None:
+    """Within a write transaction: the digest remembered for ``key``, else remember ``digest``."""
+    db.execute("DELETE FROM pushes WHERE expires_at <= ?", (now,))
+    row = db.execute("SELECT digest FROM pushes WHERE key = ?", (key,)).fetchone()
+    if row:
+        return str(row[0])
+    db.execute("INSERT INTO pushes VALUES (?, ?, ?)", (key, digest, until))
+    return None
+
+
+def answer_rows(db: sqlite3.Connection, first: FirstAnswer, now: float) -> PushClaimed:
+    """Within a write transaction: ``Store.answer_push``, in as few statements as it takes.
+
+    The replay record and the claim are each one upsert that only replaces an expired row; a
+    live one (rowcount 0) is then read. Expired replay records are deleted by the caller.
+    """
+    seen = first.seen
+    if seen is not None:
+        taken = db.execute(
+            "INSERT INTO pushes VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+            " SET digest = excluded.digest, expires_at = excluded.expires_at"
+            " WHERE pushes.expires_at <= ?",
+            (seen.key, seen.digest, now + seen.ttl, now),
+        ).rowcount
+        if not taken:
+            (digest,) = db.execute(
+                "SELECT digest FROM pushes WHERE key = ?", (seen.key,)
+            ).fetchone()
+            if digest != seen.digest:
+                return Replayed(str(digest))
+    for code in first.codes:
+        live = db.execute(
+            "SELECT 1 FROM pickup_codes WHERE code = ? AND expires_at > ?", (code.code, now)
+        ).fetchone()
+        if live:
+            return CodeTaken(code.code)
+    until = now + first.ttl
+    claimed = db.execute(
+        "INSERT INTO replies VALUES (?, 1, ?, ?) ON CONFLICT (key) DO UPDATE"
+        " SET done = excluded.done, text = excluded.text, expires_at = excluded.expires_at"
+        " WHERE replies.expires_at <= ?",
+        (first.key, first.text, until, now),
+    ).rowcount
+    if not claimed:
+        known = known_reply(db, first.key, now)
+        if known is not None:
+            return Known(known)
+    if first.links:
+        retry_at = record_link_row(db, first.links[0], first.per_hour)
+        if retry_at is not None:
+            put_reply(db, first.key, Remembered(done=False), until)
+            return OverQuota(retry_at)
+        for link in first.links[1:]:
+            record_link_row(db, link, 0)
+    if first.codes:
+        db.executemany(
+            "INSERT OR REPLACE INTO pickup_codes VALUES (?, ?, ?, ?)",
+            [(c.code, c.token, c.link_id, c.expires_at) for c in first.codes],
+        )
+    return Fresh()

@@ -7,6 +7,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -19,6 +20,12 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 CLOSE_SECONDS = 5.0
+# Group commit: a batch that starts within BUSY seconds of the last one first waits LINGER
+# seconds for the calls of that moment to join it. A commit costs about a transaction's work
+# again (WAL pages written, the file's turn): batches of ~4 pushes became ~14 (#20). An idle
+# store answers at once.
+LINGER = 0.001
+BUSY = 0.01
 # Errors after which this connection cannot be trusted again: it is closed and reopened.
 BROKEN = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CANTOPEN")
 
@@ -59,6 +66,7 @@ class StoreThread:
         self._identity: tuple[int, int] | None = None  # the file the connection opened
         self._broken = False
         self._closed = False
+        self._last = 0.0  # monotonic time the last batch ended
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the thread; sqlite and OS errors become StoreUnavailable."""
@@ -102,6 +110,8 @@ class StoreThread:
                 db.close()
 
     def _drain(self) -> None:
+        if time.monotonic() - self._last < BUSY:
+            time.sleep(LINGER)
         with self._lock:
             batch, self._queue = self._queue, []
         try:
@@ -110,6 +120,7 @@ class StoreThread:
                 outcomes = self._batch(db, [work for work, _ in batch])
         except Exception as exc:
             outcomes = [(False, self._failure(exc))] * len(batch)
+        self._last = time.monotonic()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(future.get_loop(), []).append((future, outcome))

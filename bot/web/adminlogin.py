@@ -126,7 +126,8 @@ OwnerDep = Annotated[Owner, Depends(_owner)]
 
 async def read_form(request: Request) -> dict[str, str]:
     """A small urlencoded form (first value of each field); FormRefused if it is not one."""
-    body = await read_body(request, max_bytes=MAX_FORM, timeout=FORM_TIMEOUT)
+    declared = request.headers.get("content-length", "")
+    body = await read_body(request.receive, declared, max_bytes=MAX_FORM, timeout=FORM_TIMEOUT)
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=8)
     except (UnicodeDecodeError, ValueError):

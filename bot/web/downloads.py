@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import anyio
+import asyncio
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
@@ -12,7 +13,7 @@ from bot.delivery.disk import last_modified
 from bot.delivery.ranges import Span, span_for
 from bot.delivery.slots import Slot
 from bot.errors import RETRY_AFTER, FileMissing, LinkInvalid, RangeNotSatisfiable, ServerBusy
-from bot.web.deps import ServicesDep, client_ip, raw_path, visit_of
+from bot.web.deps import ServicesDep, client_ip, get_services, raw_path, visit_of
 from bot.web.filenames import content_disposition
 from bot.web.landing import landing_page
 
@@ -37,8 +38,11 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         if b"%" in raw:  # /d/%57…: the token escaped, another URI for the same link
             raise LinkInvalid("percent-escaped token")
         link = services.signer.verify(token)
+    # A stat, in a worker thread (a stalled disk must not stall the loop); it holds nothing a
+    # cancellation would leave open, so asyncio's own executor does (anyio's hop cost 2x).
+    loop = asyncio.get_running_loop()
     try:
-        info = await anyio.to_thread.run_sync(services.catalog.open, link.file_key)
+        info = await loop.run_in_executor(None, services.catalog.open, link.file_key)
     except FileMissing as exc:
         exc.link_id = link.link_id  # recorded against the link (`bot audit` shows it)
         raise
@@ -57,7 +61,8 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         except RangeNotSatisfiable as exc:
             raise RangeNotSatisfiable(exc.header, exc.size, info.key, link.link_id) from None
     # The gate first: a used-up or revoked link says so (410) rather than "busy".
-    admission = await services.gate.admit(link, info, span, visit_of(request))
+    delivery, visit = services.delivery, visit_of(request)
+    admission = await services.gate.admit(link, info, span, visit, handed_over=delivery.hands_over)
     slot: Slot | None = None
     if services.delivery.counts_slots and request.method != "HEAD":  # HEAD sends no bytes
         try:
@@ -76,6 +81,32 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         link.expires_at.timestamp() - services.clock(),
     )
     return services.delivery.respond(offer, transfer)
+
+
+def download_token(method: str, path: str) -> str:
+    """The token of a ``GET``/``HEAD /d/<token>`` (the route's one path segment), else ""."""
+    if method not in ("GET", "HEAD") or not path.startswith("/d/"):
+        return ""
+    token = path[3:]
+    return "" if "/" in token else token
+
+
+async def download_request(token: str, request: Request) -> Response:
+    """The route above, called by ``BotApp`` without FastAPI's routing and dependencies."""
+    return await download(token, request, get_services(request))
+
+
+ACCEL_STEPS = ("/_accel/accepted", "/_accel/refused")
+
+
+def accel_step(method: str, path: str) -> str:
+    """The step of nginx's ``GET /_accel/<step>`` callback (one per x-accel download), else ""."""
+    return path.removeprefix("/_accel/") if method == "GET" and path in ACCEL_STEPS else ""
+
+
+async def accel_request(step: str, request: Request) -> Response:
+    """The callback below, called by ``BotApp`` without FastAPI's routing and dependencies."""
+    return await accel_callback(step, request, get_services(request))
 
 
 @router.get("/_accel/{step}", include_in_schema=False)

@@ -1,16 +1,13 @@
-"""Operations: ``/healthz``, ``/metrics`` (when enabled) and the webhook's latency timer."""
+"""Operations: ``/healthz`` and ``/metrics`` (when enabled)."""
 
 from __future__ import annotations
-
-import time
 
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from loguru import logger
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.metrics import CONTENT_TYPE
 from bot.web.deps import ServicesDep
 
 HEALTH_TIMEOUT = 2.0  # seconds; Docker's HEALTHCHECK gives up after 3
@@ -42,20 +39,3 @@ def ops_router(*, metrics: bool) -> APIRouter:
             return Response(body, media_type=CONTENT_TYPE, headers=NO_STORE)
 
     return router
-
-
-class WebhookTimer:
-    """ASGI middleware feeding the webhook-latency histogram (error answers included)."""
-
-    def __init__(self, app: ASGIApp, *, path: str, metrics: Metrics) -> None:
-        self.app, self.path, self.metrics = app, path, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.metrics.webhook_seconds.observe(time.perf_counter() - start)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.errors import EncryptionRequired, MessageError, SignatureError, StaleRequest
-from bot.wechat.messages import Message, child_text, parse_message, parse_tree
+from bot.wechat.messages import Message, parse_message, read_fields
 from bot.wechat.replies import cdata
 
 _BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
@@ -54,6 +54,7 @@ class Codec:
         self._clock, self.max_clock_skew = clock, max_clock_skew
         self.require_encryption = require_encryption
         self._key = b""
+        self._cipher: Cipher[modes.CBC] | None = None  # with an EncodingAESKey
         if encoding_aes_key:
             try:
                 self._key = base64.b64decode(encoding_aes_key + "=", validate=True)
@@ -65,6 +66,8 @@ class Codec:
                 )
             if not app_id:
                 raise ValueError("app_id is required when an EncodingAESKey is set")
+            # WeChat's IV is the key's first 16 bytes: one cipher serves every message.
+            self._cipher = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16]))
 
     @property
     def encrypted(self) -> bool:
@@ -96,7 +99,7 @@ class Codec:
         if mode != "aes":
             raise MessageError(f"unknown encrypt_type {encrypt_type!r}")
         self._require_key()
-        encrypt = child_text(parse_tree(body), "Encrypt")
+        encrypt = read_fields(body).first.get("Encrypt", "")
         if not encrypt:
             raise MessageError("encrypt_type=aes but the body has no <Encrypt>")
         # msg_signature covers the ciphertext; `signature` alone does not (a common bug).
@@ -117,27 +120,27 @@ class Codec:
 
     def encrypt(self, text: str) -> str:
         """Safe-mode base64 ciphertext of random16 + length + text + appid (AES-256-CBC)."""
-        key = self._require_key()
+        cipher = self._require_cipher()
         prefix = self._random_bytes(16)
         if len(prefix) != 16:
             raise ValueError("random_bytes(16) must return 16 bytes")
         raw = text.encode()
         plain = prefix + struct.pack(">I", len(raw)) + raw + self.app_id.encode()
         pad = _BLOCK - len(plain) % _BLOCK
-        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        encryptor = cipher.encryptor()
         sealed = encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()
         return base64.b64encode(sealed).decode("ascii")
 
     def decrypt(self, ciphertext: str) -> str:
         """Text inside safe-mode ciphertext; MessageError with Tencent's code if anything is off."""
-        key = self._require_key()
+        cipher = self._require_cipher()
         try:
             data = base64.b64decode(ciphertext.strip(), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise MessageError(f"ciphertext is not base64: {exc}", code=-40010) from exc
         if not data or len(data) % 16:
             raise MessageError(f"ciphertext of {len(data)} bytes is not AES blocks", code=-40007)
-        decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+        decryptor = cipher.decryptor()
         plain = decryptor.update(data) + decryptor.finalize()
         pad = plain[-1]
         if not 1 <= pad <= min(_BLOCK, len(plain)) or plain[-pad:] != bytes([pad]) * pad:
@@ -159,6 +162,11 @@ class Codec:
         if not self._key:
             raise MessageError("no EncodingAESKey configured", code=-40004)
         return self._key
+
+    def _require_cipher(self) -> Cipher[modes.CBC]:
+        if self._cipher is None:
+            raise MessageError("no EncodingAESKey configured", code=-40004)
+        return self._cipher
 
     def _check_signature(self, given: str, timestamp: str, nonce: str) -> None:
         if not same(given, _sign(self.token, timestamp, nonce)):

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 _TEXT_LIMIT = 2048  # bytes of UTF-8 in a passive text reply's Content
 # Characters XML 1.0 forbids anywhere, even in CDATA; a reply holding one is refused by WeChat.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False), built once
 
 
 def cdata(value: str) -> str:
@@ -53,6 +54,7 @@ class ReplyValue:
     kind: ClassVar[str]
     media_type: ClassVar[str] = "application/xml"
     _kinds: ClassVar[dict[str, type[ReplyValue]]] = {}
+    _names: ClassVar[dict[type[ReplyValue], tuple[str, ...]]] = {}  # each kind's field names
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -65,8 +67,11 @@ class ReplyValue:
 
     def to_json(self) -> str:
         """The reply as the dedup memory keeps it."""
-        fields = dataclasses.asdict(self)  # type: ignore[call-overload]
-        return json.dumps({"kind": self.kind, **fields}, ensure_ascii=False)
+        names = ReplyValue._names.get(type(self))
+        if names is None:  # every field is a str: the shallow copy is asdict's deep one
+            names = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
+            ReplyValue._names[type(self)] = names
+        return _JSON.encode({"kind": self.kind, **{name: getattr(self, name) for name in names}})
 
 
 @dataclass(frozen=True, slots=True)

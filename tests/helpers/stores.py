@@ -19,11 +19,15 @@ T = TypeVar("T")
 class Stalled:
     """The real store with some calls delayed on purpose: ``delays`` maps a method to seconds
     (change it while the store is in use); ``Stalled(store, 3.0)`` stalls the replay record and
-    the dedup claim."""
+    the dedup claim, whether apart or in a push's one trip (``answer_push``, #20)."""
 
     def __init__(self, inner: Store, seconds: float = 0.0, **delays: float) -> None:
         self._inner = inner
-        self.delays = delays or {"remember_push": seconds, "claim_and_record": seconds}
+        self.delays = delays or {
+            "remember_push": seconds,
+            "claim_and_record": seconds,
+            "answer_push": seconds,
+        }
 
     def __getattr__(self, name: str) -> Any:
         call = getattr(self._inner, name)

@@ -233,3 +233,25 @@ SELFMENU_EXAMPLE: dict[str, Any] = json.loads(
  {"type":"img","name":"photo","value":"ax5Whs5dsoomJLEppAvftBUuH7CgXCZGFbFJifmbUjnQk_ierMHY99Y5d2Cv14RD"}]}}
 """
 )
+
+
+# WeChat's documented example menu (menu/create), as its docs print it.
+DOCUMENTED_MENU: dict[str, Any] = {
+    "button": [
+        {"type": "click", "name": "今日歌曲", "key": "V1001_TODAY_MUSIC"},
+        {
+            "name": "菜单",
+            "sub_button": [
+                {"type": "view", "name": "搜索", "url": "http://www.soso.com/"},
+                {
+                    "type": "miniprogram",
+                    "name": "wxa",
+                    "url": "http://mp.weixin.qq.com",
+                    "appid": "wx286b93c14bbf93aa",
+                    "pagepath": "pages/lunar/index",
+                },
+                {"type": "click", "name": "赞一下我们", "key": "V1001_GOOD"},
+            ],
+        },
+    ]
+}

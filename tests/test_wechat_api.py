@@ -42,6 +42,7 @@ from tests.fake_wechat import (
     APP_ID,
     APP_SECRET,
     AUTOREPLY_EXAMPLE,
+    DOCUMENTED_MENU,
     SERVER_IP,
     FakeWeChat,
     running_fake,
@@ -49,25 +50,6 @@ from tests.fake_wechat import (
 
 T = TypeVar("T")
 # WeChat's documented menu/create example.
-DOCUMENTED_MENU: dict[str, Any] = {
-    "button": [
-        {"type": "click", "name": "今日歌曲", "key": "V1001_TODAY_MUSIC"},
-        {
-            "name": "菜单",
-            "sub_button": [
-                {"type": "view", "name": "搜索", "url": "http://www.soso.com/"},
-                {
-                    "type": "miniprogram",
-                    "name": "wxa",
-                    "url": "http://mp.weixin.qq.com",
-                    "appid": "wx286b93c14bbf93aa",
-                    "pagepath": "pages/lunar/index",
-                },
-                {"type": "click", "name": "赞一下我们", "key": "V1001_GOOD"},
-            ],
-        },
-    ]
-}
 
 
 def run(coro: Awaitable[T]) -> T:

@@ -22,6 +22,7 @@ from tests.conftest import DEMO_NAME, free_port, write_config
 from tests.fake_wechat import (
     APP_ID,
     APP_SECRET,
+    DOCUMENTED_MENU,
     SELFMENU_EXAMPLE,
     SERVER_IP,
     FakeWeChat,
@@ -60,25 +61,6 @@ ISSUE_JSON = {
     ]
 }
 # WeChat's documented menu/create example: every field of click, view and miniprogram.
-DOCUMENTED_MENU: dict[str, Any] = {
-    "button": [
-        {"type": "click", "name": "今日歌曲", "key": "V1001_TODAY_MUSIC"},
-        {
-            "name": "菜单",
-            "sub_button": [
-                {"type": "view", "name": "搜索", "url": "http://www.soso.com/"},
-                {
-                    "type": "miniprogram",
-                    "name": "wxa",
-                    "url": "http://mp.weixin.qq.com",
-                    "appid": "wx286b93c14bbf93aa",
-                    "pagepath": "pages/lunar/index",
-                },
-                {"type": "click", "name": "赞一下我们", "key": "V1001_GOOD"},
-            ],
-        },
-    ]
-}
 RULES = [
     {"match": "芝麻开门", "file": DEMO_NAME},
     {"click": "GET_SETUP", "file": DEMO_NAME},

@@ -83,34 +83,7 @@ def test_slow_body_slow_replay_slow_claim_still_answer_within_the_budget(
     answer leaves within 4.8 s of the push's arrival (one deadline, not three)."""
     inner = store_from_url(settings.state.url, clock=clock)
     app = create_app(settings, clock=clock, store=Stalled(inner, 3.0))  # type: ignore[arg-type]
-    server, thread, url = start_server(app)
-    try:
-        port = int(url.rsplit(":", 1)[1])
-        params, body = WECHAT.build_request(
-            xml("79"), timestamp=str(int(clock())), nonce=secrets.token_hex(5), encrypt=False
-        )
-        head = (
-            f"POST /wechat?{urlencode(params)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
-            arrived = time.monotonic()
-            sock.sendall(head)
-            third = len(body) // 3
-            for piece in (body[:third], body[third : 2 * third]):
-                sock.sendall(piece)
-                time.sleep(1.5)  # the slow sender under test
-            sock.sendall(body[2 * third :])
-            answer = b""
-            while b"\r\n\r\n" not in answer:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-            elapsed = time.monotonic() - arrived
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    answer, elapsed = trickled_push(app, xml("79"), clock, pauses=(1.5, 1.5))
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert elapsed < 4.8, f"answered {elapsed:.2f} s after the push arrived"
 
@@ -121,6 +94,39 @@ def settings(tmp_path: Path, files_dir: Path) -> Settings:
     from tests.conftest import write_config
 
     return load_settings(write_config(tmp_path, state={"url": "sqlite:///state/bot.db"}))
+
+
+def trickled_push(
+    app: Any, message: str, clock: Clock, *, pauses: tuple[float, ...]
+) -> tuple[bytes, float]:
+    """POST a push whose body arrives in len(pauses) + 1 pieces with these pauses between (the
+    slow sender under test); the whole answer and the seconds from the push's first byte."""
+    server, thread, url = start_server(app)
+    try:
+        params, body = WECHAT.build_request(
+            message, timestamp=str(int(clock())), nonce=secrets.token_hex(5), encrypt=False
+        )
+        head = (
+            f"POST /wechat?{urlencode(params)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        size = len(body) // (len(pauses) + 1)
+        with socket.create_connection(
+            ("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=15
+        ) as sock:
+            arrived = time.monotonic()
+            sock.sendall(head)
+            for n, pause in enumerate(pauses):
+                sock.sendall(body[n * size : (n + 1) * size])
+                time.sleep(pause)
+            sock.sendall(body[len(pauses) * size :])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            return answer, time.monotonic() - arrived
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 class StalledTrip:
@@ -145,30 +151,7 @@ def test_slow_body_then_a_stalled_store_trip_still_answers_with_a_link_in_budget
     link, from this process's memory) leaves within 4.8 s of the push's arrival."""
     inner = store_from_url(settings.state.url, clock=clock)
     app = create_app(settings, clock=clock, store=StalledTrip(inner, 3.0))  # type: ignore[arg-type]
-    server, thread, url = start_server(app)
-    try:
-        port = int(url.rsplit(":", 1)[1])
-        params, body = WECHAT.build_request(
-            xml("80"), timestamp=str(int(clock())), nonce=secrets.token_hex(5), encrypt=False
-        )
-        head = (
-            f"POST /wechat?{urlencode(params)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
-            arrived = time.monotonic()
-            sock.sendall(head)
-            half = len(body) // 2
-            sock.sendall(body[:half])
-            time.sleep(3.0)  # the slow sender under test
-            sock.sendall(body[half:])
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
-            elapsed = time.monotonic() - arrived
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    answer, elapsed = trickled_push(app, xml("80"), clock, pauses=(3.0,))
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert elapsed < 4.8, f"answered {elapsed:.2f} s after the push arrived"
     assert b"/d/" in answer and logs.find("falls back to this process", level="ERROR")

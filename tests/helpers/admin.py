@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import time
@@ -14,9 +13,9 @@ import httpx
 
 from bot.config import Settings
 from bot.owner.password import Cost, hash_password
-from bot.state import Store, store_from_url
+from bot.state import Store
 from tests.conftest import Clock, RunningServer
-from tests.helpers.stores import link_id
+from tests.helpers.stores import link_id, with_store
 from tests.helpers.webhook import link_of, post, text_of
 
 T = TypeVar("T")
@@ -46,16 +45,8 @@ def on_store(
     """Run ``work`` on a second connection to the server's store (as the CLI would), in a thread
     of its own: Playwright's sync API keeps an event loop running in the test's thread."""
 
-    async def run() -> T:
-        store = store_from_url(settings.state.url, clock=clock)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
+        return pool.submit(with_store, settings, work, clock).result()
 
 
 def wait_for_attempts(settings: Settings, clock: Callable[[], float], count: int) -> None:

@@ -10,9 +10,7 @@ import fcntl
 import os
 import signal
 import socket
-import struct
 import subprocess
-import termios
 import threading
 import time
 from collections.abc import Callable
@@ -33,15 +31,21 @@ from tests.conftest import (
     start_server,
     write_config,
 )
+from tests.helpers.breaks import (
+    EIGHT,
+    SMALL_WINDOW,
+    THEN,
+    MiB,
+    broken_get,
+    sent_once_ended,
+    then_the_rest,
+)
 from tests.helpers.processes import bot
 from tests.helpers.stores import LIMITED, link_id, parallel, with_store
 from tests.helpers.webhook import link_of, post, text_of
 
 SIZE = 12 * 1024 * 1024 + 5  # aria2c -x 8 -k 1M splits it into 8 segments
 Start = Callable[..., RunningServer]
-MiB = 1024 * 1024
-EIGHT = 8 * MiB  # the issue's file
-SMALL_WINDOW = 64 * 1024  # a client that shrinks its receive window (SO_RCVBUF)
 
 
 @pytest.fixture
@@ -195,63 +199,6 @@ def eight_mib(files_dir: Path) -> bytes:
     return data
 
 
-def broken_get(url: str, read: int, rcvbuf: int = 0) -> tuple[bytes, int, socket.socket]:
-    """GET on a raw socket, ``read`` bytes of the body read: (them, SO_RCVBUF, the open socket)."""
-    # rcvbuf: a receive window of that size; 0: the kernel's default, autotuned.
-    where, path = url.removeprefix("http://").split("/", 1)
-    host, port = where.split(":")
-    sock = socket.socket()
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.connect((host, int(port)))
-    sock.sendall(f"GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    got = b""
-    while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < read:
-        chunk = sock.recv(256 * 1024)
-        assert chunk, got[:200]
-        got += chunk
-    head, body = got.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 200 "), head
-    settle(sock)
-    return body, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), sock
-
-
-def settle(sock: socket.socket) -> None:
-    """Wait until the bytes unread at the client stop growing: both kernels' buffers are full."""
-    # A client that stopped reading a moment before it left.
-    waiting, still, deadline = -1, 0, time.monotonic() + 10
-    while still < 5 and time.monotonic() < deadline:
-        now = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
-        still = still + 1 if now == waiting else 0
-        waiting = now
-        time.sleep(0.02)
-
-
-def sent_once_ended(server: RunningServer, clock: Clock, url: str) -> int:
-    """The bytes the link counts once its download has ended (a hang-up seen, or a cut-off)."""
-    lid = link_id(url.split(server.url, 1)[1], clock)
-    deadline = time.monotonic() + 15
-    while (usage := with_store(server.settings, lambda s: s.usage(lid), clock)).active:
-        assert time.monotonic() < deadline, usage
-        time.sleep(0.05)
-    return usage.sent
-
-
-def then_the_rest(url: str, kept: bytes, data: bytes, then: str) -> None:
-    """A browser restarting from byte 0, or a resume with Range; then the link is spent."""
-    with httpx.Client(timeout=30) as client:
-        if then == "resume":
-            rest = client.get(url, headers={"Range": f"bytes={len(kept)}-"})
-            assert rest.status_code == 206 and kept + rest.content == data
-        else:
-            again = client.get(url)
-            assert again.status_code == 200 and again.content == data
-        assert client.get(url).status_code == 410  # one whole copy counted: one use
-
-
-THEN = [pytest.param("restart", id="restart"), pytest.param("resume", id="resume")]
-
-
 @pytest.mark.parametrize("then", THEN)
 def test_seen3_halfway_break_with_default_buffers_restarts_and_resumes(
     start: Start, clock: Clock, eight_mib: bytes, then: str
@@ -265,7 +212,7 @@ def test_seen3_halfway_break_with_default_buffers_restarts_and_resumes(
     url = one_use_link(server, clock)
     kept, rcvbuf, sock = broken_get(url, EIGHT // 2)
     sock.close()  # unread bytes: a reset
-    read, sent = len(kept), sent_once_ended(server, clock, url)
+    read, sent = len(kept), sent_once_ended(server, clock, url.removeprefix(server.url))
     assert read <= sent <= read + rcvbuf, (read, sent, rcvbuf)
     if read + rcvbuf >= EIGHT:
         pytest.skip(f"the client's kernel buffered {rcvbuf} bytes: the bounded case (README)")
@@ -312,7 +259,7 @@ def test_seen3_break_at_any_point_stays_restartable_and_resumable(
     url = one_use_link(server, clock)
     kept, _, sock = broken_get(url, read, SMALL_WINDOW)
     sock.close()
-    assert sent_once_ended(server, clock, url) < EIGHT
+    assert sent_once_ended(server, clock, url.removeprefix(server.url)) < EIGHT
     then_the_rest(url, kept, eight_mib, then)
 
 
@@ -324,7 +271,10 @@ def test_a_client_that_stops_reading_at_the_end_is_cut_off_uncounted(
     url = one_use_link(server, clock)
     kept, _, silent = broken_get(url, EIGHT - MiB // 2, SMALL_WINDOW)
     try:
-        read, sent = len(kept), sent_once_ended(server, clock, url)  # the client still holds on
+        read, sent = (
+            len(kept),
+            sent_once_ended(server, clock, url.removeprefix(server.url)),
+        )  # the client still holds on
         assert read <= sent < EIGHT, (read, sent)
         assert logs.wait_for("cut off (the client took nothing for [limits] send_timeout)")
         then_the_rest(url, kept, eight_mib, "restart")
@@ -343,7 +293,7 @@ def test_a_client_that_half_closes_is_counted_for_all_it_reads(
         sock.shutdown(socket.SHUT_WR)  # uvicorn then closes, gracefully: its queue still comes
         while chunk := sock.recv(65536):
             kept += chunk
-    sent = sent_once_ended(server, clock, url)
+    sent = sent_once_ended(server, clock, url.removeprefix(server.url))
     assert len(kept) <= sent, (len(kept), sent)
 
 

@@ -139,8 +139,8 @@ def rewritten_conf(tmp: Path, *, upstream: str, https: bool = False, listen: str
         conf = conf.replace("#https ", "")
         self_signed(tmp / "etc_nginx_certs")
     if listen:
-        conf = conf.replace("listen 80;", f"listen {listen};")
-        conf = re.sub(r"listen 443 ssl;", "", conf)
+        conf = conf.replace("listen 80 ", f"listen {listen} ")
+        conf = re.sub(r"listen 443 ssl[^;]*;", "", conf)
     path = tmp / "nginx.conf"
     path.write_text(conf, encoding="utf-8")
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -11,14 +12,19 @@ import httpx
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.state import Attempt, Usage
 from bot.web.downloads import content_disposition
 from tests.conftest import BIG_NAME, DEMO_NAME, RunningServer, free_port, write_config
+from tests.helpers.breaks import EIGHT, THEN, broken_get, then_the_rest
 from tests.helpers.nginx import Nginx, local_conf
+from tests.helpers.stores import link_id, with_store
+from tests.helpers.waiting import wait_for
 from tests.helpers.webhook import link_path, reply_text, send
 
 pytestmark = pytest.mark.slow
 
 Proxy = Callable[..., httpx.Client]
+SNDBUF = 512 * 1024  # docker/nginx.conf: listen 80 sndbuf=512k
 
 
 @pytest.fixture
@@ -138,12 +144,30 @@ def test_nginx_refuses_a_fifth_parallel_download_of_one_link(
     assert client.get(path, headers={"Range": "bytes=0-9"}).status_code == 206
 
 
-def test_use_limited_link_is_counted_at_hand_over(
+def ended(bot: RunningServer, path: str) -> Usage:
+    """The link's counts once nginx has reported every transfer (its post_action follows the
+    last byte to the client by a moment)."""
+    lid = link_id(path, bot.clock)
+
+    def usage() -> Usage | None:
+        now = with_store(bot.settings, lambda s: s.usage(lid), bot.clock)
+        return None if now.active else now
+
+    return wait_for(usage, timeout=15)
+
+
+def attempts(bot: RunningServer, path: str) -> list[Attempt]:
+    lid = link_id(path, bot.clock)
+    return with_store(bot.settings, lambda s: s.attempts_since(0, lid), bot.clock)
+
+
+def test_use_limited_link_counts_once_nginx_reports_the_whole_file(
     x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
 ) -> None:
     bot, client = x_accel(max_downloads=1)
     path = link_path(reply_text(send(bot, content="芝麻开门")))
     first = client.get(path)
+    assert ended(bot, path).completed == 1
     second = client.get(path, headers={"Accept": "application/json"})
     assert first.content == (files_dir / DEMO_NAME).read_bytes()
     assert second.status_code == 410 and second.json()["error"] == "link_exhausted"
@@ -176,6 +200,7 @@ def test_x_accel_range_counts_the_span_handed_over(
     piece = client.get(path, headers={"Range": "bytes=1-9"})
     probe = client.get(path, headers={"Range": "bytes=0-0"})
     whole = client.get(path)
+    ended(bot, path)
     after = client.get(path, headers={"Range": "bytes=1-"})
     assert piece.status_code == 206 and piece.content == original[1:10]
     assert probe.status_code == 206 and probe.content == original[:1]
@@ -194,6 +219,7 @@ def test_if_range_with_nginxs_etag_counts_the_range_not_the_file(
     tag = client.head(path).headers["etag"]  # the ETag clients see: nginx's
     piece = client.get(path, headers={"Range": "bytes=0-9", "If-Range": tag})
     whole = client.get(path)
+    assert ended(bot, path).completed == 1
     after = client.get(path)
     assert piece.status_code == 206 and piece.content == original[:10]
     assert whole.status_code == 200 and whole.content == original
@@ -237,3 +263,59 @@ def test_file_nginx_cannot_find_never_spends_the_link(
     assert again.status_code == 404  # not 410: the link was not spent
     assert missing.status_code == 404 and "文件暂时不可用" in missing.text
     assert "content-disposition" not in missing.headers
+
+
+# --- #19 done-when: a one-use x-accel download broken halfway stays restartable -------------
+
+
+@pytest.mark.parametrize("then", THEN)
+def test_seen3_x_accel_halfway_break_restarts_and_resumes(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path, then: str
+) -> None:
+    """Issue #19 done-when: 8 MiB, one use, through nginx: read 4 MiB, drop (default buffers),
+    then restart from byte 0 or resume with Range. nginx's handing over used to count it whole."""
+    data = os.urandom(EIGHT)
+    (files_dir / BIG_NAME).write_bytes(data)
+    bot, client = x_accel(max_downloads=1)
+    path = link_path(reply_text(send(bot, content="big")))
+    url = str(client.base_url).rstrip("/") + path
+    kept, rcvbuf, sock = broken_get(url, EIGHT // 2)
+    sock.close()  # unread bytes: a reset; nginx's post_action reports what it wrote
+    usage = ended(bot, path)
+    # Counted: what the client read, what its kernel held unread, and at most nginx's fixed
+    # send buffer (docker/nginx.conf's sndbuf, doubled by the kernel); never the whole file.
+    read = len(kept)
+    assert usage.completed == 0 and read <= usage.sent <= read + rcvbuf + 2 * SNDBUF, (
+        read,
+        usage,
+        rcvbuf,
+    )
+    then_the_rest(url, kept, data, then)
+    (row, *_) = [a for a in attempts(bot, path) if a.outcome == "aborted"]
+    assert (row.complete, row.counted, row.bytes_sent) == (False, False, usage.sent)
+
+
+def test_x_accel_break_before_any_byte_counts_nothing(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]], files_dir: Path
+) -> None:
+    """A follower who taps and leaves at once: nginx reports 0 bytes, the link is whole."""
+    bot, client = x_accel(max_downloads=1, rate_bytes_per_second=100_000)  # still sending
+    path = link_path(reply_text(send(bot, content="big")))
+    with client.stream("GET", path) as response:
+        assert response.status_code == 200
+    usage = ended(bot, path)
+    assert (usage.completed, usage.active) == (0, 0) and usage.sent < (
+        files_dir / BIG_NAME
+    ).stat().st_size
+    assert client.get(path, headers={"Range": "bytes=0-0"}).status_code == 206
+
+
+def test_x_accel_forged_finish_is_refused(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]],
+) -> None:
+    """Only a lease the bot signed can end one: a client that reaches the bot itself and
+    claims nginx sent nothing gets 403 (and /_accel/ is internal in nginx)."""
+    bot, client = x_accel(max_downloads=1)
+    forged = {"X-Accel-Lease": "L.l.100.200.f.0000", "X-Accel-Sent": "0"}
+    assert httpx.get(bot.url + "/_accel/finished", headers=forged).status_code == 403
+    assert client.get("/_accel/finished", headers=forged).status_code == 404

@@ -188,8 +188,8 @@ def test_counts_a_claim_that_notes_its_span_counts_it_if_it_lapses(
     """#20: a span handed to nginx is noted by its claim (no second write on the answer)."""
 
     async def work(store: Store) -> list[object]:
-        noted = Claim("L", "x", 0, 100, 100, 1, lease_seconds=30, keep=600, sent=100)
-        refused = Claim("M", "y", 0, 100, 100, 1, lease_seconds=30, keep=600, sent=100)
+        noted = Claim("L", "x", 0, 100, 100, 1, lease_seconds=30, keep=600, handed=True)
+        refused = Claim("M", "y", 0, 100, 100, 1, lease_seconds=30, keep=600, handed=True)
         granted = [await store.claim(noted), await store.claim(refused)]
         returned = await store.release("M", "y", 0)  # nginx refused it: nothing counted
         clock.advance(31)  # nginx never called back about x
@@ -199,6 +199,24 @@ def test_counts_a_claim_that_notes_its_span_counts_it_if_it_lapses(
     assert (x, y, returned) == (Grant.GRANTED, Grant.GRANTED, False)
     assert (lapsed.completed, lapsed.sent) == (1, 100)  # type: ignore[attr-defined]
     assert (refused.completed, refused.sent) == (0, 0)  # type: ignore[attr-defined]
+
+
+def test_counts_a_span_handed_over_holds_until_nginx_reports_what_it_sent(
+    run: Run[object],
+) -> None:
+    """#19 done-when 3 (x-accel): a transfer in flight holds a one-use link (503, not 410);
+    broken halfway, nginx reports 40 of 100 bytes: the link restarts and resumes."""
+
+    async def work(store: Store) -> list[object]:
+        handed = Claim("L", "x", 0, 100, 100, 1, lease_seconds=30, keep=600, handed=True)
+        first = await store.claim(handed)
+        meanwhile = await store.claim(claim("y"))
+        counted = await store.release("L", "x", 40)  # the follower went away after 40 bytes
+        usage = await store.usage("L")
+        restart = await store.claim(claim("z"))
+        return [first, meanwhile, counted, usage.sent, usage.completed, restart]
+
+    assert run(work) == [Grant.GRANTED, Grant.HELD, False, 40, 0, Grant.GRANTED]
 
 
 def test_counts_a_release_voids_a_claim_that_lands_late(run: Run[object]) -> None:

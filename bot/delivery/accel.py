@@ -5,12 +5,15 @@ counts as sent (nginx's access log has the real bytes). For a multi-range reques
 the coalesced span, which is never less than what nginx sends. The bot checks If-Range against
 nginx's own ETag (``etag``), so both agree on whether a Range holds.
 
-A use-limited span is counted only once nginx has accepted it: the claim's lease notes the span
-at once (no second store write on the answer, #20), and the answer carries it, signed, in
-``LEASE_HEADER``. docker/nginx.conf then calls back:
-``/_accel/accepted`` (an ``auth_request``, after its ``limit_conn`` and its file check) ends the
-lease counting the span; ``/_accel/refused`` (its ``error_page``) ends it counting nothing and
-answers with the bot's own busy or missing page.
+A use-limited span is counted by what nginx reports it sent: the claim's lease notes the
+span as handed over (no second store write on the answer, #20), and the answer carries it,
+signed, in ``LEASE_HEADER``. docker/nginx.conf then calls back: ``/_accel/accepted`` (an
+``auth_request``, after its ``limit_conn`` and its file check) lets a signed span go;
+``/_accel/finished`` (its ``post_action``, once the transfer ended, whole or broken) ends the
+lease counting ``$body_bytes_sent``, so a broken download stays restartable and resumable;
+``/_accel/refused`` (its ``error_page``) ends it counting nothing and answers with the bot's
+own busy or missing page. Bytes nginx wrote into socket buffers count as sent (nginx cannot
+subtract them as direct delivery does: the README bounds it).
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class AccelDelivery:
 
     counts_slots = False  # nginx's limit_conn counts (see docker/nginx.conf)
     whole_file = False  # nginx honours the Range the bot counted
-    hands_over = True  # the claim notes the span; nginx's callback ends it
+    hands_over = True  # the claim notes the span; nginx's post_action callback ends it
 
     def __init__(self, prefix: str, rate: int, key: bytes = b"") -> None:
         self._prefix, self._rate, self.key = prefix, rate, key

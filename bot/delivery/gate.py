@@ -31,6 +31,11 @@ from bot.state import STORE_TIMEOUT, Attempt, Claim, Grant, Outcome, Store, boun
 T = TypeVar("T")
 VOID_TIMEOUT = 60.0  # how long a late claim's cancellation may wait for a stalled store
 COUNTS_KEPT_AFTER_EXPIRY = 3600.0
+# A span handed to nginx holds its lease until nginx reports how it ended (docker/nginx.conf's
+# post_action): long enough for a follower at this rate, and never past an hour. A transfer
+# still running then counts whole (nginx gives no word in between).
+HANDOVER_FLOOR = 64 * 1024  # bytes a second
+HANDOVER_MAX = 3600.0
 # A delivery that fails before the status line (file gone, bucket down) ends its transfer so.
 REFUSED_LATER = frozenset({Outcome.MISSING, Outcome.UNAVAILABLE})
 
@@ -99,8 +104,9 @@ class Gate:
     ) -> Admission:
         """Admission for one request; LinkRevoked, LinkExhausted or StoreUnavailable otherwise.
 
-        ``handed_over``: another server sends the span (nginx): the claim notes it whole at
-        once, so the answer needs no second store write (#20).
+        ``handed_over``: another server sends the span (nginx): its lease lasts as long as a
+        slow follower takes (``handover_lease``) and ends when nginx reports (``settle``); if
+        nginx never does, the whole span counts. The answer needs no second store write (#20).
         """
         limit = self.limit_of(link, info)
         admission = Admission(link, info.key, visit, span)
@@ -129,9 +135,9 @@ class Gate:
             span.end,
             info.size,
             limit,
-            self.lease_seconds,
+            self.handover_lease(span.length) if handed_over else self.lease_seconds,
             keep,
-            span.length if handed_over else 0,
+            handed_over,
         )
         try:
             grant = await self._ask(self._store.claim(claim), link)
@@ -230,15 +236,31 @@ class Gate:
             counted = True  # an unlimited link: a whole-file response served to its end
         self._record(a.link.link_id, a.file, v, status, sent, complete, outcome, counted)
 
+    def handover_lease(self, length: int) -> float:
+        """Seconds a span handed to nginx holds its lease: a slow follower's transfer time."""
+        return self.lease_seconds + min(length / HANDOVER_FLOOR, HANDOVER_MAX)
+
     async def settle(
-        self, link_id: str, lease_id: str, sent: int, file: str, visit: Visit, status: int
+        self,
+        link_id: str,
+        lease_id: str,
+        file: str,
+        visit: Visit,
+        status: int,
+        *,
+        sent: int,
+        span: int = 0,
     ) -> bool:
-        """End a lease another server sent the bytes of (nginx), counting ``sent`` (0: refused),
-        and record the attempt; True when it completed a copy. StoreUnavailable when not noted."""
+        """End a lease another server (nginx) was handed, counting the ``sent`` bytes of its
+        ``span`` it reported (``span`` 0: it refused, sent nothing, and the refusal's handler
+        records it); True when that completed a copy. StoreUnavailable when not noted."""
+        sent = max(0, min(sent, span))
         counted = await bounded(self._store.release(link_id, lease_id, sent), STORE_TIMEOUT)
-        if not sent:
-            return counted  # a refusal: its handler records it
-        self._record(link_id, file, visit, status, sent, status == 200, Outcome.SERVED, counted)
+        if not span:
+            return counted
+        complete = sent >= span
+        outcome = Outcome.SERVED if complete else Outcome.ABORTED
+        self._record(link_id, file, visit, status, sent, complete, outcome, counted)
         return counted
 
     def _record(

@@ -225,7 +225,7 @@ class Claim:
     limit: int
     lease_seconds: float
     keep: float  # seconds the link's counts are kept (its lifetime left, and some)
-    sent: int = 0  # bytes noted at once: a span handed to another server (nginx) whole
+    handed: bool = False  # another server (nginx) sends the span, reporting only when it ends
 
 
 class Counts(Protocol):

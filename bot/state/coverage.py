@@ -12,7 +12,9 @@ for requests in flight too). For ``max_downloads = N`` a request is refused when
   restarts and download managers' overlapping connections).
 
 A lease lives until ``until``; the sending side renews it with the bytes sent so far. A lease
-that lapses (its worker died, its answer never went out) adds what it last reported.
+that lapses (its worker died, its answer never went out) adds what it last reported. A span
+handed to another server (nginx) is ``handed``: it reports only when it ends, so until then it
+may yet end short (a new request is held, not refused), and if it lapses it adds its whole span.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Lease:
     end: int
     until: float
     sent: int = 0
+    handed: bool = False  # sent by another server (nginx), which reports only at the end
 
 
 @dataclass(slots=True)
@@ -52,7 +55,7 @@ class LinkCounts:
 
     def to_json(self) -> str:
         """The counts as one JSON value (a SQLite column, a Redis string)."""
-        leases = {k: [v.start, v.end, v.until, v.sent] for k, v in self.leases.items()}
+        leases = {k: _lease_row(v) for k, v in self.leases.items()}
         return json.dumps([self.size, self.sent, self.pieces, leases], separators=(",", ":"))
 
     @classmethod
@@ -65,8 +68,18 @@ class LinkCounts:
             size,
             sent,
             [(int(a), int(b), int(d)) for a, b, d in pieces],
-            {k: Lease(int(a), int(b), float(u), int(s)) for k, (a, b, u, s) in leases.items()},
+            {k: _lease_of(row) for k, row in leases.items()},
         )
+
+
+def _lease_row(lease: Lease) -> list[float]:
+    row = [lease.start, lease.end, lease.until, lease.sent]
+    return [*row, 1] if lease.handed else row  # rows stored before #19's hand-over have four
+
+
+def _lease_of(row: list[float]) -> Lease:
+    start, end, until, sent, *handed = row
+    return Lease(int(start), int(end), float(until), int(sent), bool(handed and handed[0]))
 
 
 def add_piece(pieces: list[Piece], start: int, end: int) -> list[Piece]:
@@ -105,7 +118,10 @@ def whole_copies(pieces: list[Piece], size: int) -> int:
 def lapse(counts: LinkCounts, now: float) -> None:
     """Drop leases past their time; what each last reported counts as sent."""
     for lease_id in [k for k, v in counts.leases.items() if v.until <= now]:
-        _settle(counts, counts.leases.pop(lease_id))
+        lease = counts.leases.pop(lease_id)
+        if lease.handed:  # nginx never said how it ended: the whole span counts
+            lease.sent = lease.end - lease.start
+        _settle(counts, lease)
 
 
 def _settle(counts: LinkCounts, lease: Lease) -> None:
@@ -123,13 +139,13 @@ def admit(
     limit: int,
     until: float,
     now: float,
-    sent: int = 0,
+    handed: bool = False,
 ) -> Grant:
     """Take a lease on ``[start, end)`` if the bounds above allow it (GRANTED); EXHAUSTED when
     they do not even if every lease ended now; HELD when only leases in flight stand in the way
     (a running download, or a dead worker's until it lapses: either may yet end short).
 
-    ``sent``: bytes the lease reports at once (a span handed to nginx counts if it lapses).
+    ``handed``: another server (nginx) sends the span and reports once, when it ends.
     """
     lapse(counts, now)
     counts.size = size
@@ -138,7 +154,7 @@ def admit(
     if not _fits(counts, start, end, limit, whole_leases=True):
         held = counts.leases and _fits(counts, start, end, limit, whole_leases=False)
         return Grant.HELD if held else Grant.EXHAUSTED
-    counts.leases[lease_id] = Lease(start, end, until, sent)
+    counts.leases[lease_id] = Lease(start, end, until, handed=handed)
     return Grant.GRANTED
 
 

@@ -96,11 +96,12 @@ async def download_request(token: str, request: Request) -> Response:
     return await download(token, request, get_services(request))
 
 
-ACCEL_STEPS = ("/_accel/accepted", "/_accel/refused")
+ACCEL_STEPS = ("/_accel/accepted", "/_accel/finished", "/_accel/refused")
+SENT_HEADER = "X-Accel-Sent"  # nginx's $body_bytes_sent, on its post_action callback
 
 
 def accel_step(method: str, path: str) -> str:
-    """The step of nginx's ``GET /_accel/<step>`` callback (one per x-accel download), else ""."""
+    """The step of nginx's ``/_accel/<step>`` callback (x-accel downloads), else ""."""
     return path.removeprefix("/_accel/") if method == "GET" and path in ACCEL_STEPS else ""
 
 
@@ -113,27 +114,40 @@ async def accel_request(step: str, request: Request) -> Response:
 async def accel_callback(step: str, request: Request, services: ServicesDep) -> Response:
     """nginx's word on a span the bot handed over (docker/nginx.conf, x-accel mode only).
 
-    ``accepted``: its ``auth_request``, after ``limit_conn`` and the file check: count the span
-    (a 503 if the store cannot, so nginx sends nothing). ``refused``: its ``error_page``: return
-    the lease, and answer with the bot's busy (or missing) page.
+    ``accepted``: its ``auth_request``, after ``limit_conn`` and the file check: a span the bot
+    signed may go (403 otherwise: nginx sends nothing). ``finished``: its ``post_action``, once
+    the transfer ended, whole or broken: end the lease counting the bytes nginx sent.
+    ``refused``: its ``error_page``: return the lease, and answer with the bot's busy (or
+    missing) page.
     """
     delivery = services.delivery
-    if not isinstance(delivery, AccelDelivery) or step not in ("accepted", "refused"):
+    if not isinstance(delivery, AccelDelivery) or f"/_accel/{step}" not in ACCEL_STEPS:
         raise HTTPException(404)
     value = request.headers.get(LEASE_HEADER, "")
     handed = HandedOver.verify(value, delivery.key) if value else None
-    if step == "accepted":
+    if step != "refused":
         if not value:
             return Response(status_code=204)  # a HEAD or an unlimited link: nothing to count
         if handed is None:
             raise HTTPException(403)  # not a span the bot handed over: nginx sends nothing
-        h, visit = handed, visit_of(request)
-        await services.gate.settle(h.link_id, h.lease_id, h.sent, h.file, visit, h.status)
+        if step == "finished":
+            h, sent = handed, _bytes(request.headers.get(SENT_HEADER, ""))
+            visit = visit_of(request)
+            await services.gate.settle(
+                h.link_id, h.lease_id, h.file, visit, h.status, sent=sent, span=h.sent
+            )
         return Response(status_code=204)
     if handed is not None:
-        settle = services.gate.settle(handed.link_id, handed.lease_id, 0, "", visit_of(request), 0)
+        settle = services.gate.settle(
+            handed.link_id, handed.lease_id, "", visit_of(request), 0, sent=0
+        )
         await services.gate.quietly(settle)
     link_id, file = (handed.link_id, handed.file) if handed else ("", "")
     if request.headers.get("x-accel-refused") == "404":
         raise FileMissing(file)
     raise ServerBusy("nginx refused the transfer", RETRY_AFTER, link_id)
+
+
+def _bytes(value: str) -> int:
+    """nginx's byte count from a header (anything else: 0, which counts nothing)."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 19 else 0

@@ -36,7 +36,7 @@ def local_conf(
         "error_log /dev/stderr warn;": f"error_log {prefix}/error.log warn;",
         "access_log /dev/stdout bot;": f"access_log {prefix}/access.log bot;",
         "server bot:8000;": f"server {upstream};",
-        "listen 80;": f"listen 127.0.0.1:{port};",
+        "listen 80 ": f"listen 127.0.0.1:{port} ",
         "alias /files/;": f"alias {files_dir.resolve()}/;",
         "http {\n": "http {\n" + TEMP_PATHS.format(prefix=prefix) + extra_http,
         **(changes or {}),

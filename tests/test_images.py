@@ -197,7 +197,7 @@ def test_two_workers_and_two_more_instances_on_one_redis_use_one_access_token(
 
     Every image is new, so every reply is an upload: an API call that needs the token. Real
     time throughout: the token's expiry is read by every process's own clock."""
-    names = [f"p{i}.png" for i in range(16)]
+    names = [f"p{i}.png" for i in range(48)]  # a busy machine favours one worker
     for name in names:
         (files_dir / name).write_bytes(png(name))
     rules = [{"match": f"图{i}", "style": "image", "image": n} for i, n in enumerate(names)]
@@ -227,6 +227,9 @@ def test_two_workers_and_two_more_instances_on_one_redis_use_one_access_token(
         later = []
         for i in range(4, len(names)):
             later.append(ask(bot.url, time.time, f"图{i}"))
+            # The workers' lines reach the log through the supervisor a moment after the
+            # answer: read it once every upload so far is in it (the last one decides).
+            wait_for(lambda: upload_lines(bot) == len(later), timeout=15)
             if len(uploaders(bot)) == 2:
                 break
         workers = uploaders(bot)
@@ -242,6 +245,11 @@ def test_two_workers_and_two_more_instances_on_one_redis_use_one_access_token(
     assert len(fake.issued) == 1
     output = bot.text()
     assert APP_SECRET not in output and fake.token not in output
+
+
+def upload_lines(bot: BotProcess) -> int:
+    """How many uploads the workers have logged."""
+    return sum("uploaded as temporary media" in line for line in bot.text().splitlines())
 
 
 def uploaders(bot: BotProcess) -> set[int]:

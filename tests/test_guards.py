@@ -331,7 +331,7 @@ def test_file_changing_between_stat_and_open_is_a_clean_404(
         checked = target.stat()  # what the catalogue saw ...
         change(target)  # ... and what happened before the response opened the file
         span = Span(0, checked.st_size, checked.st_size)
-        offer = Offer("L1", FileInfo("file.txt", target, checked), span, request.method, {})
+        offer = Offer("L1", FileInfo.of("file.txt", target, checked), span, request.method, {})
         return DiskResponse(offer, NoTransfer())
 
     async def missing(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -68,13 +67,14 @@ class Delivery(Protocol):
     # offer's span is the whole file and the Range is not parsed (never a 400 or 416).
     whole_file: bool
     # True: another server sends the span once it accepts it (nginx): the claim notes the span
-    # whole at once, and that server's word ends the lease (no second store write on the answer).
+    # as handed over, and that server's report of the bytes it sent ends the lease (no second
+    # store write on the answer).
     hands_over: bool
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The response that sends ``offer`` (it reports to ``transfer`` as it goes)."""
 
-    def etag(self, stat: os.stat_result) -> str:
+    def etag(self, info: FileInfo) -> str:
         """The ETag clients see for the file (an If-Range is checked against it)."""
 
 

@@ -3,7 +3,7 @@
 nginx honours the client's Range itself; the span the bot parsed from the same header is what
 counts as sent (nginx's access log has the real bytes). For a multi-range request the bot counts
 the coalesced span, which is never less than what nginx sends. The bot checks If-Range against
-nginx's own ETag (``etag``), so both agree on whether a Range holds.
+nginx's own ETag (``validators.nginx_etag``), so both agree on whether a Range holds.
 
 A use-limited span is counted by what nginx reports it sent: the claim's lease notes the
 span as handed over (no second store write on the answer, #20), and the answer carries it,
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -29,17 +28,14 @@ from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
 from bot.delivery import Offer, Transfer
+from bot.delivery.catalog import FileInfo
 from bot.delivery.slots import DownloadSlots
+from bot.delivery.validators import nginx_etag
 from bot.state.base import Outcome
 
 LINK_HEADER = "X-Link-Id"  # nginx's per-link limit_conn keys on it (docker/nginx.conf)
 LEASE_HEADER = "X-Accel-Lease"  # the lease nginx hands back to /_accel/*; never to clients
 SALT = b"bot.accel.lease"
-
-
-def etag(stat: os.stat_result) -> str:
-    """nginx's ETag for a static file: ``"<mtime hex>-<size hex>"`` (ngx_http_set_etag)."""
-    return f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +96,9 @@ class AccelDelivery:
     def __init__(self, prefix: str, rate: int, key: bytes = b"") -> None:
         self._prefix, self._rate, self.key = prefix, rate, key
 
-    def etag(self, stat: os.stat_result) -> str:
+    def etag(self, info: FileInfo) -> str:
         """nginx's ETag, the one clients see."""
-        return etag(stat)
+        return nginx_etag(info)
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The X-Accel-Redirect answer."""

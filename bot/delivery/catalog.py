@@ -12,15 +12,23 @@ from bot.errors import FileMissing
 
 @dataclass(frozen=True, slots=True)
 class FileInfo:
-    """A catalogue file as it is on disk now."""
+    """A catalogue file as it is now: what headers, pages and validators need (no stat)."""
 
     key: str
-    path: Path
-    stat: os.stat_result
+    path: Path  # names the file (pages, Content-Disposition); only disk delivery opens it
+    size: int
+    modified: float  # seconds since the epoch, sub-second where the disk keeps it
+    identity: tuple[int, ...] = ()  # disk: (device, inode, size, mtime_ns); () for an object
 
-    @property
-    def size(self) -> int:
-        return self.stat.st_size
+    @classmethod
+    def of(cls, key: str, path: Path, stat: os.stat_result) -> FileInfo:
+        """A file on disk, as ``stat`` found it."""
+        return cls(key, path, stat.st_size, stat.st_mtime, identity_of(stat))
+
+
+def identity_of(stat: os.stat_result) -> tuple[int, ...]:
+    """What tells one version of a file on disk from another: replaced, or changed in place."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 class Catalog:
@@ -43,4 +51,4 @@ class Catalog:
             raise FileMissing(key) from None
         if not path.is_file():
             raise FileMissing(key)
-        return FileInfo(key, path, stat)
+        return FileInfo.of(key, path, stat)

@@ -16,8 +16,6 @@ import asyncio
 import mimetypes
 import os
 import time
-from email.utils import formatdate
-from hashlib import md5
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -28,8 +26,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bot.config import Settings
 from bot.delivery import Offer, Transfer
+from bot.delivery.catalog import FileInfo, identity_of
 from bot.delivery.ranges import Span
 from bot.delivery.slots import READ_MAX, READ_MIN, DownloadSlots, Pacer, ReadBudget, paced_chunk
+from bot.delivery.validators import last_modified, stream_etag
 from bot.errors import FileMissing, TransferAborted
 from bot.state.base import Outcome
 
@@ -54,31 +54,14 @@ class Acks(Protocol):
         """Reset the connection, dropping what the kernel has not sent; ``acked`` is final."""
 
 
-def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def same_file(path: str | os.PathLike[str], expected: os.stat_result | None) -> IO[bytes]:
-    """Open ``path`` for reading; FileNotFoundError if it is no longer the file ``expected``."""
+def same_file(path: str | os.PathLike[str], expected: tuple[int, ...]) -> IO[bytes]:
+    """Open ``path`` for reading; FileNotFoundError if it is no longer the file ``expected``
+    (``FileInfo.identity``; () checks nothing)."""
     raw: IO[bytes] = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
-    if expected is not None and _identity(os.fstat(raw.fileno())) != _identity(expected):
+    if expected and identity_of(os.fstat(raw.fileno())) != expected:
         raw.close()
         raise FileNotFoundError(f"{path} changed after it was checked")
     return raw
-
-
-def etag(stat: os.stat_result) -> str:
-    """The file's ETag (from its mtime and size, as Starlette's FileResponse makes it)."""
-    return (
-        '"'
-        + md5(f"{stat.st_mtime}-{stat.st_size}".encode(), usedforsecurity=False).hexdigest()
-        + '"'
-    )
-
-
-def last_modified(stat: os.stat_result) -> str:
-    """The file's Last-Modified value."""
-    return formatdate(stat.st_mtime, usegmt=True)
 
 
 class _Reader:
@@ -88,7 +71,7 @@ class _Reader:
     place (``cp new files/x``) raises TransferAborted, never a short or mixed copy.
     """
 
-    def __init__(self, path: Path, span: Span, expected: os.stat_result) -> None:
+    def __init__(self, path: Path, span: Span, expected: tuple[int, ...]) -> None:
         self.path, self.offset, self.left, self.expected = path, span.start, span.length, expected
         self._file: IO[bytes] | None = None
 
@@ -101,7 +84,7 @@ class _Reader:
             self._file = same_file(self.path, self.expected)
             self._file.seek(self.offset)
         data = self._file.read(min(size, self.left))
-        if not data or _identity(os.fstat(self._file.fileno())) != _identity(self.expected):
+        if not data or identity_of(os.fstat(self._file.fileno())) != self.expected:
             raise TransferAborted("the file changed during the download")
         self.left -= len(data)
         if self.done:
@@ -136,8 +119,8 @@ class DiskResponse(Response):
             "content-type": mimetypes.guess_type(info.key)[0] or "application/octet-stream",
             "content-length": str(span.length),
             "accept-ranges": "bytes",
-            "etag": etag(info.stat),
-            "last-modified": last_modified(info.stat),
+            "etag": stream_etag(info),
+            "last-modified": last_modified(info),
         }
         if span.partial:
             headers["content-range"] = span.content_range()
@@ -212,7 +195,7 @@ class DiskResponse(Response):
 
     async def _send(self, receive: Receive, send: Send) -> Outcome:
         span, info = self.offer.span, self.offer.info
-        reader = _Reader(info.path, span, info.stat)
+        reader = _Reader(info.path, span, info.identity)
         if self.offer.method == "HEAD" or reader.done:
             await self._start(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -354,9 +337,9 @@ class DiskDelivery:
         self._rate, self._budget = rate, budget
         self._send_timeout, self._renew_every = send_timeout, renew_every
 
-    def etag(self, stat: os.stat_result) -> str:
+    def etag(self, info: FileInfo) -> str:
         """The ETag a DiskResponse sends."""
-        return etag(stat)
+        return stream_etag(info)
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """A streamed response of the offer's span."""

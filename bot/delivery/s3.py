@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import mimetypes
-import os
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,13 +53,8 @@ class StoredObject:
 
     def info(self) -> FileInfo:
         """The object as the download route and the landing page see a file."""
-        mode, t = stat.S_IFREG | 0o444, self.modified
         # The path only names the file (landing page, Content-Disposition); it is never opened.
-        return FileInfo(self.key, Path(self.key), _stat(mode, self.size, t))
-
-
-def _stat(mode: int, size: int, modified: float) -> os.stat_result:
-    return os.stat_result((mode, 0, 0, 1, 0, 0, size, int(modified), int(modified), int(modified)))
+        return FileInfo(self.key, Path(self.key), self.size, self.modified)
 
 
 def make_client(settings: S3Settings) -> Any:
@@ -186,7 +179,7 @@ class S3Delivery:
             raise self._unavailable(key, type(exc).__name__) from None
         return url
 
-    def etag(self, stat: os.stat_result) -> str:
+    def etag(self, info: FileInfo) -> str:
         """Unused: ``whole_file`` means no Range, so no If-Range, is ever checked."""
         return ""
 

@@ -9,9 +9,9 @@ from fastapi.responses import Response
 
 from bot.delivery import Offer
 from bot.delivery.accel import LEASE_HEADER, AccelDelivery, HandedOver
-from bot.delivery.disk import last_modified
 from bot.delivery.ranges import Span, span_for
 from bot.delivery.slots import Slot
+from bot.delivery.validators import last_modified
 from bot.errors import RETRY_AFTER, FileMissing, LinkInvalid, RangeNotSatisfiable, ServerBusy
 from bot.web.deps import ServicesDep, client_ip, get_services, raw_path, visit_of
 from bot.web.filenames import content_disposition
@@ -53,9 +53,7 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
         span = Span(0, info.size, info.size)
     else:
         if_range = headers.get("if-range")
-        validators = (
-            (services.delivery.etag(info.stat), last_modified(info.stat)) if if_range else ("", "")
-        )
+        validators = (services.delivery.etag(info), last_modified(info)) if if_range else ("", "")
         try:
             span = span_for(request.method, headers.get("range"), if_range, *validators, info.size)
         except RangeNotSatisfiable as exc:

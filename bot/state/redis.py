@@ -72,8 +72,10 @@ class RedisStore(RedisCodes):
         self._redis = Redis.from_url(
             url,
             decode_responses=True,
+            # Generous: each call on a request's path is bounded by STORE_TIMEOUT anyway, and a
+            # `bot` command in a container resolves the host name first (podman's DNS).
             socket_timeout=2,
-            socket_connect_timeout=1,
+            socket_connect_timeout=5,
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
         )
         self._claim_message = self._redis.register_script(CLAIM_MESSAGE)

@@ -26,7 +26,7 @@ from bot.clock import Clock
 from bot.config import load_settings
 from bot.delivery import Delivery, build_catalog
 from bot.delivery.catalog import Catalog
-from bot.delivery.gate import download_limits
+from bot.delivery.records import download_limits
 from bot.errors import ConfigError
 from bot.keywords.patterns import risky
 from bot.keywords.router import Router

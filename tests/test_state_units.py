@@ -10,7 +10,7 @@ import pytest
 
 from bot.answers import quota_text
 from bot.config import load_settings
-from bot.delivery.gate import download_limits
+from bot.delivery.records import download_limits
 from bot.errors import ConfigError
 from bot.state import STORES, Attempt, Backend, LinkRecord, sqlite_path, store_from_url
 from bot.state.report import parse_duration, stats_text, summarize

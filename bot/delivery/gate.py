@@ -1,7 +1,8 @@
-"""Use limits, revocation and the audit trail around one download (the store keeps the counts).
+"""Use limits, revocation and leases around one download (the store keeps the counts).
 
 The gate sees values only (the link, the file, the span, a ``Visit``), never a request or a
-response. Every refusal goes through ``refused``: one audit row and one metric.
+response. How each request ended is written down by ``delivery.records``: every refusal goes
+through ``refused`` (one audit row and one metric), every response through ``served``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from bot.clock import Clock
-from bot.config import Settings
 from bot.delivery.auditcap import RefusalCap
 from bot.delivery.auditwriter import AuditWriter
 from bot.delivery.catalog import FileInfo
 from bot.delivery.ranges import Span
+from bot.delivery.records import Records, Visit
 from bot.errors import LinkExhausted, LinkHeld, LinkRevoked, StoreUnavailable
-from bot.keywords.settings import link_limit
 from bot.links import Link
 from bot.metrics import Metrics
-from bot.state import STORE_TIMEOUT, Attempt, Claim, Grant, Outcome, Store, bounded
+from bot.state import STORE_TIMEOUT, Claim, Grant, Outcome, Store, bounded
 
 T = TypeVar("T")
 VOID_TIMEOUT = 60.0  # how long a late claim's cancellation may wait for a stalled store
@@ -38,28 +38,6 @@ HANDOVER_FLOOR = 64 * 1024  # bytes a second
 HANDOVER_MAX = 3600.0
 # A delivery that fails before the status line (file gone, bucket down) ends its transfer so.
 REFUSED_LATER = frozenset({Outcome.MISSING, Outcome.UNAVAILABLE})
-
-
-def download_limits(settings: Settings) -> dict[str, int]:
-    """File → downloads per link, the strictest of its keywords' (for tokens issued before #9,
-    which do not carry their own limit)."""
-    limits: dict[str, int] = {}
-    for keyword in settings.keywords:
-        limit = link_limit(keyword, settings.links.max_downloads)
-        for name in keyword.file_list:
-            known = limits.get(name)
-            limits[name] = limit if not known else min(known, limit or known)
-    return limits
-
-
-@dataclass(frozen=True, slots=True)
-class Visit:
-    """Who asked, and how, as the audit trail records it."""
-
-    ip: str
-    user_agent: str
-    range: str
-    method: str = "GET"
 
 
 @dataclass(slots=True)
@@ -92,8 +70,13 @@ class Gate:
         self._metrics = metrics or Metrics()
         self.lease_seconds = lease_seconds
         self._pending: set[asyncio.Task[None]] = set()
-        self._cap = cap or RefusalCap(0, clock=clock)
-        self._audit = audit or AuditWriter(store, clock=clock, metrics=self._metrics)
+        self.records = Records(
+            self._metrics,
+            cap or RefusalCap(0, clock=clock),
+            audit or AuditWriter(store, clock=clock, metrics=self._metrics),
+            clock,
+        )
+        self.refused, self.may_log = self.records.refused, self.records.may_log
 
     def limit_of(self, link: Link, info: FileInfo) -> int:
         """The link's download limit (0 = unlimited), signed into its token."""
@@ -175,43 +158,6 @@ class Gate:
             raise LinkHeld(link.link_id, info.key, retry, keyword=link.keyword)
         return limit - usage.completed - usage.active if limit else None
 
-    def refused(
-        self, visit: Visit, outcome: Outcome, status: int, link_id: str = "", file: str = ""
-    ) -> bool:
-        """The one place a refused request is recorded: an audit row and a metric.
-
-        Past ``[limits] audit_rows_per_ip_per_minute`` for its address, or
-        ``audit_rows_per_minute`` for all of them, a refusal is only counted into a summary row
-        (``delivery.auditcap``) and False says: log nothing either; past
-        ``log_lines_per_second`` False says so too. A throttled request writes no row of its own
-        (its bad tokens did), but counts towards the cap.
-        """
-        self._metrics.refusals.labels(outcome.value).inc()
-        for summary in self._cap.due():
-            self._audit.put(summary)
-        if not self._cap.admit(visit.ip):
-            self._cap.count(visit.ip, outcome, status)
-            return False
-        if outcome is not Outcome.THROTTLED:
-            self._audit.put(
-                Attempt(
-                    self._clock(),
-                    outcome,
-                    link_id,
-                    file,
-                    visit.ip,
-                    visit.user_agent,
-                    visit.range,
-                    status,
-                    method=visit.method,
-                )
-            )
-        return self._cap.line()
-
-    def may_log(self) -> bool:
-        """True when a refusal with no audit row (webhook, wrong code) may log its line now."""
-        return self._cap.line()
-
     def transfer(
         self, admission: Admission, on_end: Callable[[], None] = lambda: None
     ) -> LeaseTransfer:
@@ -234,7 +180,7 @@ class Gate:
         complete = outcome is Outcome.SERVED and v.method != "HEAD" and sent >= a.span.length
         if not a.lease_id and complete and a.span.start == 0 and a.span.end == a.span.size:
             counted = True  # an unlimited link: a whole-file response served to its end
-        self._record(a.link.link_id, a.file, v, status, sent, complete, outcome, counted)
+        self.records.served(a.link.link_id, a.file, v, status, sent, complete, outcome, counted)
 
     def handover_lease(self, length: int) -> float:
         """Seconds a span handed to nginx holds its lease: a slow follower's transfer time."""
@@ -260,41 +206,8 @@ class Gate:
             return counted
         complete = sent >= span
         outcome = Outcome.SERVED if complete else Outcome.ABORTED
-        self._record(link_id, file, visit, status, sent, complete, outcome, counted)
+        self.records.served(link_id, file, visit, status, sent, complete, outcome, counted)
         return counted
-
-    def _record(
-        self,
-        link_id: str,
-        file: str,
-        visit: Visit,
-        status: int,
-        sent: int,
-        complete: bool,
-        outcome: Outcome,
-        counted: bool,
-    ) -> None:
-        """A response that went out: its log line, metrics and audit row."""
-        v = visit
-        logger.info(
-            "download id={} file={!r} ip={} ua={!r} method={} range={} status={} bytes={}"
-            " complete={} outcome={} counted={}",
-            link_id,
-            file,
-            v.ip,
-            v.user_agent,
-            v.method,
-            v.range or "-",
-            status,
-            sent,
-            complete,
-            outcome.value,
-            counted,
-        )
-        self._metrics.downloads.labels(str(status)).inc()
-        self._metrics.bytes_sent.inc(sent)
-        row = (v.ip, v.user_agent, v.range, status, sent, complete, counted, v.method)
-        self._audit.put(Attempt(self._clock(), outcome, link_id, file, *row))
 
     async def renew(
         self, admission: Admission, sent: int, *, final: bool = False, count: bool = True
@@ -359,9 +272,7 @@ class Gate:
 
     async def drain(self) -> None:
         """Wait for audit writes still under way (at shutdown, before the store closes)."""
-        for summary in self._cap.due(everything=True):
-            self._audit.put(summary)
-        await self._audit.drain()
+        await self.records.drain()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.catalog import Catalog
-from bot.delivery.gate import Visit
+from bot.delivery.records import Visit
 from bot.delivery.slots import DownloadSlots
 from bot.delivery.throttle import BadTokenLimit
 from bot.links import LinkSigner

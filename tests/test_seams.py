@@ -1,16 +1,21 @@
-"""Issue #17: a new trigger or match mode is one table entry, read by routing, config and `bot check`."""
+"""Issue #17: a new trigger, match mode or reply kind is one table entry (plus, for a reply kind,
+its class), read by routing, config, the dedup memory, 客服 and `bot check`."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pytest
 
 from bot.config import RepliesSettings
+from bot.keywords import settings as rule_settings
 from bot.keywords import triggers
 from bot.keywords.router import Give, Router
 from bot.keywords.settings import KeywordSettings
 from bot.keywords.table import triggers as trigger_label
 from bot.links import LinkSigner
-from bot.wechat.replies import TextReply
+from bot.wechat.replies import ReplyValue, TextReply, cdata, reply_from_json
 from tests.helpers.messages import Msg
 
 
@@ -49,3 +54,47 @@ def test_check_labels_come_from_the_index_table(monkeypatch: pytest.MonkeyPatch)
     assert trigger_label(rule) == "芝麻开门 · menu GET · scene poster"
     monkeypatch.setitem(triggers.INDEXES, "click", triggers.Index("click", "菜单 {}"))
     assert trigger_label(rule) == "芝麻开门 · 菜单 GET · scene poster"
+
+
+@dataclass(frozen=True, slots=True)
+class MusicReply(ReplyValue):
+    """A reply kind drafted as a developer would add one: its class, here."""
+
+    kind: ClassVar[str] = "music-seam-test"
+    title: str
+    music_url: str
+
+    def render(self, *, to_user: str, from_user: str, create_time: int) -> str:
+        return (
+            f"<xml><ToUserName>{cdata(to_user)}</ToUserName><MsgType>{cdata('music')}</MsgType>"
+            f"<Music><Title>{cdata(self.title)}</Title>"
+            f"<MusicUrl>{cdata(self.music_url)}</MusicUrl></Music></xml>"
+        )
+
+    def custom(self) -> dict[str, Any]:
+        return {"msgtype": "music", "music": {"title": self.title, "musicurl": self.music_url}}
+
+
+def test_a_new_reply_kind_is_its_class_and_one_style_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A music reply: its class and one FIXED_REPLIES entry; config accepts its style, the router
+    answers with it, the dedup memory keeps it and a late answer has its 客服 body."""
+
+    def music(rule: KeywordSettings, greeting: str) -> ReplyValue:
+        return MusicReply(rule.reply, rule.picurl)
+
+    with pytest.raises(ValueError, match="style must be one of text, anchor, news, image \\["):
+        KeywordSettings(match="听歌", style="music", reply="晴天")
+    monkeypatch.setitem(rule_settings.FIXED_REPLIES, "music", music)
+    rule = KeywordSettings(
+        match="听歌", style="music", reply="晴天", picurl="https://m.example/a.mp3"
+    )
+    routed = router(rule).route(Msg("text", "听歌"))
+    assert routed == MusicReply("晴天", "https://m.example/a.mp3")
+    assert isinstance(routed, MusicReply)
+    assert "<MusicUrl><![CDATA[https://m.example/a.mp3]]>" in routed.render(
+        to_user="o", from_user="gh", create_time=1
+    )
+    assert reply_from_json(routed.to_json()) == routed
+    assert routed.custom()["msgtype"] == "music"
+    with pytest.raises(ValueError, match="answers on its own"):
+        KeywordSettings(match="听歌", style="music", reply="晴天", file="a.zip")

@@ -15,7 +15,13 @@ from bot.codes import link_template
 from bot.config import RepliesSettings
 from bot.keywords.book import Rule, RuleBook, fold
 from bot.keywords.patterns import shown
-from bot.keywords.settings import KeywordSettings, inactive_text, link_limit
+from bot.keywords.settings import (
+    KeywordSettings,
+    fixed_reply,
+    inactive_text,
+    joined,
+    link_limit,
+)
 from bot.keywords.triggers import OTHER_TYPES, Fallback, Routable, trigger_of
 from bot.links import Link, LinkSigner, link_url
 from bot.state import LinkRecord
@@ -126,11 +132,11 @@ class Router:
         s = rule.settings
         now = self._clock()
         if not rule.active(now):
-            return TextReply(_joined(greeting, inactive_text(s, ended=rule.ended(now))))
+            return TextReply(joined(greeting, inactive_text(s, ended=rule.ended(now))))
         if s.image:  # a picture carries no text: the greeting is left out
             return Picture(self._files / s.image)
         if not s.file_list:
-            return TextReply(_joined(greeting, s.reply))
+            return fixed_reply(s, greeting)
         return Give(s, greeting)
 
     def draft(self, message: Routable) -> Draft:
@@ -190,12 +196,8 @@ class Router:
             card = filled[0]
             return NewsReply(
                 title=card["title"],
-                description=_joined(action.greeting, card["description"]),
+                description=joined(action.greeting, card["description"]),
                 url=issued[0].url,
                 pic_url=card["picurl"],
             )
-        return TextReply(_joined(action.greeting, *(piece["reply"] for piece in filled)))
-
-
-def _joined(*parts: str) -> str:
-    return "\n\n".join(p for p in parts if p)
+        return TextReply(joined(action.greeting, *(piece["reply"] for piece in filled)))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bot.clock import CHINA
 from bot.keywords.patterns import shown
 from bot.keywords.triggers import INDEXES, MATCH_MODES, TEXT
+from bot.wechat.replies import ReplyValue, TextReply
 
 PICKUP_LINE = "\n电脑下载：打开 {pickup_url} 输入提取码 {code}"  # left out when codes are off
 DEFAULT_REPLY = "点击下载「{filename}」（{minutes} 分钟内有效）：\n{url}" + PICKUP_LINE
@@ -24,6 +25,7 @@ DEFAULT_INACTIVE = "「{keyword}」现在不在开放时间内（北京时间 {w
 DEFAULT_ENDED = "「{keyword}」已于北京时间 {end} 结束。"  # the default's wording once it is over
 WINDOW_FORMAT = "%Y-%m-%d %H:%M"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # a passive image reply: no GIF (WeChat refuses it)
+LINK_STYLES = ("text", "anchor", "news")  # how a rule's links are worded (bot.keywords.router)
 LINK_NAMES = ("url", "filename", "minutes", "code", "pickup_url")
 INACTIVE_NAMES = ("keyword", "window")
 
@@ -38,7 +40,7 @@ class KeywordSettings(BaseModel):
     file: str = ""
     files: list[str] = Field(default_factory=list)
     reply: str = ""
-    style: Literal["text", "anchor", "news", "image"] = "text"
+    style: str = "text"  # one of LINK_STYLES, "image", or a key of FIXED_REPLIES
     image: str = ""  # style "image": a PNG or JPEG in files.dir, shown as a picture
     title: str = DEFAULT_TITLE
     description: str = DEFAULT_DESCRIPTION
@@ -99,6 +101,11 @@ class KeywordSettings(BaseModel):
                 raise ValueError(
                     f"match {shown(alias)} is not a valid {self.mode}: {exc}"
                 ) from None
+        styles = (*LINK_STYLES, "image", *FIXED_REPLIES)
+        if self.style not in styles:
+            raise ValueError(f"style must be one of {', '.join(styles)}")
+        if self.style in FIXED_REPLIES and self.file_list:
+            raise ValueError(f"style {self.style!r} answers on its own: drop file and files")
         if (self.style == "image") != bool(self.image):
             raise ValueError(
                 'style "image" and image go together: image = "poster.png" (a PNG or JPEG in'
@@ -116,7 +123,7 @@ class KeywordSettings(BaseModel):
                     " convert it to .png or .jpg"
                 )
         elif not self.file_list:
-            if not self.reply:
+            if not self.reply and self.style not in FIXED_REPLIES:
                 raise ValueError("gives nothing: set file, files, reply (a text answer) or image")
             if self.style == "news":
                 raise ValueError('style "news" needs a file: the card opens the link')
@@ -148,6 +155,24 @@ class KeywordSettings(BaseModel):
         if self.style == "news":
             found += [(k, getattr(self, k), link) for k in ("title", "description", "picurl")]
         return found
+
+
+# How a rule that gives no file answers, by its ``style`` (one with no entry: its ``reply`` as
+# text). A new reply kind is its class in ``bot.wechat.replies``, its ``style`` value and fields
+# on ``KeywordSettings``, and one entry here. (``image`` is apart: WeChat must hold the picture
+# first, so ``bot.answers`` uploads it.)
+FIXED_REPLIES: dict[str, Callable[[KeywordSettings, str], ReplyValue]] = {}
+
+
+def fixed_reply(rule: KeywordSettings, greeting: str = "") -> ReplyValue:
+    """The reply of a rule that gives no file, after ``greeting`` (the welcome, on a follow)."""
+    build = FIXED_REPLIES.get(rule.style)
+    return build(rule, greeting) if build else TextReply(joined(greeting, rule.reply))
+
+
+def joined(*parts: str) -> str:
+    """Texts one after another, a blank line apart (empty ones left out)."""
+    return "\n\n".join(p for p in parts if p)
 
 
 def _beijing(value: str) -> float | None:

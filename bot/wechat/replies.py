@@ -47,7 +47,8 @@ def _head(to_user: str, from_user: str, create_time: int, msg_type: str) -> str:
 class ReplyValue:
     """What the bot answers one message; each kind renders its own XML and (de)serialises itself.
 
-    A new kind is one subclass here: a frozen dataclass with a ``kind`` and ``render``.
+    A new kind is one subclass here: a frozen dataclass with a ``kind``, ``render`` and, if it
+    can go as a 客服消息 (an answer that missed WeChat's 5 s), ``custom``.
     """
 
     __slots__ = ()
@@ -64,6 +65,11 @@ class ReplyValue:
     def render(self, *, to_user: str, from_user: str, create_time: int) -> str:
         """The passive reply as WeChat reads it (before sealing)."""
         raise NotImplementedError
+
+    def custom(self) -> dict[str, Any] | None:
+        """The same answer as a 客服消息 (``message/custom/send`` without ``touser``); None when
+        there is nothing to send."""
+        return None
 
     def to_json(self) -> str:
         """The reply as the dedup memory keeps it."""
@@ -86,6 +92,9 @@ class TextReply(ReplyValue):
             to_user=to_user, from_user=from_user, content=self.content, create_time=create_time
         )
 
+    def custom(self) -> dict[str, Any]:
+        return {"msgtype": "text", "text": {"content": self.content}}
+
 
 @dataclass(frozen=True, slots=True)
 class NewsReply(ReplyValue):
@@ -106,6 +115,10 @@ class NewsReply(ReplyValue):
             "</Articles></xml>"
         )
 
+    def custom(self) -> dict[str, Any]:
+        article = {"title": self.title, "description": self.description, "url": self.url}
+        return {"msgtype": "news", "news": {"articles": [{**article, "picurl": self.pic_url}]}}
+
 
 @dataclass(frozen=True, slots=True)
 class ImageReply(ReplyValue):
@@ -119,6 +132,9 @@ class ImageReply(ReplyValue):
             _head(to_user, from_user, create_time, "image")
             + f"<Image><MediaId>{cdata(self.media_id)}</MediaId></Image></xml>"
         )
+
+    def custom(self) -> dict[str, Any]:
+        return {"msgtype": "image", "image": {"media_id": self.media_id}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,20 +195,19 @@ class WeChatAPI:
         """``get_current_autoreply_info``: the admin page's auto-replies."""
         return await self.call("GET", "cgi-bin/get_current_autoreply_info")
 
+    async def send_custom(self, openid: str, message: dict[str, Any]) -> None:
+        """``message/custom/send``: one 客服消息 (``ReplyValue.custom``: its msgtype and payload;
+        InvalidMedia when WeChat lost an image's media)."""
+        body = {"touser": openid, **message}
+        await self.call("POST", "cgi-bin/message/custom/send", body=body)
+
     async def send_text(self, openid: str, content: str) -> None:
         """``message/custom/send``: a text 客服消息 (may hold ``<a href>``)."""
-        body = {"touser": openid, "msgtype": "text", "text": {"content": content}}
-        await self.call("POST", "cgi-bin/message/custom/send", body=body)
+        await self.send_custom(openid, {"msgtype": "text", "text": {"content": content}})
 
     async def send_news(self, openid: str, articles: list[dict[str, str]]) -> None:
         """``message/custom/send``: a news 客服消息 (title, description, url, picurl)."""
-        body = {"touser": openid, "msgtype": "news", "news": {"articles": articles}}
-        await self.call("POST", "cgi-bin/message/custom/send", body=body)
-
-    async def send_image(self, openid: str, media_id: str) -> None:
-        """``message/custom/send``: an image 客服消息 (InvalidMedia when WeChat lost the media)."""
-        body = {"touser": openid, "msgtype": "image", "image": {"media_id": media_id}}
-        await self.call("POST", "cgi-bin/message/custom/send", body=body)
+        await self.send_custom(openid, {"msgtype": "news", "news": {"articles": articles}})
 
     async def upload_image(self, filename: str, data: bytes, content_type: str) -> str:
         """``media/upload?type=image``: temporary media (3 days); its ``media_id``."""

@@ -9,17 +9,17 @@ the trigger, and makes every retry of the message answer ``success`` from then o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from bot.errors import BotError, StoreUnavailable
 from bot.state import STORE_TIMEOUT, LateSends, SendClaim, SendQuota, bounded
 from bot.wechat.api.errors import AccountLacksAPI, CustomMessageRefused, InvalidMedia
-from bot.wechat.replies import ImageReply, NewsReply, ReplyValue, TextReply
+from bot.wechat.replies import ImageReply, ReplyValue
 
 if TYPE_CHECKING:
     from bot.wechat import Message
@@ -60,9 +60,6 @@ class Answered:
     picture: Path | None = None  # an image reply's file (uploaded again if WeChat refuses it)
 
 
-Sender = Callable[[str, Answered], Awaitable[None]]
-
-
 class LateReplies:
     """Sends the answers ``bot.answers`` could not give in time, each as one 客服消息."""
 
@@ -72,12 +69,6 @@ class LateReplies:
         self._api, self._store, self._pictures, self._ttl = api, store, pictures, reply_ttl
         self.available = True  # False once WeChat says the account can't send them
         self._tasks: set[asyncio.Task[None]] = set()
-        # How each reply kind goes as a 客服消息: a new kind is one entry here.
-        self._senders: dict[type[ReplyValue], Sender] = {
-            TextReply: self._text,
-            NewsReply: self._news,
-            ImageReply: self._image,
-        }
 
     def follow(self, message: Message, work: Awaitable[Answered]) -> None:
         """Send ``work``'s answer once it is ready (its push was answered ``success``)."""
@@ -96,13 +87,13 @@ class LateReplies:
     async def send(self, message: Message, answered: Answered) -> bool:
         """Send the answer by 客服 if this attempt should; True when it went."""
         key, reply = message.dedup_key, answered.reply
-        sender = self._senders.get(type(reply))
-        if not answered.owner or sender is None:  # a retry's, or success: nothing to send
+        body = reply.custom()  # how each reply kind goes as a 客服消息 (``ReplyValue.custom``)
+        if not answered.owner or body is None:  # a retry's, or success: nothing to send
             return False
         if not await self._claim(message):
             return False
         try:
-            await sender(message.source, answered)
+            await self._send(message.source, body, answered.picture)
         except (AccountLacksAPI, CustomMessageRefused) as exc:
             self._unavailable(exc)
             logger.error("late reply to {} lost: {}", key, exc)
@@ -156,25 +147,18 @@ class LateReplies:
                 exc,
             )
 
-    async def _text(self, openid: str, answered: Answered) -> None:
-        assert isinstance(answered.reply, TextReply)  # noqa: S101 (chosen by its type)
-        await self._api.send_text(openid, answered.reply.content)
-
-    async def _news(self, openid: str, answered: Answered) -> None:
-        card = answered.reply
-        assert isinstance(card, NewsReply)  # noqa: S101
-        article = {"title": card.title, "description": card.description, "url": card.url}
-        await self._api.send_news(openid, [{**article, "picurl": card.pic_url}])
-
-    async def _image(self, openid: str, answered: Answered) -> None:
-        assert isinstance(answered.reply, ImageReply)  # noqa: S101
+    async def _send(self, openid: str, body: dict[str, Any], picture: Path | None) -> None:
+        """Send one 客服消息; an image WeChat lost (40007) is uploaded again, once."""
         try:
-            await self._api.send_image(openid, answered.reply.media_id)
+            await self._api.send_custom(openid, body)
         except InvalidMedia:
-            if answered.picture is None:
+            if picture is None:
                 raise
-            logger.warning("media {} refused (40007): uploading it again", answered.reply.media_id)
-            await self._api.send_image(openid, await self._pictures.renew(answered.picture))
+            logger.warning(
+                "media {} refused (40007): uploading it again", body["image"]["media_id"]
+            )
+            renewed = ImageReply(await self._pictures.renew(picture)).custom()
+            await self._api.send_custom(openid, renewed)
 
     async def drain(self, seconds: float = DRAIN_SECONDS) -> None:
         """On shutdown: let late replies being answered finish for ``seconds``, then stop them."""

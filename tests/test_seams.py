@@ -13,9 +13,11 @@ from bot.keywords import settings as rule_settings
 from bot.keywords import triggers
 from bot.keywords.router import Give, Router
 from bot.keywords.settings import KeywordSettings
+from bot.keywords.table import rows
 from bot.keywords.table import triggers as trigger_label
 from bot.links import LinkSigner
 from bot.wechat.replies import ReplyValue, TextReply, cdata, reply_from_json
+from bot.wechat.simulator import describe_reply
 from tests.helpers.messages import Msg
 
 
@@ -98,3 +100,9 @@ def test_a_new_reply_kind_is_its_class_and_one_style_entry(monkeypatch: pytest.M
     assert routed.custom()["msgtype"] == "music"
     with pytest.raises(ValueError, match="answers on its own"):
         KeywordSettings(match="听歌", style="music", reply="晴天", file="a.zip")
+    # `bot check` names the kind, and `bot simulate` shows its fields, with no edit of their own.
+    assert rows([rule], {}, 0)[0][2] == "music reply"
+    xml = routed.render(to_user="o", from_user="gh", create_time=1)
+    assert describe_reply(xml) == (
+        "[music] Music/Title 晴天; Music/MusicUrl https://m.example/a.mp3"
+    )

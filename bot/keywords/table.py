@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from bot.keywords.settings import KeywordSettings, link_limit, window_text
+from bot.keywords.settings import FIXED_REPLIES, KeywordSettings, link_limit, window_text
 from bot.keywords.triggers import INDEXES, TEXT
 
 HEADER = ("triggers", "size", "gives", "limit", "window")
@@ -51,7 +51,10 @@ def rows(
         if rule.image:
             table.append((first, "", f"image {rule.image}", "", window))
         elif not rule.file_list:
-            table.append((first, "", "text reply" + style, "", window))
+            kind = rule.style if rule.style in FIXED_REPLIES else "text"
+            table.append(
+                (first, "", f"{kind} reply" + ("" if kind != "text" else style), "", window)
+            )
         for name in rule.file_list:
             size, where = found[name]
             table.append((first, f"{size:,}", where + style, str(limit or "∞"), window))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from xml.etree.ElementTree import Element  # a type only: parsing is defusedxml's
 
 from bot.errors import MessageError, SignatureError
 from bot.wechat.crypto import Codec, same, signature
@@ -122,15 +124,10 @@ def follower_push(
     return build_message_xml(to_user=account, from_user=user, create_time=now, **fields)
 
 
-def describe_reply(xml: str) -> str:
-    """A reply as a person reads it: its text, a news card's title, text and link, or an image."""
-    if xml.strip() in ("", "success"):
-        return "(no reply: success)"
-    root = parse_tree(xml)
-    if child_text(root, "MsgType") == "image":
-        return f"[图片] media_id {child_text(root, 'Image/MediaId')}"
-    if child_text(root, "MsgType") != "news":
-        return child_text(root, "Content")
+ENVELOPE = frozenset({"ToUserName", "FromUserName", "CreateTime", "MsgType"})
+
+
+def _news(root: Element) -> str:
     cards = []
     for item in root.iterfind("Articles/item"):
         lines = [f"[图文] {child_text(item, 'Title')}", child_text(item, "Description")]
@@ -139,3 +136,36 @@ def describe_reply(xml: str) -> str:
             lines.append(f"(picture {child_text(item, 'PicUrl')})")
         cards.append("\n".join(line for line in lines if line))
     return "\n\n".join(cards)
+
+
+def _leaves(element: Element, prefix: str = "") -> list[str]:
+    """Each leaf below ``element`` as ``Path/Tag value`` (a kind this module doesn't know)."""
+    found = []
+    for child in element:
+        path = f"{prefix}{child.tag}"
+        if len(child):
+            found += _leaves(child, f"{path}/")
+        elif child.tag not in ENVELOPE:
+            found.append(f"{path} {child.text or ''}".strip())
+    return found
+
+
+# How each reply kind reads to a person; any other kind lists its fields.
+DESCRIBE: dict[str, Callable[[Element], str]] = {
+    "text": lambda root: child_text(root, "Content"),
+    "image": lambda root: f"[图片] media_id {child_text(root, 'Image/MediaId')}",
+    "news": _news,
+}
+
+
+def describe_reply(xml: str) -> str:
+    """A reply as a person reads it: its text, a news card's title, text and link, an image,
+    or, for a kind without an entry in ``DESCRIBE``, its type and fields."""
+    if xml.strip() in ("", "success"):
+        return "(no reply: success)"
+    root = parse_tree(xml)
+    kind = child_text(root, "MsgType")
+    describe = DESCRIBE.get(kind)
+    if describe is not None:
+        return describe(root)
+    return f"[{kind}] " + "; ".join(_leaves(root))

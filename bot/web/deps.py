@@ -81,6 +81,29 @@ async def _services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(_services)]
 
 
+# One service each, for a route that needs only a few (async, for the reason above).
+async def _settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+async def _pages(request: Request) -> Pages:
+    return get_services(request).pages
+
+
+async def _metrics(request: Request) -> Metrics:
+    return get_services(request).metrics
+
+
+async def _health(request: Request) -> HealthCheck:
+    return get_services(request).health
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PagesDep = Annotated[Pages, Depends(_pages)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+HealthDep = Annotated[HealthCheck, Depends(_health)]
+
+
 def client_ip(request: Request) -> str:
     """The client's address: the socket peer, or what a ``[server] trusted_proxies`` peer says."""
     peer = request.client.host if request.client else "-"

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from loguru import logger
 
 from bot.metrics import CONTENT_TYPE
-from bot.web.deps import ServicesDep
+from bot.web.deps import HealthDep, MetricsDep
 
 HEALTH_TIMEOUT = 2.0  # seconds; Docker's HEALTHCHECK gives up after 3
 NO_STORE = {"Cache-Control": "no-store"}
@@ -19,10 +19,10 @@ def ops_router(*, metrics: bool) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
-    async def healthz(services: ServicesDep) -> Response:
+    async def healthz(health: HealthDep) -> Response:
         try:
             with anyio.fail_after(HEALTH_TIMEOUT):
-                healthy = await services.health()
+                healthy = await health()
             problem = "" if healthy else "the store did not answer"
         except Exception as exc:  # a failing check is an answer (503), not a crash
             problem = f"{type(exc).__name__}: {exc}"
@@ -34,8 +34,8 @@ def ops_router(*, metrics: bool) -> APIRouter:
     if metrics:
 
         @router.get("/metrics")
-        async def prometheus(services: ServicesDep) -> Response:
-            body = services.metrics.exposition()
+        async def prometheus(metrics: MetricsDep) -> Response:
+            body = metrics.exposition()
             return Response(body, media_type=CONTENT_TYPE, headers=NO_STORE)
 
     return router

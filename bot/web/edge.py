@@ -10,7 +10,7 @@ from typing import Any, cast
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
-from bot.delivery.disk import ACKS
+from bot.delivery.reading import ACKS
 from bot.web.transport import RESET, LingeringTransport, send_queue, tcp_info
 
 LINGER = 1.0  # seconds a refused connection stays half-open, for the client to read the 431
@@ -31,7 +31,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     # body_timeout); idle keep-alive is uvicorn's. A connection whose answer went out while its
     # request body was still arriving (a 413, a 404 to a POST) is closed, lingering
     # (LingeringTransport), never read on for as long as the client sends. On Linux each
-    # request's scope holds the connection's bot.delivery.disk.Acks (``ACKS``: this protocol):
+    # request's scope holds the connection's bot.delivery.reading.Acks (``ACKS``: this protocol):
     # direct downloads count what the client's kernel acknowledged, not what the server's took.
 
     transport: LingeringTransport  # set by connection_made, as uvicorn's own

@@ -20,6 +20,7 @@ from bot.answers import REPLY_TTL, Answerer
 from bot.clock import Clock
 from bot.codes import codes_of
 from bot.config import Settings, config_path, load_settings
+from bot.config.networks import parse_networks
 from bot.delivery import build_delivery
 from bot.delivery.auditcap import RefusalCap
 from bot.delivery.auditwriter import AuditWriter
@@ -34,7 +35,7 @@ from bot.replay import ReplayGuard
 from bot.state import GuessLimits, Store, bounded, store_from_url
 from bot.web import adminlogin
 from bot.web.admin import router as admin_router
-from bot.web.clientaddr import TrustedProxies, parse_networks
+from bot.web.clientaddr import TrustedProxies
 from bot.web.deps import Services
 from bot.web.downloads import accel_request, accel_step, download_request, download_token
 from bot.web.downloads import router as downloads_router

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from bot.config import Settings, load_settings
+from bot.config.networks import parse_networks
 from bot.errors import ConfigError
-from bot.web.clientaddr import TrustedProxies, parse_networks
+from bot.web.clientaddr import TrustedProxies
 from bot.wechat import build_message_xml, signature
 from tests.conftest import TOKEN, WECHAT, RunningServer, free_port, write_config
 from tests.helpers.botproc import BotProcess

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.config.networks import parse_networks
 from bot.delivery.modes import MODES, S3Settings
 from bot.keywords.settings import KeywordSettings
 from bot.state import known_url, url_forms
-from bot.web.clientaddr import parse_networks
 from bot.wechat.api.client import DEFAULT_BASE_URL
 from bot.wechat.api.menu import Menu
 

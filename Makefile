@@ -97,9 +97,10 @@ test: lock-check $(STAMP) debs lint
 	$(BIN)/pytest
 
 # The quick loop while working (~1 min): everything but the tests marked slow (child processes,
-# nginx, the browser, containers); `make test` runs them all.
+# nginx, the browser, containers), in four pytest-xdist processes (the tests mostly wait on
+# servers, so four fill two cores); `make test` runs them all, one at a time.
 test-fast: lock-check $(STAMP) debs
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n 4
 
 # Speed, side by side with nginx, a bare endpoint and the peer bots in one run (~15 min);
 # not part of `make test`.

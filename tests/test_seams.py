@@ -106,3 +106,20 @@ def test_a_new_reply_kind_is_its_class_and_one_style_entry(monkeypatch: pytest.M
     assert describe_reply(xml) == (
         "[music] Music/Title 晴天; Music/MusicUrl https://m.example/a.mp3"
     )
+
+
+def test_a_new_store_is_one_registry_line_and_its_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store without a token cache is chosen by its URL; WeChat's API on it names the stores
+    that keep a token, not itself."""
+    from bot import state
+    from bot.errors import ConfigError
+
+    monkeypatch.setitem(
+        state.STORES, ("memory://",), state.Backend("bot.state.sqlite:SqliteStore", "memory://NAME")
+    )
+    assert state.known_url("memory://x")
+    assert "memory://NAME" in state.url_forms()
+    with pytest.raises(ConfigError) as refused:
+        state.tokens_from_url("memory://x", "wx1")
+    assert "memory://" not in str(refused.value)
+    assert "sqlite:///PATH" in str(refused.value) and "redis://HOST" in str(refused.value)

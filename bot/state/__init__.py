@@ -164,6 +164,7 @@ def tokens_from_url(url: str, name: str, *, wall: Callable[[], float] = time.tim
     """The WeChat access-token cache kept in the store at ``url`` (one token for every worker)."""
     backend = _backend(url)
     if backend is None or not backend.tokens:
-        raise ConfigError("state.url", f"keeps no WeChat access token: use {url_forms()}")
+        keeping = " or ".join(b.form for b in STORES.values() if b.tokens)
+        raise ConfigError("state.url", f"keeps no WeChat access token: use {keeping}")
     cache: TokenCache = _load(backend.tokens).from_url(url, name, wall=wall)
     return cache

@@ -123,3 +123,12 @@ def test_a_new_store_is_one_registry_line_and_its_module(monkeypatch: pytest.Mon
         state.tokens_from_url("memory://x", "wx1")
     assert "memory://" not in str(refused.value)
     assert "sqlite:///PATH" in str(refused.value) and "redis://HOST" in str(refused.value)
+
+
+def test_config_errors_name_a_rule_by_any_indexed_trigger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rule keyed only by a new trigger's field is still named in a config error."""
+    from bot.config.load import _error_key
+
+    monkeypatch.setitem(triggers.INDEXES, "popup", triggers.Index("popup", "popup {}"))
+    data = {"keywords": [{"popup": "TPL_1", "mode": "nope"}]}
+    assert _error_key(("keywords", 0, "mode"), data) == "keywords[0] ('TPL_1').mode"

@@ -13,7 +13,8 @@ from bot.config.checks import check_catalogue, check_images, check_secrets, chec
 from bot.config.sections import DEFAULT_CONFIG, Settings
 from bot.errors import ConfigError
 from bot.keywords.patterns import shown
-from bot.state import sqlite_path
+from bot.keywords.triggers import INDEXES
+from bot.state import anchored
 
 
 def config_path(explicit: Path | None = None) -> Path:
@@ -48,9 +49,7 @@ def load_settings(path: Path | None = None, *, check_files: bool = True) -> Sett
         settings.files.dir = base / settings.files.dir
     if settings.log.file is not None and not settings.log.file.is_absolute():
         settings.log.file = base / settings.log.file
-    state_file = sqlite_path(settings.state.url)
-    if state_file is not None and not state_file.is_absolute():
-        settings.state.url = f"sqlite:///{base / state_file}"
+    settings.state.url = anchored(settings.state.url, base)
     check_secrets(settings)
     check_templates(settings)
     check_images(settings, check_files=check_files)
@@ -73,7 +72,7 @@ def _rule_name(rules: object, index: int) -> str:
     rule = rules[index] if isinstance(rules, list) and len(rules) > index else None
     if not isinstance(rule, dict):
         return ""
-    name = rule.get("match") or rule.get("click") or rule.get("scene") or ""
+    name = next((rule[i.field] for i in INDEXES.values() if rule.get(i.field)), "")
     name = name[0] if isinstance(name, list) and name else name
     return f" ({shown(str(name))})" if name else ""
 

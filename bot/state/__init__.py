@@ -87,6 +87,7 @@ __all__ = [
     "Store",
     "Tried",
     "Usage",
+    "anchored",
     "bounded",
     "known_url",
     "sqlite_path",
@@ -125,6 +126,12 @@ SQLITE = "sqlite:///"
 def sqlite_path(url: str) -> Path | None:
     """The file of a ``sqlite:///PATH`` URL (``sqlite:////abs/path`` is absolute), else None."""
     return Path(url[len(SQLITE) :]) if url.startswith(SQLITE) and url != SQLITE else None
+
+
+def anchored(url: str, base: Path) -> str:
+    """The URL with a relative file in it taken from ``base`` (the config's folder)."""
+    path = sqlite_path(url)
+    return f"{SQLITE}{base / path}" if path is not None and not path.is_absolute() else url
 
 
 def _backend(url: str) -> Backend | None:

@@ -132,3 +132,46 @@ def test_config_errors_name_a_rule_by_any_indexed_trigger(monkeypatch: pytest.Mo
     monkeypatch.setitem(triggers.INDEXES, "popup", triggers.Index("popup", "popup {}"))
     data = {"keywords": [{"popup": "TPL_1", "mode": "nope"}]}
     assert _error_key(("keywords", 0, "mode"), data) == "keywords[0] ('TPL_1').mode"
+
+
+# WeChat's documented 订阅通知 popup event: its details sit three levels down.
+POPUP_XML = """<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName>
+<FromUserName><![CDATA[otFpruAK8D-E6EfStSYonYSBZ8_4]]></FromUserName>
+<CreateTime>1610969440</CreateTime><MsgType><![CDATA[event]]></MsgType>
+<Event><![CDATA[subscribe_msg_popup_event]]></Event>
+<SubscribeMsgPopupEvent><List>
+<TemplateId><![CDATA[VRR0UEO9VJOLs0MHlU0OilqX6MVFDwH3_3gz3Oc0NIc]]></TemplateId>
+<SubscribeStatusString><![CDATA[accept]]></SubscribeStatusString><PopupScene>2</PopupScene>
+</List></SubscribeMsgPopupEvent></xml>"""
+
+
+def test_a_new_event_reads_its_nested_fields_without_a_parser_edit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The popup's TemplateId, three levels down, is read by the trigger's own entry."""
+    from bot.wechat.messages import parse_message
+
+    def accepted(message: triggers.Routable) -> str | None:
+        status = message.at("SubscribeMsgPopupEvent/List/SubscribeStatusString")
+        return message.at("SubscribeMsgPopupEvent/List/TemplateId") if status == "accept" else None
+
+    popup = triggers.Trigger("scene", accepted)
+    monkeypatch.setitem(triggers.TRIGGERS, ("event", "subscribe_msg_popup_event"), popup)
+    template = "VRR0UEO9VJOLs0MHlU0OilqX6MVFDwH3_3gz3Oc0NIc"
+    rule = KeywordSettings(scene=template[:64], file="a.zip")
+    routed = router(rule).route(parse_message(POPUP_XML))
+    assert isinstance(routed, Give) and routed.keyword.scene == template
+    rejected = POPUP_XML.replace("[accept]", "[reject]")
+    assert not isinstance(router(rule).route(parse_message(rejected)), Give)
+
+
+def test_nested_paths_stop_at_a_bounded_depth() -> None:
+    """A deeply nested body costs no long paths: fields below PATH_DEPTH are not kept."""
+    from bot.wechat.messages import PATH_DEPTH, parse_message
+
+    deep = "<a>" * 5000 + "x" + "</a>" * 5000
+    message = parse_message(
+        f"<xml><FromUserName>o</FromUserName><MsgType>event</MsgType><Event>x</Event>{deep}</xml>"
+    )
+    assert message.at("/".join(["a"] * PATH_DEPTH)) == ""
+    assert max(path.count("/") + 1 for path in message.nested) == PATH_DEPTH

@@ -33,6 +33,7 @@ class Routable(Protocol):
     def recognition(self) -> str: ...
     @property
     def scan_result(self) -> str: ...
+    def at(self, path: str) -> str: ...  # a nested field by path, "Parent/Child" ("" if none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import ParseError
@@ -31,6 +32,12 @@ class Message:
     event_key: str = ""
     recognition: str = ""  # a voice message's text, when 语音识别 is on
     scan_result: str = ""  # scancode_waitmsg: what the menu's scanner read
+    # Nested fields by path, ``"Parent/Child"`` up to PATH_DEPTH levels (an event's details).
+    nested: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def at(self, path: str) -> str:
+        """The first text at ``path`` below the root (``"ScanCodeInfo/ScanResult"``), or ""."""
+        return self.nested.get(path, "")
 
     @property
     def dedup_key(self) -> str:
@@ -65,12 +72,16 @@ def child_text(root: Element, tag: str) -> str:
     return root.findtext(tag) or ""
 
 
+PATH_DEPTH = 4  # how deep below the root ``Message.at`` reaches: "A/B/C/D"
+
+
 @dataclass(slots=True)
 class Fields:
     """A pushed document read in one pass: the root's tag, each child's text by tag (the last
     of a repeated one, as a dict of ElementTree's children keeps), the first text of each child
-    and grandchild (``"Parent/Child"``) as ``findtext`` finds it, and the children that are not
-    plain text (repeated, with attributes or children of their own), named as written."""
+    and descendant up to PATH_DEPTH levels down (``"Parent/Child"``) as ``findtext`` finds it,
+    and the children that are not plain text (repeated, with attributes or children of their
+    own), named as written."""
 
     root: str = ""
     text: dict[str, str] = field(default_factory=dict)
@@ -130,8 +141,9 @@ class _Reader:
         if depth == 1:
             text = self.fields.text[name] = "".join(parts)
             self.fields.first.setdefault(name, text)
-        elif depth == 2:
-            self.fields.first.setdefault(f"{self.names[1]}/{name}", "".join(parts))
+        elif 2 <= depth <= PATH_DEPTH:  # bounded: a deep document costs no long paths
+            path = "/".join([*self.names[1:], name])
+            self.fields.first.setdefault(path, "".join(parts))
 
     def data(self, text: str) -> None:
         if self.texts and not self.children[-1]:
@@ -251,6 +263,7 @@ def parse_message(xml: bytes | str) -> Message:
             event_key=text.get("EventKey", "") if is_event else "",
             recognition=text.get("Recognition", "") if msg_type == "voice" else "",
             scan_result=fields.first.get("ScanCodeInfo/ScanResult", "") if is_event else "",
+            nested={path: text for path, text in fields.first.items() if "/" in path},
         )
     except MessageError:
         raise

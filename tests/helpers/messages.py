@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,3 +24,7 @@ class Msg:
     recognition: str = ""
     scan_result: str = ""
     source: str = "o_follower"
+    nested: dict[str, str] = field(default_factory=dict)
+
+    def at(self, path: str) -> str:
+        return self.nested.get(path, "")

@@ -48,9 +48,12 @@ pytestmark = pytest.mark.slow  # pushes made late in real time (a trickled body,
 
 # Each call answers within the store's own timeout (1 s); after a slow body (SLOW_BODY), the
 # push's one store trip (#20: the replay record, the pick-up code and the claim together, in
-# ``answer_push``) ends past the deadline (4.5 s from arrival, less the 0.2 s margin).
+# ``answer_push``) ends past the deadline (4.5 s from arrival, less the 0.2 s margin). The
+# margins are real time, so both are wide: the trip ends 0.5 s past the deadline (3.9 + 0.9 -
+# 4.3; at 3.6 s, four pushes accepted 0.2 s late on a loaded machine were answered in time),
+# and the body comes 0.6 s before the deadline ends its read.
 SLOW = {"answer_push": 0.9}
-SLOW_BODY = 3.6
+SLOW_BODY = 3.9
 Bot = Callable[..., tuple[RunningServer, Stalled]]
 
 

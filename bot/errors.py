@@ -205,7 +205,8 @@ class TransferAborted(BotError):
 
 
 class ObjectStoreUnavailable(DownloadRefused):
-    """The bucket (``[files] delivery = "s3"``) did not answer, or refused the bot's key pair."""
+    """The bucket (a delivery mode on object storage: s3, or another `Bucket`) did not answer, or
+    refused the bot's key pair."""
 
     def __init__(
         self, reason: str, retry_after: int, *, file_key: str = "", denied: bool = False

@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import logging
 import math
-import mimetypes
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import anyio
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi.responses import Response
 from loguru import logger
-from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
 from bot.delivery import Offer, Transfer
-from bot.delivery.catalog import Catalog, FileInfo
+from bot.delivery.catalog import FileInfo
 from bot.delivery.modes import S3Settings
+from bot.delivery.objects import ObjectCatalog, PresignedRedirect, StoredObject
 from bot.delivery.slots import DownloadSlots
 from bot.errors import RETRY_AFTER, ConfigError, FileMissing, ObjectStoreUnavailable
-from bot.state.base import Outcome
 
 # A dead bucket must turn into a 503 within a few seconds, not botocore's 60 s x 5 tries.
 CLIENT_CONFIG = {
@@ -40,21 +35,6 @@ CLIENT_CONFIG = {
 }
 NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 DENIED = {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    """What a HEAD of a keyword's object says."""
-
-    key: str  # the catalogue key (keyword ``file``)
-    object_key: str  # the key in the bucket (``prefix`` + file)
-    size: int
-    modified: float
-
-    def info(self) -> FileInfo:
-        """The object as the download route and the landing page see a file."""
-        # The path only names the file (landing page, Content-Disposition); it is never opened.
-        return FileInfo(self.key, Path(self.key), self.size, self.modified)
 
 
 def make_client(settings: S3Settings) -> Any:
@@ -200,59 +180,6 @@ class S3Delivery:
         return ObjectStoreUnavailable(
             f"object store unavailable ({reason})", RETRY_AFTER, file_key=key, denied=denied
         )
-
-
-class PresignedRedirect(Response):
-    """The 302 to the bucket (presigned off the event loop when it goes), the whole file
-    reported as sent; for a HEAD, the object's headers and nothing counted."""
-
-    def __init__(self, bucket: S3Delivery, offer: Offer, transfer: Transfer) -> None:
-        self.bucket, self.offer, self.transfer = bucket, offer, transfer
-        self.kind = mimetypes.guess_type(offer.info.key)[0] or "application/octet-stream"
-        if offer.method == "HEAD":
-            size = str(offer.info.size)
-            head = {**offer.headers, "Content-Length": size, "Accept-Ranges": "bytes"}
-            super().__init__(status_code=200, headers=head, media_type=self.kind)
-            return
-        # The redirect carries the bot's headers except those the bucket now sends itself.
-        own = {k: v for k, v in offer.headers.items() if k != "Content-Disposition"}
-        super().__init__(status_code=302, headers=own)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        offer = self.offer
-        if offer.method != "HEAD":
-            disposition = offer.headers["Content-Disposition"]
-            try:
-                url = await anyio.to_thread.run_sync(
-                    self.bucket.presign, offer.info.key, disposition, self.kind, offer.seconds_left
-                )
-            except BaseException as exc:
-                refused = isinstance(exc, ObjectStoreUnavailable)
-                with anyio.CancelScope(shield=True):  # the lease ends, nothing was sent
-                    await self.transfer.finished(
-                        0, 0, Outcome.UNAVAILABLE if refused else Outcome.ABORTED
-                    )
-                if isinstance(exc, ObjectStoreUnavailable):  # before the status line:
-                    exc.link_id = offer.link_id  # the busy page's handler records it
-                raise
-            self.headers["location"] = url
-        sent = 0 if offer.method == "HEAD" else offer.span.length  # the whole file, handed over
-        await self.transfer.finished(self.status_code, sent, Outcome.SERVED)
-        await super().__call__(scope, receive, send)
-
-
-class ObjectCatalog(Catalog):
-    """A Catalog whose files are objects: ``open`` HEADs the object (size, time) instead of stat."""
-
-    def __init__(self, delivery: S3Delivery, keys: Iterable[str]) -> None:
-        super().__init__(Path("/"), keys)
-        self.delivery = delivery
-
-    def open(self, key: str) -> FileInfo:
-        """HEAD a catalogue object (blocking); FileMissing or ObjectStoreUnavailable."""
-        if key not in self.keys:
-            raise FileMissing(key)
-        return self.delivery.head(key).info()
 
 
 def _code(exc: ClientError) -> str:

@@ -175,3 +175,30 @@ def test_nested_paths_stop_at_a_bounded_depth() -> None:
     )
     assert message.at("/".join(["a"] * PATH_DEPTH)) == ""
     assert max(path.count("/") + 1 for path in message.nested) == PATH_DEPTH
+
+
+def test_every_registered_store_implements_the_whole_protocol() -> None:
+    """The registry loads its classes by name, out of mypy's sight: each has every call."""
+    import inspect
+
+    from bot import state
+    from bot.state.base import Store
+
+    calls = {
+        name
+        for cls in Store.__mro__
+        if cls.__module__ == "bot.state.base"
+        for name, member in vars(cls).items()
+        if not name.startswith("_") and callable(member)
+    }
+    assert {"answer_push", "claim", "record_attempts", "open", "ping"} <= calls
+    for backend in state.STORES.values():
+        module, name = backend.target.split(":")
+        store = getattr(__import__(module, fromlist=[name]), name)
+        missing = sorted(c for c in calls if not callable(getattr(store, c, None)))
+        assert missing == [], (backend.target, missing)
+        assert all(
+            inspect.iscoroutinefunction(getattr(store, c))
+            == inspect.iscoroutinefunction(getattr(Store, c))
+            for c in calls
+        ), backend.target

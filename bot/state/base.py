@@ -354,8 +354,9 @@ class Store(
 ):
     """The eight concerns in one backend; failures raise StoreUnavailable.
 
-    A first delivery of a message costs one call, ``claim_and_record``; the finer-grained dedup
-    calls serve retries, quota refusals and other workers.
+    A push costs one call, ``answer_push``; the finer-grained dedup calls serve retries, quota
+    refusals and other workers. A new backend implements every method (``tests/test_seams.py``
+    checks each registered one) and is one line in ``bot.state.STORES``.
     """
 
     async def open(self) -> None:

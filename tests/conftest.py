@@ -200,12 +200,16 @@ class RunningServer:
 
 
 def start_server(app: Any, **options: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
+    # The socket is bound here and handed over: a port picked, freed and bound again later
+    # could be taken in between by another test process (make test-fast runs four).
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     # Like `bot serve`: client addresses come from [server] trusted_proxies, not from uvicorn.
     options = {"log_config": None, "proxy_headers": False, **options}
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **options)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -238,27 +242,28 @@ def start_redis() -> RedisServer:
     """Start redis-server (Debian's, installed by `make test`); fail, never skip, if missing."""
     if not REDIS_SERVER.is_file():
         pytest.fail(f"{REDIS_SERVER} is missing: run `make debs` (apt-get install redis-server)")
-    port = free_port()
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        [str(REDIS_SERVER), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(port, process)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return server
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            server.stop()
-            pytest.fail("redis-server did not start")
-        time.sleep(0.02)
+    for _ in range(5):  # a free port can be taken before redis binds it (another test process)
+        port = free_port()
+        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        process = subprocess.Popen(
+            [str(REDIS_SERVER), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = RedisServer(port, process)
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            # Ours, not another process's redis on a port it took first: INFO names the pid.
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"INFO server\r\n")
+                    if f"process_id:{process.pid}\r\n".encode() in sock.recv(65536):
+                        return server
+            except OSError:
+                pass
+            time.sleep(0.02)
+        server.stop()
+    pytest.fail("redis-server did not start")
 
 
 @pytest.fixture(scope="session")

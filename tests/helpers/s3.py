@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import BIG_NAME, DEMO_NAME, free_port, write_config
+from tests.conftest import BIG_NAME, DEMO_NAME, write_config
 
 ACCESS_KEY_ID = "AKIABOT13TESTKEYID42"
 SECRET_ACCESS_KEY = "bot13-s3-secret-never-logged-7f3a9c"
@@ -47,10 +47,12 @@ class S3Server:
 
 def start_s3() -> S3Server:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # Port 0: the server binds a free port itself (moto's start waits forever if its bind fails,
+    # as a port picked here could be taken by another test process before it binds).
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    return S3Server(f"http://127.0.0.1:{port}", server)
+    host, port = server.get_host_and_port()
+    return S3Server(f"http://{host}:{port}", server)
 
 
 @dataclass

@@ -50,7 +50,11 @@ def start_s3() -> S3Server:
     # Port 0: the server binds a free port itself (moto's start waits forever if its bind fails,
     # as a port picked here could be taken by another test process before it binds).
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    starting = threading.Thread(target=server.start, daemon=True)  # its wait has no timeout
+    starting.start()
+    starting.join(15)
+    if starting.is_alive():
+        pytest.fail("moto's S3 server did not start within 15 s")
     host, port = server.get_host_and_port()
     return S3Server(f"http://{host}:{port}", server)
 

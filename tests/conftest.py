@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import secrets
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,11 +52,42 @@ class Clock:
         self.now += seconds
 
 
+# Ports for servers a test starts by number (bot serve, nginx, redis-server): below the kernel's
+# ephemeral range (32768-60999), so no bind(0) or outgoing connection anywhere takes one between
+# the pick and the server's bind; and each one reserved by a file, so two test processes on one
+# machine (make test-fast's four, a second make test beside this one) never pick the same.
+PORTS = range(20000, 32768)
+RESERVED = Path(tempfile.gettempdir()) / "wechat-link-bot-test-ports"
+RESERVATION_LIFETIME = 6 * 3600.0  # a reservation older than this is from a run that crashed
+_picked: list[Path] = []  # this process's reservations, given back when its session ends
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for mark in _picked:
+        mark.unlink(missing_ok=True)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A port no other test process has picked and nothing listens on now."""
+    RESERVED.mkdir(exist_ok=True)
+    for _ in range(1000):
+        port = random.choice(PORTS)
+        mark = RESERVED / str(port)
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - mark.stat().st_mtime > RESERVATION_LIFETIME:
+                    mark.unlink()
+            continue
+        _picked.append(mark)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use by something else: pick another
         return port
+    raise RuntimeError(f"no free port in {PORTS} (reservations in {RESERVED})")
 
 
 def write_config(

@@ -35,7 +35,11 @@ def x_accel(
     stack = ExitStack()
 
     def _start(
-        max_downloads: int = 0, nginx_files: Path | None = None, **limits: int
+        max_downloads: int = 0,
+        nginx_files: Path | None = None,
+        extra_http: str = "",
+        changes: dict[str, str] | None = None,
+        **limits: int,
     ) -> tuple[RunningServer, httpx.Client]:
         links = {"max_downloads": max_downloads}
         config = write_config(tmp_path, files={"delivery": "x-accel"}, limits=limits, links=links)
@@ -46,6 +50,8 @@ def x_accel(
             port=port,
             upstream=bot.url.removeprefix("http://"),
             files_dir=nginx_files or files_dir,
+            extra_http=extra_http,
+            changes=changes,
         )
         nginx = Nginx(tmp_path / "nginx", conf, [port]).start()
         stack.callback(nginx.stop)
@@ -308,6 +314,43 @@ def test_x_accel_break_before_any_byte_counts_nothing(
         files_dir / BIG_NAME
     ).stat().st_size
     assert client.get(path, headers={"Range": "bytes=0-0"}).status_code == 206
+
+
+@pytest.mark.parametrize("max_downloads", [0, 1])
+def test_x_accel_download_asks_the_bot_only_what_it_must(
+    x_accel: Callable[..., tuple[RunningServer, httpx.Client]],
+    files_dir: Path,
+    tmp_path: Path,
+    max_downloads: int,
+) -> None:
+    """#20: every request nginx makes to the bot for one download, subrequests included: the
+    link's answer, and for a one-use link the report of what was sent (post_action). The
+    auth_request before each transfer (/_accel/accepted) was a third of x-accel's cost."""
+    log = tmp_path / "to-bot.log"
+    bot, client = x_accel(
+        max_downloads=max_downloads,
+        extra_http="    log_format upstream '$uri $upstream_addr';\n",
+        changes={
+            "proxy_buffering off;": (
+                f"proxy_buffering off;\n        log_subrequest on;\n"
+                f"        access_log {log} upstream;"
+            )
+        },
+    )
+    path = link_path(reply_text(send(bot, content="芝麻开门")))
+    assert client.get(path).content == (files_dir / DEMO_NAME).read_bytes()
+    if max_downloads:
+        assert ended(bot, path).completed == 1
+    upstream = bot.url.removeprefix("http://")
+
+    def contacts() -> list[str] | None:
+        # A line per request and subrequest; a post_action's request logs once, at its end,
+        # with every upstream contact in $upstream_addr ("bot : bot").
+        lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+        done = any(not line.startswith("/_accel/accepted ") for line in lines)
+        return [a for line in lines for a in line.split()[1:] if a == upstream] if done else None
+
+    assert len(wait_for(contacts, timeout=15)) == 1 + max_downloads
 
 
 def test_x_accel_forged_finish_is_refused(

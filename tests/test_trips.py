@@ -84,4 +84,4 @@ def test_x_accel_answers_with_no_store_write_beyond_the_claim(boot: Boot, clock:
     store.calls.clear()
     answer = httpx.get(url + path, timeout=10)  # the bot's answer to nginx (none in between)
     assert answer.status_code == 200 and answer.headers["x-accel-lease"]
-    assert store.calls == ["claim"]  # nginx's /_accel/accepted ends the lease, counting it
+    assert store.calls == ["claim"]  # nginx's /_accel/finished ends the lease, counting it

@@ -7,10 +7,10 @@ nginx's own ETag (``validators.nginx_etag``), so both agree on whether a Range h
 
 A use-limited span is counted by what nginx reports it sent: the claim's lease notes the
 span as handed over (no second store write on the answer, #20), and the answer carries it,
-signed, in ``LEASE_HEADER``. docker/nginx.conf then calls back: ``/_accel/accepted`` (an
-``auth_request``, after its ``limit_conn`` and its file check) lets a signed span go;
-``/_accel/finished`` (its ``post_action``, once the transfer ended, whole or broken) ends the
-lease counting ``$body_bytes_sent``, so a broken download stays restartable and resumable;
+signed, in ``LEASE_HEADER``. docker/nginx.conf then calls back once per use-limited download
+(never for a link without a limit): ``/_accel/finished`` (its ``post_action``, once the
+transfer ended, whole or broken) ends the lease counting ``$body_bytes_sent``, so a broken
+download stays restartable and resumable;
 ``/_accel/refused`` (its ``error_page``) ends it counting nothing and answers with the bot's
 own busy or missing page. Bytes nginx wrote into socket buffers count as sent (nginx cannot
 subtract them as direct delivery does: the README bounds it).

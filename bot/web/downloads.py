@@ -112,9 +112,10 @@ async def accel_request(step: str, request: Request) -> Response:
 async def accel_callback(step: str, request: Request, services: ServicesDep) -> Response:
     """nginx's word on a span the bot handed over (docker/nginx.conf, x-accel mode only).
 
-    ``accepted``: its ``auth_request``, after ``limit_conn`` and the file check: a span the bot
-    signed may go (403 otherwise: nginx sends nothing). ``finished``: its ``post_action``, once
-    the transfer ended, whole or broken: end the lease counting the bytes nginx sent.
+    ``accepted``: the ``auth_request`` of nginx configs from before #20 (a call per download,
+    now dropped): a span the bot signed may go (403 otherwise: nginx sends nothing).
+    ``finished``: its ``post_action``, once the transfer ended, whole or broken: end the lease
+    counting the bytes nginx sent.
     ``refused``: its ``error_page``: return the lease, and answer with the bot's busy (or
     missing) page.
     """

@@ -19,7 +19,7 @@ from bot import __version__
 from bot.answers import REPLY_TTL, Answerer
 from bot.clock import Clock
 from bot.codes import codes_of
-from bot.config import Settings, config_path, load_settings
+from bot.config import Settings, config_path
 from bot.config.networks import parse_networks
 from bot.delivery import build_delivery
 from bot.delivery.auditcap import RefusalCap
@@ -30,7 +30,7 @@ from bot.delivery.throttle import BadTokenLimit
 from bot.errors import BotError
 from bot.logs.setup import setup_logging
 from bot.metrics import Metrics
-from bot.reload import listen_for_reload, rule_parts
+from bot.reload import listen_for_reload, rule_parts, worker_settings
 from bot.replay import ReplayGuard
 from bot.state import GuessLimits, Store, bounded, store_from_url
 from bot.web import adminlogin
@@ -251,7 +251,7 @@ def settle_memory() -> None:
 
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from ``$BOT_CONFIG``."""
-    settings = load_settings()
+    settings = worker_settings(config_path())
     setup_logging(settings.log)
     app = create_app(settings, config=config_path())
     settle_memory()

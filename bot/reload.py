@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import secrets
 import signal
 import threading
@@ -164,14 +165,47 @@ def apply_live(running: Settings, fresh: Settings) -> Settings:
     return running.model_copy(update=updates)
 
 
-def reloaded(running: Settings, config: Path) -> tuple[Settings | None, Reloaded]:
-    """The settings to run with after reading ``config`` (None: refused), and the outcome."""
+def reloaded(
+    running: Settings, config: Path, text: str | None = None
+) -> tuple[Settings | None, Reloaded]:
+    """The settings to run with after reading ``config`` (or its ``text``, read before; None:
+    refused), and the outcome."""
     try:
-        fresh = load_settings(config)
+        fresh = load_settings(config, text=text)
     except ConfigError as exc:
         return None, Reloaded(error=str(exc))
     restart = tuple(key for key in changed_keys(running, fresh) if not is_live(key))
     return apply_live(running, fresh), Reloaded(len(fresh.keywords), restart)
+
+
+# `bot serve --workers N`: a worker started after the config file was edited (a late one, or
+# one uvicorn starts again after a crash) runs what its siblings run, not the edited file: the
+# supervisor hands its workers (through the environment they inherit) the text it started
+# with, and the text of its last reload that applied.
+STARTED_TEXT = "BOT_CONFIG_STARTED"
+APPLIED_TEXT = "BOT_CONFIG_APPLIED"
+
+
+def hand_to_workers(variable: str, text: str | None) -> None:
+    """Give workers started from now on this config ``text`` (None: they read the file)."""
+    if text is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = text
+
+
+def worker_settings(config: Path) -> Settings:
+    """A worker's settings: what a reload cannot change as the supervisor started, the rest as
+    its last applied reload (the files were checked by the supervisor: a worker never exits
+    over one gone since, it answers 404 for it as its siblings do)."""
+    started = os.environ.get(STARTED_TEXT)
+    if started is None:
+        return load_settings(config)
+    settings = load_settings(config, text=started, check_files=False)
+    applied = os.environ.get(APPLIED_TEXT)
+    if applied is not None:
+        settings = apply_live(settings, load_settings(config, text=applied, check_files=False))
+    return settings
 
 
 def reload_app(app: FastAPI, config: Path) -> Reloaded:

@@ -312,3 +312,44 @@ def test_what_a_reload_applies_and_what_waits_for_a_restart(
         ("limits.rate_bytes_per_second",),
         "",
     )
+
+
+# --- a worker started after an edit (found by #17's done-when runs) ---------------------------
+
+
+def restart_every_worker(supervisor: int, log: Path) -> None:
+    """SIGKILL each worker (uvicorn's supervisor starts another) and wait for their successors."""
+    started = log.read_text(encoding="utf-8").count("Application startup complete.")
+    workers = [
+        pid
+        for pid in map(
+            int, (Path(f"/proc/{supervisor}/task/{supervisor}/children")).read_text().split()
+        )
+        if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    ]
+    assert len(workers) == 2, workers
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    wait_for_log(log, "Application startup complete.", count=started + len(workers))
+
+
+def test_a_worker_started_after_an_edit_runs_what_its_siblings_run(
+    tmp_path: Path, files_dir: Path
+) -> None:
+    """Each worker of `bot serve --workers N` read config.toml as it started, so one uvicorn
+    started again after a crash ran an edit nobody had reloaded, restart-only keys included."""
+    port = free_port()
+    config = configure(tmp_path, files_dir, OLD, port)
+    log = tmp_path / "bot.log"
+    with running(config, f"http://127.0.0.1:{port}", workers=2) as url:
+        server = running_server(config)
+        assert server is not None
+        edit(config, "ttl_seconds = 600", "ttl_seconds = 1200")  # applied by a reload only
+        edit(config, "links_per_user_per_hour = 0", "links_per_user_per_hour = 1")  # a restart
+        restart_every_worker(server.pid, log)
+        for _ in range(4):  # one follower: a quota of 1 would refuse all but the first
+            assert "（10 分钟内有效）" in ask(url, "芝麻开门")
+        assert bot_cli("reload", "--config", str(config)).returncode == 3
+        restart_every_worker(server.pid, log)
+        for _ in range(4):  # the reload's ttl; still no quota (it waits for a restart)
+            assert "（20 分钟内有效）" in ask(url, "芝麻开门")

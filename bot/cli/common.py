@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from bot.config import Settings, load_settings
+from bot.config import Settings, config_text, load_settings
 from bot.errors import BotError, ConfigError
 
 if TYPE_CHECKING:
@@ -35,9 +35,19 @@ def usage_error(problem: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def settings_of(path: Path | None, *, check_files: bool = True) -> Settings:
+def settings_of(
+    path: Path | None, *, check_files: bool = True, text: str | None = None
+) -> Settings:
     try:
-        return load_settings(path, check_files=check_files)
+        return load_settings(path, check_files=check_files, text=text)
+    except ConfigError as exc:
+        raise fail(exc) from None
+
+
+def config_text_of(path: Path | None) -> str | None:
+    """The config file's text (None: no file); exit 2 when it cannot be read as text."""
+    try:
+        return config_text(path)
     except ConfigError as exc:
         raise fail(exc) from None
 

@@ -21,8 +21,16 @@ from loguru import logger
 from uvicorn.supervisors import Multiprocess
 
 from bot.cli.common import local_url
-from bot.config import Settings
-from bot.reload import forget_outcome, log_outcome, reloaded, write_outcome
+from bot.config import Settings, config_text
+from bot.errors import ConfigError
+from bot.reload import (
+    APPLIED_TEXT,
+    forget_outcome,
+    hand_to_workers,
+    log_outcome,
+    reloaded,
+    write_outcome,
+)
 
 PROC = Path("/proc")
 
@@ -148,11 +156,17 @@ class ReloadingSupervisor(Multiprocess):
 
     def handle_hup(self) -> None:
         """Check, log and note the outcome, then pass SIGHUP on to every worker."""
-        outcome = reloaded(self.settings, self.path)[1]
+        try:
+            text = config_text(self.path)
+        except ConfigError:
+            text = None  # unreadable: reloaded() reads it again and names the problem
+        settings, outcome = reloaded(self.settings, self.path, text)
         log_outcome(self.path, outcome)
         write_outcome(self.path, outcome)
-        if outcome.error:
+        if outcome.error or settings is None:
             return  # every worker would refuse it too
+        self.settings = settings
+        hand_to_workers(APPLIED_TEXT, text)  # what a worker started from now on applies
         logger.info("SIGHUP: asking {} worker(s) to reload", len(self.processes))
         for process in self.processes:
             if process.pid is not None:

@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 import typer
 import uvicorn
 
-from bot.cli.common import ConfigOpt, checked_files, local_url, settings_of, usage_error
+from bot.cli.common import (
+    ConfigOpt,
+    checked_files,
+    config_text_of,
+    local_url,
+    settings_of,
+    usage_error,
+)
 from bot.config import Settings, config_path
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -42,10 +49,12 @@ def serve(
         running_server,
     )
     from bot.logs.setup import one_log_writer, setup_logging
+    from bot.reload import STARTED_TEXT, hand_to_workers
     from bot.web.edge import uvicorn_options
 
     path = config_path(config).resolve()
-    settings = settings_of(config)
+    text = config_text_of(path)  # read once: what the workers start from too
+    settings = settings_of(path, text=text)
     other = running_server(path)
     if other is not None:  # two servers, one note: `bot reload` could reach only one of them
         typer.secho(
@@ -84,8 +93,10 @@ def serve(
             if not server.started:
                 raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE (the port is taken, say)
             return
-        # Worker processes rebuild the same settings from the same file (and these overrides).
+        # Worker processes rebuild the same settings from the same text (and these overrides),
+        # even one started after the file was edited (bot.reload.worker_settings).
         os.environ["BOT_CONFIG"] = str(path)
+        hand_to_workers(STARTED_TEXT, text)
         if settings.server.public_url != configured_url:  # moved by --port
             os.environ["BOT_SERVER__PUBLIC_URL"] = settings.server.public_url
         supervised = uvicorn.Config(

@@ -4,7 +4,7 @@
 ``checks`` runs the checks that span sections. One ``Settings`` is built once and passed in.
 """
 
-from bot.config.load import config_path, load_settings
+from bot.config.load import config_path, config_text, load_settings
 from bot.config.sections import (
     DEFAULT_CONFIG,
     DEFAULT_HELP,
@@ -38,5 +38,6 @@ __all__ = [
     "StateSettings",
     "WeChatSettings",
     "config_path",
+    "config_text",
     "load_settings",
 ]

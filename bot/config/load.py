@@ -24,17 +24,35 @@ def config_path(explicit: Path | None = None) -> Path:
     return Path(os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG)
 
 
-def load_settings(path: Path | None = None, *, check_files: bool = True) -> Settings:
-    """Read, validate and resolve the configuration; ConfigError names the key and the fix."""
+def config_text(path: Path | None = None) -> str | None:
+    """The config file's text (None: no file, the environment alone configures)."""
     path = config_path(path)
-    data: dict[str, Any] = {}
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
             raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax") from None
-    elif not any(k.upper().startswith("BOT_") for k in os.environ):
+    if not any(k.upper().startswith("BOT_") for k in os.environ):
         raise ConfigError(str(path), "file not found", "run `bot init` to write one")
+    return None
+
+
+def load_settings(
+    path: Path | None = None, *, check_files: bool = True, text: str | None = None
+) -> Settings:
+    """Read, validate and resolve the configuration; ConfigError names the key and the fix.
+
+    ``text``: the file's content as read before (``config_text``); relative paths in it are
+    still taken from ``path``'s folder.
+    """
+    path = config_path(path)
+    text = config_text(path) if text is None else text
+    data: dict[str, Any] = {}
+    if text is not None:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax") from None
     try:
         settings = Settings(**data)
     except ValidationError as exc:

@@ -90,8 +90,8 @@ def running(config: Path, url: str, workers: int = 1) -> Iterator[str]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 pytest.fail(f"bot serve did not start; see {config.parent / 'bot.log'}")
             time.sleep(0.1)
-        # /healthz answers once one worker is up; every worker reads the config as it starts, so
-        # a test that edits it waits for them all (a late one would start on the edit).
+        # /healthz answers once one worker is up; a test that signals them waits for them all
+        # (a worker still starting has no SIGHUP handler yet).
         log = config.parent / "bot.log"
         while workers > 1 and log.is_file():
             if log.read_text(encoding="utf-8").count("Application startup complete.") >= workers:

@@ -28,6 +28,7 @@ from tests.conftest import (
     Clock,
     LogCapture,
     RunningServer,
+    push,
     start_server,
     write_config,
 )
@@ -40,9 +41,10 @@ from tests.helpers.breaks import (
     sent_once_ended,
     then_the_rest,
 )
-from tests.helpers.processes import bot
+from tests.helpers.processes import bot, config_for, running
 from tests.helpers.stores import LIMITED, link_id, parallel, with_store
-from tests.helpers.webhook import link_of, post, text_of
+from tests.helpers.waiting import wait_for
+from tests.helpers.webhook import link_of, link_path, post, text_of
 
 SIZE = 12 * 1024 * 1024 + 5  # aria2c -x 8 -k 1M splits it into 8 segments
 Start = Callable[..., RunningServer]
@@ -378,6 +380,30 @@ def test_range_on_fresh_link_and_probe_do_not_spend_it(
     assert piece.status_code == 206 and piece.content == big_file[1:10]
     assert probe.status_code == 206 and probe.content == big_file[:1]
     assert whole.status_code == 200 and whole.content == big_file
+
+
+def test_a_cut_off_the_bot_chose_is_no_error_in_the_owners_log(
+    tmp_path: Path, files_dir: Path, big_file: bytes
+) -> None:
+    """A download the bot cuts off itself (here the file changed) made uvicorn log an ERROR,
+    "ASGI callable returned without completing response.", as if the bot had failed: the
+    owner's log now has the bot's warning with the reason, and no error."""
+    config, url = config_for(tmp_path / "owner", files_dir)
+    with running(config, url):
+        path = link_path(push(url, timestamp=time.time(), msg_id="7101", content="Big").text)
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("GET", url + path) as download,
+            pytest.raises(httpx.RemoteProtocolError),
+        ):
+            for n, _ in enumerate(download.iter_bytes()):
+                if not n:
+                    (files_dir / BIG_NAME).write_bytes(os.urandom(SIZE))  # cp: same inode
+        log = config.parent / "bot.log"
+        wait_for(lambda: "the file changed during the download" in log.read_text("utf-8"))
+    text = log.read_text("utf-8")
+    assert "WARNING" in next(line for line in text.splitlines() if "file changed" in line)
+    assert "ERROR" not in text and "without completing" not in text, text
 
 
 def test_file_changed_mid_download_is_cut_off_not_counted(

@@ -28,6 +28,7 @@ from bot.delivery.reading import ACKS, Acks, Reader
 from bot.delivery.slots import READ_MAX, READ_MIN, DownloadSlots, Pacer, ReadBudget, paced_chunk
 from bot.delivery.validators import last_modified, stream_etag
 from bot.errors import FileMissing, TransferAborted
+from bot.logs.intended import cut_short
 from bot.state.base import Outcome
 
 _WAIT_FOR_CLIENT: Message = {"type": "http.response.body", "body": b"", "more_body": True}
@@ -90,6 +91,8 @@ class DiskResponse(Response):
             raise
         finally:
             sent = self._counted(outcome)
+            if outcome in _CUT_OFF:
+                cut_short()  # every way this ends short is logged (here, or by its cause)
             if outcome in (Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED):
                 status = self.status_code
                 logger.warning(

@@ -15,6 +15,7 @@ from loguru import logger
 from bot.config import LogSettings
 from bot.logs.batch import BatchedSink
 from bot.logs.collect import ENV, LogCollector, SocketSink
+from bot.logs.intended import expected
 from bot.logs.safe import one_line
 
 FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
@@ -38,11 +39,14 @@ class InterceptHandler(logging.Handler):
     """Hands standard-library records (uvicorn's) to loguru, redacted."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).log(level, redact(record.getMessage()))
+        if expected(message):  # a download the bot cut off itself, its reason logged already
+            level = "DEBUG"
+        logger.opt(depth=6, exception=record.exc_info).log(level, redact(message))
 
 
 def setup_logging(settings: LogSettings, *, collector: LogCollector | None = None) -> None:

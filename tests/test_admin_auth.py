@@ -133,6 +133,20 @@ def test_wrong_passwords_are_throttled_per_address(
         assert login(client).status_code == 303  # the hour has passed
 
 
+def test_wrong_passwords_count_in_every_instance_sharing_the_store(
+    tmp_path: Path, files_dir: Path, serve: ServeFn
+) -> None:
+    """The throttle counted in each process: two workers (or instances) let an address try
+    twice its limit. Two servers on one store now count the same wrong passwords."""
+    first = serve_with(tmp_path, serve, server={"trusted_proxies": ["127.0.0.1"]})
+    second = serve(first.settings)  # another instance: the same config, the same SQLite file
+    headers = {"X-Real-IP": "203.0.113.7"}
+    with first.client(headers=headers) as one, second.client(headers=headers) as other:
+        tries = [login(one, "guess") for _ in range(3)] + [login(other, "guess") for _ in range(2)]
+        assert [t.status_code for t in tries] == [401] * 5  # five: the address's limit
+        assert login(one).status_code == 429 and login(other).status_code == 429
+
+
 def test_wrong_passwords_are_throttled_server_wide(
     tmp_path: Path, files_dir: Path, serve: ServeFn, logs: LogCapture
 ) -> None:

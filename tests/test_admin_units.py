@@ -20,7 +20,7 @@ from bot.owner.password import (
     parse,
     verify_password,
 )
-from bot.owner.session import SESSION_SECONDS, LoginThrottle, Sessions
+from bot.owner.session import SESSION_SECONDS, Sessions
 from bot.state import Attempt, LinkRecord
 from bot.state.report import summarize
 from tests.conftest import Clock
@@ -112,20 +112,6 @@ def test_csrf_is_bound_to_the_session() -> None:
 def test_fingerprint_changes_with_every_new_hash() -> None:
     first, second = hash_password("same one!", cost=CHEAP), hash_password("same one!", cost=CHEAP)
     assert fingerprint(first) != fingerprint(second) and len(fingerprint(first)) == 16
-
-
-def test_login_throttle_per_address_and_server_wide() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(2, 3, clock=clock)
-    throttle.wrong("a")
-    assert throttle.retry_after("a") == 0
-    throttle.wrong("a")
-    assert throttle.retry_after("a") == 3600 and throttle.retry_after("b") == 0
-    clock.advance(600)
-    throttle.wrong("b")  # the third wrong password on the server: everyone waits
-    assert throttle.retry_after("c") == 3000 and throttle.retry_after("a") == 3000
-    clock.advance(3000)
-    assert throttle.retry_after("c") == 0 and throttle.retry_after("a") == 0
 
 
 NOW = datetime(2027, 1, 15, 16, 30, tzinfo=CHINA).timestamp()

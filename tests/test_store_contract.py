@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import pytest
 
+from bot.owner.session import LoginThrottle
 from bot.state import (
     Attempt,
     Claim,
@@ -404,3 +405,26 @@ def test_audit_a_batch_is_one_call_and_a_retried_one_lands_once(
         ("203.0.113.1", ""),
         ("203.0.113.1", ""),
     ]
+
+
+def test_login_throttle_per_address_and_server_wide(run: Run[object], clock: Clock) -> None:
+    """The owner's wrong passwords, noted in the store: every worker and instance counts them
+    (moved from test_admin_units, where the throttle counted in its process)."""
+
+    async def work(store: Store) -> None:
+        throttle = LoginThrottle(store, 2, 3, clock=clock)
+        await throttle.wrong("a")
+        assert await throttle.retry_after("a") == 0
+        await throttle.wrong("a")
+        assert await throttle.retry_after("a") == 3600 and await throttle.retry_after("b") == 0
+        clock.advance(600)
+        await throttle.wrong("b")  # the third wrong password on the server: everyone waits
+        assert await throttle.retry_after("c") == 3000 and await throttle.retry_after("a") == 3000
+        clock.advance(3000)
+        assert await throttle.retry_after("c") == 0 and await throttle.retry_after("a") == 0
+        other = LoginThrottle(store, 2, 3, clock=clock)  # another worker, the same store
+        await throttle.wrong("d")
+        await other.wrong("d")
+        assert await other.retry_after("d") == 3600 and await throttle.retry_after("d") == 3600
+
+    run(work)

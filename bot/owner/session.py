@@ -1,4 +1,4 @@
-"""Owner sessions: a signed cookie value, its CSRF token, and the wrong-password throttle (pure).
+"""Owner sessions: a signed cookie value, its CSRF token (pure), and the wrong-password throttle.
 
 The cookie names a random session id and the password's fingerprint, signed with ``[links]
 secret_keys`` under a salt of its own (a download token can never pass for a session, nor the
@@ -17,13 +17,12 @@ from typing import Any
 from itsdangerous import BadData, Signer, TimestampSigner, URLSafeTimedSerializer
 
 from bot.clock import Clock
-from bot.delivery.throttle import BadTokenLimit
+from bot.state.base import OwnerPassword
 
 SESSION_SECONDS = 8 * 3600
 SESSION_SALT = "bot.owner.session.v1"
 CSRF_SALT = "bot.owner.csrf.v1"
 MAX_COOKIE = 512  # longer cookie values are not read
-SERVER = "server"  # the one key of the server-wide window
 
 
 class _ClockedSigner(TimestampSigner):
@@ -83,19 +82,29 @@ class Sessions:
 
 
 class LoginThrottle:
-    """Wrong passwords per address and server-wide, each over a sliding hour (this process)."""
+    """Wrong passwords per address and server-wide, each over a sliding hour, noted in the store:
+    every worker and instance counts the same ones (a limit per process let ``--workers N`` try N
+    times as many)."""
 
     def __init__(
-        self, per_address: int, server_wide: int, *, clock: Clock, window: float = 3600.0
+        self,
+        store: OwnerPassword,
+        per_address: int,
+        server_wide: int,
+        *,
+        clock: Clock,
+        window: float = 3600.0,
     ) -> None:
-        self._address = BadTokenLimit(per_address, clock=clock, window=window)
-        self._server = BadTokenLimit(server_wide, clock=clock, window=window)
+        self._store, self._clock, self._window = store, clock, window
+        self._per_address, self._server_wide = per_address, server_wide
 
-    def retry_after(self, ip: str) -> int:
-        """Whole seconds until ``ip`` may try a password again (0: it may now)."""
-        return math.ceil(max(self._address.retry_after(ip), self._server.retry_after(SERVER)))
+    async def retry_after(self, ip: str) -> int:
+        """Whole seconds until ``ip`` may try a password again (0: it may now): the
+        limit-th newest wrong password, from ``ip`` or on the server, must leave the window."""
+        marks = await self._store.wrong_logins(ip, self._per_address, self._server_wide)
+        now = self._clock()
+        return math.ceil(max([0.0, *(mark + self._window - now for mark in marks if mark)]))
 
-    def wrong(self, ip: str) -> None:
+    async def wrong(self, ip: str) -> None:
         """Count one wrong password from ``ip`` (against it and against the server)."""
-        self._address.record(ip)
-        self._server.record(SERVER)
+        await self._store.wrong_login(ip, self._clock(), self._window)

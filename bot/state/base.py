@@ -348,6 +348,14 @@ class OwnerPassword(Protocol):
     async def set_owner_password(self, hashed: str | None) -> None:
         """Store a new hash (None: forget it, which turns the page off)."""
 
+    async def wrong_login(self, address: str, at: float, keep: float) -> None:
+        """Note a wrong password from ``address`` at ``at``, and one against the server (``*``),
+        each kept ``keep`` seconds: every worker and instance throttles on the same notes."""
+
+    async def wrong_logins(self, address: str, nth: int, nth_server: int) -> tuple[float, float]:
+        """When the ``nth`` newest wrong password from ``address`` came, and the ``nth_server``
+        newest on the server (0.0 where there are fewer)."""
+
 
 class Store(
     Answers, Counts, Audit, Pushes, PickupCodes, OwnerPassword, LateSends, MediaIds, Protocol

@@ -1,8 +1,11 @@
 """Redis's pick-up codes (``bot.state.base.PickupCodes``): ``bot:code:<CODE>`` hashes, and wrong
-codes counted per guesser and server-wide in ``bot:guess:<guesser>:<bucket>`` counters."""
+codes counted per guesser and server-wide in ``bot:guess:<guesser>:<bucket>`` counters; and the
+owner's wrong passwords, a sorted set of times per address and one for the server
+(``bot:login:<address>``, ``bot:login:*``)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -71,3 +74,29 @@ class RedisCodes:
     async def drop_code(self, code: str) -> None:
         """Forget a code."""
         await self._redis.delete(f"{PREFIX}code:{code}")
+
+    @guarded
+    async def wrong_login(self, address: str, at: float, keep: float) -> None:
+        """Note a wrong password against ``address`` and the server; forget notes past ``keep``."""
+        note = f"{at!r}:{secrets.token_hex(4)}"  # two wrong passwords at one instant are two
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for who in (address, EVERYONE):
+                key = f"{PREFIX}login:{who}"
+                pipe.zadd(key, {note: at})
+                pipe.zremrangebyscore(key, "-inf", f"({at - keep!r}")
+                pipe.pexpire(key, int(keep * 1000) + 1000)
+            await pipe.execute()
+
+    @guarded
+    async def wrong_logins(self, address: str, nth: int, nth_server: int) -> tuple[float, float]:
+        """The ``nth`` newest wrong password's time from ``address``, and on the server."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for who, n in ((address, nth), (EVERYONE, nth_server)):
+                pipe.zrevrange(
+                    f"{PREFIX}login:{who}", max(n - 1, 0), max(n - 1, 0), withscores=True
+                )
+            mine, everyone = await pipe.execute()
+        return (
+            float(mine[0][1]) if mine and nth > 0 else 0.0,
+            float(everyone[0][1]) if everyone and nth_server > 0 else 0.0,
+        )

@@ -1,5 +1,6 @@
 """SQLite's pick-up codes (``bot.state.base.PickupCodes``): codes, and wrong codes counted per
-guesser and server-wide in buckets (table ``wrong_codes``), shared by every worker."""
+guesser and server-wide in buckets (table ``wrong_codes``), shared by every worker; and the
+owner's wrong passwords (table ``wrong_logins``, ``OwnerPassword.wrong_login``)."""
 
 from __future__ import annotations
 
@@ -107,3 +108,27 @@ class SqliteCodes:
     async def drop_code(self, code: str) -> None:
         """Forget a code."""
         await self._execute("DELETE FROM pickup_codes WHERE code = ?", (code,))
+
+    async def wrong_login(self, address: str, at: float, keep: float) -> None:
+        """Note a wrong password against ``address`` and the server; forget notes past ``keep``."""
+
+        def work(db: sqlite3.Connection) -> None:
+            with _write(db):
+                db.executemany(
+                    "INSERT INTO wrong_logins VALUES (?, ?)", [(address, at), (EVERYONE, at)]
+                )
+                # Small: the server-wide limit caps the rows an hour ([limits]).
+                db.execute("DELETE FROM wrong_logins WHERE at < ?", (at - keep,))
+
+        await self._run(work)
+
+    async def wrong_logins(self, address: str, nth: int, nth_server: int) -> tuple[float, float]:
+        """The ``nth`` newest wrong password's time from ``address``, and on the server."""
+        marks = []
+        for who, n in ((address, nth), (EVERYONE, nth_server)):
+            rows = await self._query(
+                "SELECT at FROM wrong_logins WHERE who = ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+                (who, max(n - 1, 0)),
+            )
+            marks.append(float(rows[0][0]) if rows and n > 0 else 0.0)
+        return marks[0], marks[1]

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS custom_sends (
 CREATE INDEX IF NOT EXISTS custom_sends_by_openid ON custom_sends (openid, quota, at);
 CREATE TABLE IF NOT EXISTS media_ids (
     name TEXT PRIMARY KEY, media_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS wrong_logins (who TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS wrong_logins_by_who ON wrong_logins (who, at);
 CREATE TABLE IF NOT EXISTS wrong_codes (
     guesser TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, until REAL NOT NULL,
     PRIMARY KEY (guesser, bucket));

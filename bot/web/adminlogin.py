@@ -65,22 +65,17 @@ async def ask(call: Awaitable[T], seconds: float = STORE_TIMEOUT) -> T:
 
 @dataclass(frozen=True, slots=True)
 class OwnerDesk:
-    """What the door needs, built once: sessions, the throttle, one password check at a time."""
+    """What the door needs, built once: sessions, one password check at a time."""
 
     sessions: Sessions
-    throttle: LoginThrottle
     secure: bool  # [server] public_url is https: the cookie is Secure
     checking: asyncio.Semaphore  # scrypt takes 128 MiB: never two at once in a process
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock) -> OwnerDesk:
         """The desk for these settings (sessions signed with ``[links] secret_keys``)."""
-        limits = settings.limits
         return cls(
             Sessions(settings.links.secret_keys, clock=clock),
-            LoginThrottle(
-                limits.wrong_passwords_per_ip_per_hour, limits.wrong_passwords_per_hour, clock=clock
-            ),
             settings.server.public_url.startswith("https://"),
             asyncio.Semaphore(1),
         )
@@ -100,13 +95,18 @@ def desk_of(request: Request) -> OwnerDesk:
     return desk
 
 
-async def stored_password(services: Services) -> str:
-    """The stored hash; AdminOff when none is set, StoreDown when the store does not answer."""
+async def _asked(call: Awaitable[T]) -> T:
+    """A store call of the door; StoreDown (the 503 page) when the store does not answer."""
     try:
-        stored = await bounded(services.store.owner_password(), STORE_TIMEOUT)
+        return await bounded(call, STORE_TIMEOUT)
     except StoreUnavailable as exc:
         logger.error("owner page: the store does not answer: {}", exc)
         raise StoreDown from None
+
+
+async def stored_password(services: Services) -> str:
+    """The stored hash; AdminOff when none is set, StoreDown when the store does not answer."""
+    stored = await _asked(services.store.owner_password())
     if stored is None:
         raise AdminOff
     return stored
@@ -178,11 +178,20 @@ async def login(request: Request, services: ServicesDep) -> Response:
     """Check ``password``: the session cookie and /admin, or the form again (throttled)."""
     desk, ip = desk_of(request), client_ip(request)
     stored = await stored_password(services)
-    if wait := desk.throttle.retry_after(ip):
+    limits = services.settings.limits
+    throttle = LoginThrottle(
+        services.store,
+        limits.wrong_passwords_per_ip_per_hour,
+        limits.wrong_passwords_per_hour,
+        clock=services.clock,
+    )
+    if wait := await _asked(throttle.retry_after(ip)):
         return _throttled(services, ip, wait)
     password = (await read_form(request)).get("password", "")
-    async with desk.checking:  # one at a time, so the throttle counts every check before the next
-        if wait := desk.throttle.retry_after(ip):
+    # One check at a time in a process, so the throttle counts every check before the next
+    # (scrypt's memory too); other workers and instances count in the same store.
+    async with desk.checking:
+        if wait := await _asked(throttle.retry_after(ip)):
             return _throttled(services, ip, wait)
         try:
             right = await anyio.to_thread.run_sync(verify_password, password, stored)
@@ -192,7 +201,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
             )
             return login_page(services, 503, "密码无法校验 · Run `bot admin-password` again")
         if not right:
-            desk.throttle.wrong(ip)
+            await _asked(throttle.wrong(ip))
     if not right:
         logger.warning("owner login refused: wrong password ip={}", ip)
         return login_page(services, 401, "密码不对 · Wrong password")

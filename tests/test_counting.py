@@ -40,6 +40,7 @@ from tests.helpers.breaks import (
     broken_get,
     sent_once_ended,
     then_the_rest,
+    unread,
 )
 from tests.helpers.processes import bot, config_for, running
 from tests.helpers.stores import LIMITED, link_id, parallel, with_store
@@ -234,9 +235,14 @@ def test_seen3_a_break_counts_what_the_client_acknowledged(
     server = start(edge=True, links={"max_downloads": 1})
     url = one_use_link(server, clock)
     kept, buffered, sock = broken_get(url, 2 * MiB, rcvbuf)
+    held = len(kept) + unread(sock)  # what the client's kernel acknowledged, read or not
     sock.close()
     (row,) = attempts_of(server, clock, url, 1)
-    assert (row.outcome, row.complete, row.counted) == ("aborted", False, False)
+    # With default buffers a slow reader's kernel may take the whole file (tcp_rmem's maximum
+    # is 32 MiB on some machines, more than the file): that download was delivered and counts.
+    whole = held >= EIGHT
+    expected = ("served", True, True) if whole else ("aborted", False, False)
+    assert (row.outcome, row.complete, row.counted) == expected, held
     read = len(kept)
     assert read <= row.bytes_sent <= read + buffered, (read, row.bytes_sent, buffered)
 

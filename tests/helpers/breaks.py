@@ -41,12 +41,18 @@ def broken_get(url: str, read: int, rcvbuf: int = 0) -> tuple[bytes, int, socket
     return body, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), sock
 
 
+def unread(sock: socket.socket) -> int:
+    """Bytes the client's kernel holds that its app has not read (all acknowledged)."""
+    waiting: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    return waiting
+
+
 def settle(sock: socket.socket) -> None:
     """Wait until the bytes unread at the client stop growing: both kernels' buffers are full."""
     # A client that stopped reading a moment before it left.
     waiting, still, deadline = -1, 0, time.monotonic() + 10
     while still < 5 and time.monotonic() < deadline:
-        now = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        now = unread(sock)
         still = still + 1 if now == waiting else 0
         waiting = now
         time.sleep(0.02)

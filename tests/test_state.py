@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from bot.clock import CHINA
 from bot.config import Settings, load_settings
@@ -29,8 +30,10 @@ from bot.state import (
     OverQuota,
     Remembered,
     Store,
+    store_from_url,
 )
 from bot.state.base import QUOTA_WINDOW
+from bot.state.redis import POOL_SIZE
 from bot.wechat import Simulator
 from tests.conftest import (
     AES_KEY,
@@ -40,6 +43,7 @@ from tests.conftest import (
     TOKEN,
     Clock,
     LogCapture,
+    RedisServer,
     RunningServer,
     Start,
     write_config,
@@ -457,3 +461,28 @@ def test_store_down_webhook_answers_unlimited_downloads_limited_503(
     assert limited.json()["error"] == "unavailable"
     assert logs.find("falls back to this process", level="ERROR")
     assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
+
+
+def test_a_burst_opens_at_most_pool_size_connections_to_redis(own_redis: RedisServer) -> None:
+    """#20: a burst of pushes on Redis took a connection each. Past redis-py's default pool of
+    100 a call failed at once ("Too many connections"): the push fell back to this process's
+    memory (no shared dedup, quota, link record or pick-up code), logged as errors; and the
+    burst's connects at once overran redis-server's accept backlog (511), so the slowest push
+    waited for TCP's retry (4 s at 512 connections). A process now has at most POOL_SIZE calls
+    in flight, the others wait their turn: every call answers, on at most that many connections."""
+
+    async def burst() -> int:
+        store = store_from_url(own_redis.url())
+        await store.open()
+        try:
+            await asyncio.gather(*(store.usage(f"link-{n}") for n in range(300)))
+            watcher = Redis.from_url(own_redis.url())
+            try:
+                clients = int((await watcher.info("clients"))["connected_clients"])
+            finally:
+                await watcher.aclose()
+            return clients - 1  # the watcher's own
+        finally:
+            await store.close()
+
+    assert 1 <= asyncio.run(burst()) <= POOL_SIZE

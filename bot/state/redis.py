@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -63,6 +64,9 @@ MEDIA_KEPT_AFTER_EXPIRY = 60.0  # likewise a media id: media_id() checks expires
 OWNER_PASSWORD = f"{PREFIX}owner:password"  # never expires: losing it only turns /admin off
 
 
+POOL_SIZE = 32  # Redis calls (and connections) a process has in flight at most
+
+
 class RedisStore(RedisCodes):
     """``redis://HOST:PORT/DB``: one store shared by every instance."""
 
@@ -78,6 +82,12 @@ class RedisStore(RedisCodes):
             socket_connect_timeout=5,
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
         )
+        # At most POOL_SIZE calls at once, so as many connections; the others wait their turn
+        # (each caller bounds its wait). Unbounded (#20), a burst of pushes failed past
+        # redis-py's default pool of 100 ("Too many connections": the push fell back to this
+        # process's memory), and its connects at once overran redis-server's accept backlog
+        # (511): the slowest push of 512 waited for TCP's retry, 4 s.
+        self.calls = asyncio.Semaphore(POOL_SIZE)
         self._claim_message = self._redis.register_script(CLAIM_MESSAGE)
         self._record_link = self._redis.register_script(RECORD_LINK)
         self._claim_and_record = self._redis.register_script(CLAIM_AND_RECORD)

@@ -3,6 +3,7 @@ and the error mapping every Redis call shares."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
@@ -164,8 +165,12 @@ def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        calls: asyncio.Semaphore | None = getattr(args[0], "calls", None) if args else None
         try:
-            return await method(*args, **kwargs)
+            if calls is None:
+                return await method(*args, **kwargs)
+            async with calls:  # at most POOL_SIZE at once: as many connections (RedisStore)
+                return await method(*args, **kwargs)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
 

@@ -317,15 +317,22 @@ def test_what_a_reload_applies_and_what_waits_for_a_restart(
 # --- a worker started after an edit (found by #17's done-when runs) ---------------------------
 
 
+def _parent(stat: Path) -> int:
+    """The parent pid in a /proc/<pid>/stat (0 when the process ended meanwhile)."""
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def restart_every_worker(supervisor: int, log: Path) -> None:
     """SIGKILL each worker (uvicorn's supervisor starts another) and wait for their successors."""
     started = log.read_text(encoding="utf-8").count("Application startup complete.")
-    workers = [
-        pid
-        for pid in map(
-            int, (Path(f"/proc/{supervisor}/task/{supervisor}/children")).read_text().split()
-        )
-        if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    workers = [  # its children, by the parent pid in each /proc/<pid>/stat
+        int(stat.parent.name)
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if _parent(stat) == supervisor
+        and "spawn_main" in (stat.parent / "cmdline").read_text(errors="replace")
     ]
     assert len(workers) == 2, workers
     for pid in workers:

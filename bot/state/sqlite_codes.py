@@ -124,11 +124,12 @@ class SqliteCodes:
 
     async def wrong_logins(self, address: str, nth: int, nth_server: int) -> tuple[float, float]:
         """The ``nth`` newest wrong password's time from ``address``, and on the server."""
-        marks = []
-        for who, n in ((address, nth), (EVERYONE, nth_server)):
-            rows = await self._query(
+
+        def mark(db: sqlite3.Connection, who: str, n: int) -> float:
+            row = db.execute(
                 "SELECT at FROM wrong_logins WHERE who = ? ORDER BY at DESC LIMIT 1 OFFSET ?",
                 (who, max(n - 1, 0)),
-            )
-            marks.append(float(rows[0][0]) if rows and n > 0 else 0.0)
-        return marks[0], marks[1]
+            ).fetchone()
+            return float(row[0]) if row and n > 0 else 0.0
+
+        return await self._run(lambda db: (mark(db, address, nth), mark(db, EVERYONE, nth_server)))

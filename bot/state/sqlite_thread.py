@@ -20,10 +20,11 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 CLOSE_SECONDS = 5.0
-# Group commit: a batch that starts within BUSY seconds of the last one first waits LINGER
-# seconds for the calls of that moment to join it. A commit costs about a transaction's work
-# again (WAL pages written, the file's turn): batches of ~4 pushes became ~14 (#20). An idle
-# store answers at once.
+# Group commit: a batch that starts within BUSY seconds of the last one, when that one was
+# shared (calls arrive together), first waits LINGER seconds for the calls of that moment to
+# join it. A commit costs about a transaction's work again (WAL pages written, the file's
+# turn): batches of ~4 pushes became ~14 (#20). An idle store, and one caller at a time (a
+# follower's download: its claim, then its finish), answer at once.
 LINGER = 0.001
 BUSY = 0.01
 # Errors after which this connection cannot be trusted again: it is closed and reopened.
@@ -53,8 +54,16 @@ class _CallFailed(Exception):
 class StoreThread:
     """Runs calls on one connection in one thread, in order; a queue of them is one transaction."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], path: Path) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        path: Path,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._connect = connect
+        self._monotonic, self._sleep = monotonic, sleep
         self._label = str(path)
         self._lock_path = path.with_name(path.name + ".lock")  # created next to the database
         self._lock_fd: int | None = None
@@ -67,6 +76,7 @@ class StoreThread:
         self._broken = False
         self._closed = False
         self._last = 0.0  # monotonic time the last batch ended
+        self._shared = False  # the last batch ran more than one call
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the thread; sqlite and OS errors become StoreUnavailable."""
@@ -110,17 +120,18 @@ class StoreThread:
                 db.close()
 
     def _drain(self) -> None:
-        if time.monotonic() - self._last < BUSY:
-            time.sleep(LINGER)
+        if self._shared and self._monotonic() - self._last < BUSY:
+            self._sleep(LINGER)
         with self._lock:
             batch, self._queue = self._queue, []
+        self._shared = len(batch) > 1
         try:
             db = self._connection()
             with self._turn():
                 outcomes = self._batch(db, [work for work, _ in batch])
         except Exception as exc:
             outcomes = [(False, self._failure(exc))] * len(batch)
-        self._last = time.monotonic()
+        self._last = self._monotonic()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(future.get_loop(), []).append((future, outcome))

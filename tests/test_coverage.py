@@ -131,6 +131,19 @@ def test_held_while_a_lease_may_yet_end_short_exhausted_when_it_cannot(
     assert admit(counts, "second", 0, SIZE, SIZE, limit, until=31, now=1) is grant
 
 
+def test_a_span_noted_at_its_claim_is_as_one_that_noted_its_last_bytes() -> None:
+    """#20: a span the bot sends in one piece is noted whole by its claim (no final renew): a
+    second request cannot take the link, a lapse counts it, a release counts what was sent."""
+    counts = LinkCounts()
+    assert admit(counts, "one", 0, SIZE, SIZE, 1, until=30, now=0, noted=True) is Grant.GRANTED
+    assert admit(counts, "second", 0, SIZE, SIZE, 1, until=31, now=1) is Grant.EXHAUSTED
+    lapsed = LinkCounts.from_json(counts.to_json())
+    assert admit(lapsed, "late", 0, SIZE, SIZE, 1, until=61, now=31) is Grant.EXHAUSTED
+    assert lapsed.copies() == 1, "a lapsed noted lease counts its whole span"
+    assert not release(counts, "one", 0, now=2), "a file gone before its first byte: nothing"
+    assert admit(counts, "again", 0, SIZE, SIZE, 1, until=32, now=2) is Grant.GRANTED
+
+
 def test_counts_round_trip_as_json() -> None:
     counts = LinkCounts()
     lease(counts, "x", 0, SIZE)

@@ -12,6 +12,7 @@ import pytest
 from bot.app import create_app
 from bot.config import load_settings
 from bot.state import Store, store_from_url
+from bot.web.edge import uvicorn_options
 from tests.conftest import DEMO_NAME, Clock, start_server, write_config
 from tests.helpers.waiting import wait_for
 from tests.helpers.webhook import link_of, post, text_of
@@ -45,11 +46,11 @@ Boot = Callable[..., tuple[str, Recording]]
 def boot(tmp_path: Path, files_dir: Path, clock: Clock) -> Iterator[Boot]:
     servers = []
 
-    def _boot(**sections: Any) -> tuple[str, Recording]:
+    def _boot(*, edge: bool = False, **sections: Any) -> tuple[str, Recording]:
         settings = load_settings(write_config(tmp_path, keywords=LIMITED, **sections))
         store = Recording(store_from_url(settings.state.url, clock=clock))
         app = create_app(settings, clock=clock, store=store)  # type: ignore[arg-type]
-        server, thread, url = start_server(app)
+        server, thread, url = start_server(app, **(uvicorn_options(settings) if edge else {}))
         servers.append((server, thread))
         return url, store
 
@@ -76,6 +77,20 @@ def test_a_use_limited_download_counts_with_one_trip_after_its_claim(
     # The audit row, off the answer's path, through #19's audit writer (a batch of one).
     wait_for(lambda: "record_attempts" in store.calls)
     assert store.calls == ["claim", "release", "record_attempts"]
+
+
+def test_a_one_piece_download_counting_acknowledgements_is_two_trips(
+    boot: Boot, clock: Clock
+) -> None:
+    """Under `bot serve`'s protocol the client's acknowledgements decide the count (#19): the
+    claim notes a span sent in one piece whole, so there is no note between it and the release."""
+    url, store = boot(edge=True)
+    path = link_of(text_of(post(url, msg_id="2004", timestamp=clock())))
+    store.calls.clear()
+    assert httpx.get(url + path, timeout=10).status_code == 200
+    wait_for(lambda: "record_attempts" in store.calls)
+    assert store.calls == ["claim", "release", "record_attempts"]
+    assert httpx.get(url + path, timeout=10).status_code == 410  # and it counted
 
 
 def test_x_accel_answers_with_no_store_write_beyond_the_claim(boot: Boot, clock: Clock) -> None:

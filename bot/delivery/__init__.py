@@ -70,6 +70,9 @@ class Delivery(Protocol):
     # as handed over, and that server's report of the bytes it sent ends the lease (no second
     # store write on the answer).
     hands_over: bool
+    # Spans of at most this many bytes the bot sends in one piece, once noted whole: the claim
+    # notes them at once, so the send needs no store trip of its own (0: never).
+    one_piece: int
 
     def respond(self, offer: Offer, transfer: Transfer) -> Response:
         """The response that sends ``offer`` (it reports to ``transfer`` as it goes)."""

@@ -92,6 +92,7 @@ class AccelDelivery:
     counts_slots = False  # nginx's limit_conn counts (see docker/nginx.conf)
     whole_file = False  # nginx honours the Range the bot counted
     hands_over = True  # the claim notes the span; nginx's post_action callback ends it
+    one_piece = 0  # nginx sends it
 
     def __init__(self, prefix: str, rate: int, key: bytes = b"") -> None:
         self._prefix, self._rate, self.key = prefix, rate, key

@@ -68,7 +68,7 @@ class DiskResponse(Response):
         self._taken = 0  # bytes of the span that passed flow control (see the module's docstring)
         self._acks: Acks | None = None
         self._base: int | None = None  # the connection's bytes written before the span's first
-        self._want = paced_chunk(rate, READ_MAX) if rate else READ_MAX
+        self._want = piece(rate)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._acks = scope.get(ACKS)
@@ -140,8 +140,9 @@ class DiskResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return Outcome.SERVED
         budget, floor = self._budget, min(READ_MIN, self._want)
-        # A span that fits in one read goes out in one piece, outside the budget: the budget is
-        # for big files, whose slow clients would otherwise each hold a full read for minutes.
+        # A span that fits in one read (``piece``) goes out in one piece, outside the budget: the
+        # budget is for big files, whose slow clients would otherwise each hold a full read for
+        # minutes.
         held = 0 if span.length <= self._want else budget.take(self._want, floor)
         ended = Outcome.ABORTED
         try:
@@ -243,6 +244,11 @@ class DiskResponse(Response):
         return Outcome.SERVED
 
 
+def piece(rate: int) -> int:
+    """The most one read takes (a paced download reads less at a time)."""
+    return paced_chunk(rate, READ_MAX) if rate else READ_MAX
+
+
 _CUT_OFF = {Outcome.STALLED, Outcome.CHANGED, Outcome.LAPSED, Outcome.ABORTED}
 _REASONS = {
     Outcome.STALLED: "the client took nothing for [limits] send_timeout",
@@ -274,6 +280,7 @@ class DiskDelivery:
 
     def __init__(self, rate: int, budget: ReadBudget, send_timeout: float, renew_every: float):
         self._rate, self._budget = rate, budget
+        self.one_piece = piece(rate)  # one read, one send: the claim notes it whole
         self._send_timeout, self._renew_every = send_timeout, renew_every
 
     def etag(self, info: FileInfo) -> str:

@@ -70,6 +70,7 @@ class S3Delivery:
     counts_slots = False  # the bucket sends the bytes: no slot, no speed cap
     whole_file = True  # a presigned URL serves the whole object whatever Range it is sent
     hands_over = False  # a 302: the span counts when the redirect goes out
+    one_piece = 0  # the count and the finish are one trip already
 
     def __init__(self, settings: S3Settings, client: Any | None = None) -> None:
         self.settings = settings

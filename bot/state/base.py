@@ -226,6 +226,9 @@ class Claim:
     lease_seconds: float
     keep: float  # seconds the link's counts are kept (its lifetime left, and some)
     handed: bool = False  # another server (nginx) sends the span, reporting only when it ends
+    # The bot sends the span in one piece: it is noted whole now (as a final ``renew`` would
+    # note it), so its send needs no store trip of its own (#20).
+    noted: bool = False
 
 
 class Counts(Protocol):

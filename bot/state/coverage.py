@@ -140,12 +140,15 @@ def admit(
     until: float,
     now: float,
     handed: bool = False,
+    noted: bool = False,
 ) -> Grant:
     """Take a lease on ``[start, end)`` if the bounds above allow it (GRANTED); EXHAUSTED when
     they do not even if every lease ended now; HELD when only leases in flight stand in the way
     (a running download, or a dead worker's until it lapses: either may yet end short).
 
     ``handed``: another server (nginx) sends the span and reports once, when it ends.
+    ``noted``: the span is noted as sent already (the bot sends it in one piece): if the lease
+    lapses the whole span counts, as after a final ``renew``.
     """
     lapse(counts, now)
     counts.size = size
@@ -154,7 +157,8 @@ def admit(
     if not _fits(counts, start, end, limit, whole_leases=True):
         held = counts.leases and _fits(counts, start, end, limit, whole_leases=False)
         return Grant.HELD if held else Grant.EXHAUSTED
-    counts.leases[lease_id] = Lease(start, end, until, handed=handed)
+    sent = end - start if noted else 0
+    counts.leases[lease_id] = Lease(start, end, until, sent, handed=handed)
     return Grant.GRANTED
 
 

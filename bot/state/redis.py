@@ -247,7 +247,7 @@ class RedisStore(RedisCodes):
                 return Grant.REVOKED
             until = now + c.lease_seconds
             return coverage.admit(
-                counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now, c.handed
+                counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now, c.handed, c.noted
             )
 
         return await self._update(c.link_id, change, max(c.keep, c.lease_seconds))

@@ -240,7 +240,16 @@ class SqliteStore(SqliteCodes):
                 counts = read_counts(db, c.link_id)
                 until = now + c.lease_seconds
                 grant = coverage.admit(
-                    counts, c.lease_id, c.start, c.end, c.size, c.limit, until, now, c.handed
+                    counts,
+                    c.lease_id,
+                    c.start,
+                    c.end,
+                    c.size,
+                    c.limit,
+                    until,
+                    now,
+                    c.handed,
+                    c.noted,
                 )
                 if grant is not Grant.GRANTED:
                     return grant

@@ -60,7 +60,10 @@ async def download(token: str, request: Request, services: ServicesDep) -> Respo
             raise RangeNotSatisfiable(exc.header, exc.size, info.key, link.link_id) from None
     # The gate first: a used-up or revoked link says so (410) rather than "busy".
     delivery, visit = services.delivery, visit_of(request)
-    admission = await services.gate.admit(link, info, span, visit, handed_over=delivery.hands_over)
+    one_piece = span.length <= delivery.one_piece
+    admission = await services.gate.admit(
+        link, info, span, visit, handed_over=delivery.hands_over, one_piece=one_piece
+    )
     slot: Slot | None = None
     if services.delivery.counts_slots and request.method != "HEAD":  # HEAD sends no bytes
         try:

@@ -79,10 +79,6 @@ class Gate:
         )
         self.refused, self.may_log = self.records.refused, self.records.may_log
 
-    def limit_of(self, link: Link, info: FileInfo) -> int:
-        """The link's download limit (0 = unlimited), signed into its token."""
-        return link.max_downloads
-
     async def admit(
         self,
         link: Link,
@@ -98,10 +94,9 @@ class Gate:
         ``handed_over``: another server sends the span (nginx): its lease lasts as long as a
         slow follower takes (``handover_lease``) and ends when nginx reports (``settle``); if
         nginx never does, the whole span counts. The answer needs no second store write (#20).
-        ``one_piece``: the bot sends the span in one piece, so the claim notes it whole at once
-        (what the final ``renew`` would do before its only send): one store trip fewer (#20).
+        ``one_piece``: the bot sends it in one piece: the claim notes it whole (no final note).
         """
-        limit = self.limit_of(link, info)
+        limit = link.max_downloads  # signed into its token (0: none)
         admission = Admission(link, info.key, visit, span)
         if limit == 0:
             try:
@@ -158,7 +153,7 @@ class Gate:
         except StoreUnavailable as exc:
             logger.error("state of {} unchecked for its landing page: {}", link.link_id, exc)
             return None
-        limit = self.limit_of(link, info)
+        limit = link.max_downloads  # signed into its token (0: none)
         if usage.revoked:
             raise LinkRevoked(link.link_id, info.key, keyword=link.keyword)
         if limit and usage.completed >= limit:

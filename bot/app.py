@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from bot import __version__
 from bot.answers import REPLY_TTL, Answerer
 from bot.clock import Clock
 from bot.codes import codes_of
-from bot.config import Settings, config_path
+from bot.config import Settings, config_path, load_settings
 from bot.config.networks import parse_networks
 from bot.delivery import build_delivery
 from bot.delivery.auditcap import RefusalCap
@@ -30,7 +31,7 @@ from bot.delivery.throttle import BadTokenLimit
 from bot.errors import BotError
 from bot.logs.setup import setup_logging
 from bot.metrics import Metrics
-from bot.reload import listen_for_reload, rule_parts, worker_settings
+from bot.reload import WorkerStart, listen_for_reload, rule_parts
 from bot.replay import ReplayGuard
 from bot.state import GuessLimits, Store, bounded, store_from_url
 from bot.web import adminlogin
@@ -250,9 +251,23 @@ def settle_memory() -> None:
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for ``uvicorn --factory`` and multi-worker serving: settings from ``$BOT_CONFIG``."""
-    settings = worker_settings(config_path())
+    """Factory for ``uvicorn --factory``: settings from ``$BOT_CONFIG``."""
+    return _started(load_settings(config_path()), config_path())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerApp:
+    """The app factory of ``bot serve --workers N``: each worker builds its app from what the
+    supervisor hands it (``bot.reload.WorkerStart``)."""
+
+    start: WorkerStart
+
+    def __call__(self) -> FastAPI:
+        return _started(self.start.settings(), self.start.path)
+
+
+def _started(settings: Settings, config: Path) -> FastAPI:
     setup_logging(settings.log)
-    app = create_app(settings, config=config_path())
+    app = create_app(settings, config=config)
     settle_memory()
     return app

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import secrets
 import signal
 import threading
@@ -178,34 +177,28 @@ def reloaded(
     return apply_live(running, fresh), Reloaded(len(fresh.keywords), restart)
 
 
-# `bot serve --workers N`: a worker started after the config file was edited (a late one, or
-# one uvicorn starts again after a crash) runs what its siblings run, not the edited file: the
-# supervisor hands its workers (through the environment they inherit) the text it started
-# with, and the text of its last reload that applied.
-STARTED_TEXT = "BOT_CONFIG_STARTED"
-APPLIED_TEXT = "BOT_CONFIG_APPLIED"
+@dataclasses.dataclass(slots=True)
+class WorkerStart:
+    """What ``bot serve --workers N`` hands each worker it starts: the config text the
+    supervisor started with and the text of its last reload that applied. A worker started
+    after the file was edited (a late one, or one uvicorn starts again after a crash) so runs
+    what its siblings run, not the edited file. uvicorn's supervisor pickles this to each new
+    worker through a pipe: never the environment (readable in /proc/<pid>/environ, inherited
+    by every child a worker starts) nor a file, for the text holds the secrets."""
 
+    path: Path
+    started: str | None  # None: no config file (settings from the environment)
+    applied: str | None = None
 
-def hand_to_workers(variable: str, text: str | None) -> None:
-    """Give workers started from now on this config ``text`` (None: they read the file)."""
-    if text is None:
-        os.environ.pop(variable, None)
-    else:
-        os.environ[variable] = text
-
-
-def worker_settings(config: Path) -> Settings:
-    """A worker's settings: what a reload cannot change as the supervisor started, the rest as
-    its last applied reload (the files were checked by the supervisor: a worker never exits
-    over one gone since, it answers 404 for it as its siblings do)."""
-    started = os.environ.get(STARTED_TEXT)
-    if started is None:
-        return load_settings(config)
-    settings = load_settings(config, text=started, check_files=False)
-    applied = os.environ.get(APPLIED_TEXT)
-    if applied is not None:
-        settings = apply_live(settings, load_settings(config, text=applied, check_files=False))
-    return settings
+    def settings(self) -> Settings:
+        """What a reload cannot change as the supervisor started, the rest as its last applied
+        reload (the files were checked by the supervisor: a worker never exits over one gone
+        since, it answers 404 for it as its siblings do)."""
+        settings = load_settings(self.path, text=self.started, check_files=False)
+        if self.applied is not None:
+            fresh = load_settings(self.path, text=self.applied, check_files=False)
+            settings = apply_live(settings, fresh)
+        return settings
 
 
 def reload_app(app: FastAPI, config: Path) -> Reloaded:

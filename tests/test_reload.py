@@ -19,7 +19,16 @@ import pytest
 from bot.cli.running import note_server, pid_file, running_server
 from bot.config import load_settings
 from bot.reload import outcome_file, reloaded
-from tests.conftest import AES_KEY, BIG_NAME, DEMO_NAME, free_port, push, write_config
+from tests.conftest import (
+    AES_KEY,
+    BIG_NAME,
+    DEMO_NAME,
+    SECRET,
+    TOKEN,
+    free_port,
+    push,
+    write_config,
+)
 from tests.helpers.botproc import BotProcess
 from tests.helpers.paths import ROOT
 from tests.helpers.processes import running
@@ -325,16 +334,22 @@ def _parent(stat: Path) -> int:
         return 0
 
 
-def restart_every_worker(supervisor: int, log: Path) -> None:
-    """SIGKILL each worker (uvicorn's supervisor starts another) and wait for their successors."""
-    started = log.read_text(encoding="utf-8").count("Application startup complete.")
-    workers = [  # its children, by the parent pid in each /proc/<pid>/stat
+def workers_of(supervisor: int) -> list[int]:
+    """The worker processes of a `bot serve --workers 2` (by the parent pid in /proc/<pid>/stat)."""
+    workers = [
         int(stat.parent.name)
         for stat in Path("/proc").glob("[0-9]*/stat")
         if _parent(stat) == supervisor
         and "spawn_main" in (stat.parent / "cmdline").read_text(errors="replace")
     ]
     assert len(workers) == 2, workers
+    return workers
+
+
+def restart_every_worker(supervisor: int, log: Path) -> None:
+    """SIGKILL each worker (uvicorn's supervisor starts another) and wait for their successors."""
+    started = log.read_text(encoding="utf-8").count("Application startup complete.")
+    workers = workers_of(supervisor)
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     wait_for_log(log, "Application startup complete.", count=started + len(workers))
@@ -360,3 +375,55 @@ def test_a_worker_started_after_an_edit_runs_what_its_siblings_run(
         restart_every_worker(server.pid, log)
         for _ in range(4):  # the reload's ttl; still no quota (it waits for a restart)
             assert "（20 分钟内有效）" in ask(url, "芝麻开门")
+
+
+def test_workers_hold_no_secret_in_their_environment(tmp_path: Path, files_dir: Path) -> None:
+    """`bot serve --workers N` handed its workers the config text in their environment, secrets
+    included: readable in /proc/<pid>/environ and inherited by any child a worker starts. The
+    text now reaches each worker through the supervisor's pipe; a reload still reaches workers
+    started after it (`test_a_worker_started_after_an_edit_runs_what_its_siblings_run`)."""
+    port = free_port()
+    config = configure(tmp_path, files_dir, OLD, port)
+    with running(config, f"http://127.0.0.1:{port}", workers=2) as url:
+        assert "/d/" in ask(url, "芝麻开门")
+        server = running_server(config)
+        assert server is not None
+        edit(config, "ttl_seconds = 600", "ttl_seconds = 1200")
+        assert bot_cli("reload", "--config", str(config)).returncode == 0
+        restart_every_worker(server.pid, tmp_path / "bot.log")  # started after the reload
+        assert "（20 分钟内有效）" in ask(url, "芝麻开门")
+        for pid in workers_of(server.pid):
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            assert b"[links]" not in environ
+            for secret in (SECRET, TOKEN, AES_KEY):
+                assert secret.encode() not in environ, f"worker {pid} holds {secret[:4]}…"
+
+
+def test_uvicorn_factory_reads_the_config_named_in_the_environment(
+    tmp_path: Path, files_dir: Path
+) -> None:
+    """`uvicorn --factory bot.app:app_from_environment` serves the file `$BOT_CONFIG` names."""
+    port = free_port()
+    config = configure(tmp_path, files_dir, NEW, port)
+    command = ["-m", "uvicorn", "bot.app:app_from_environment", "--factory", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, *command],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BOT_CONFIG": str(config)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(url) or proc.poll() is not None, timeout=30)
+        assert proc.poll() is None, "uvicorn --factory exited"
+        assert "/d/" in ask(url, "fresh")  # a rule only this config has
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -23,14 +23,7 @@ from uvicorn.supervisors import Multiprocess
 from bot.cli.common import local_url
 from bot.config import Settings, config_text
 from bot.errors import ConfigError
-from bot.reload import (
-    APPLIED_TEXT,
-    forget_outcome,
-    hand_to_workers,
-    log_outcome,
-    reloaded,
-    write_outcome,
-)
+from bot.reload import WorkerStart, forget_outcome, log_outcome, reloaded, write_outcome
 
 PROC = Path("/proc")
 
@@ -149,10 +142,10 @@ class ReloadingSupervisor(Multiprocess):
     supervisor checks the config against what it started with and reports the outcome."""
 
     def __init__(
-        self, config: uvicorn.Config, sockets: Any, *, settings: Settings, path: Path
+        self, config: uvicorn.Config, sockets: Any, *, settings: Settings, start: WorkerStart
     ) -> None:
         super().__init__(config, sockets)
-        self.settings, self.path = settings, path
+        self.settings, self.start, self.path = settings, start, start.path
 
     def handle_hup(self) -> None:
         """Check, log and note the outcome, then pass SIGHUP on to every worker."""
@@ -166,7 +159,7 @@ class ReloadingSupervisor(Multiprocess):
         if outcome.error or settings is None:
             return  # every worker would refuse it too
         self.settings = settings
-        hand_to_workers(APPLIED_TEXT, text)  # what a worker started from now on applies
+        self.start.applied = text  # what a worker started from now on applies
         logger.info("SIGHUP: asking {} worker(s) to reload", len(self.processes))
         for process in self.processes:
             if process.pid is not None:

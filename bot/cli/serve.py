@@ -40,7 +40,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Run the bot: answer WeChat and serve the download links."""
-    from bot.app import create_app, settle_memory
+    from bot.app import WorkerApp, create_app, settle_memory
     from bot.cli.running import (
         NotedServer,
         ReloadingSupervisor,
@@ -49,7 +49,7 @@ def serve(
         running_server,
     )
     from bot.logs.setup import one_log_writer, setup_logging
-    from bot.reload import STARTED_TEXT, hand_to_workers
+    from bot.reload import WorkerStart
     from bot.web.edge import uvicorn_options
 
     path = config_path(config).resolve()
@@ -94,17 +94,15 @@ def serve(
                 raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE (the port is taken, say)
             return
         # Worker processes rebuild the same settings from the same text (and these overrides),
-        # even one started after the file was edited (bot.reload.worker_settings).
+        # even one started after the file was edited (bot.reload.WorkerStart).
         os.environ["BOT_CONFIG"] = str(path)
-        hand_to_workers(STARTED_TEXT, text)
+        start = WorkerStart(path, text)
         if settings.server.public_url != configured_url:  # moved by --port
             os.environ["BOT_SERVER__PUBLIC_URL"] = settings.server.public_url
-        supervised = uvicorn.Config(
-            "bot.app:app_from_environment", factory=True, workers=workers, **common
-        )
+        supervised = uvicorn.Config(WorkerApp(start), factory=True, workers=workers, **common)
         sockets = [supervised.bind_socket()]
         with one_log_writer(settings.log):  # workers send their lines; this process writes them
-            ReloadingSupervisor(supervised, sockets, settings=settings, path=path).run()
+            ReloadingSupervisor(supervised, sockets, settings=settings, start=start).run()
     finally:
         forget_server(path)
 

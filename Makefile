@@ -34,7 +34,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 DEPLOY_DEBS := podman podman-compose debootstrap runc buildah uidmap slirp4netns fuse-overlayfs \
 	netavark aardvark-dns iptables nftables
 
-.PHONY: run test test-fast lint debs bench clean lock lock-check audit-deps test-deploy
+.PHONY: run test test-fast lint debs bench clean lock lock-check audit-deps test-deploy screenshots
 
 $(UV):
 	$(PYTHON) -m venv .tools/uv
@@ -102,6 +102,12 @@ test: lock-check $(STAMP) debs lint
 test-fast: lock-check $(STAMP) debs
 	$(BIN)/pytest -m "not slow" -n 4
 
+# The README's screenshots: the browser tests, writing into docs/screenshots (`make test` writes
+# them into .screenshots/ and leaves docs/ as committed). Commit what changed on purpose.
+screenshots: $(STAMP) debs
+	BOT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q \
+		tests/test_browser.py tests/test_admin_browser.py tests/test_first_hour_pages.py
+
 # Speed, side by side with nginx, a bare endpoint and the peer bots in one run (~15 min);
 # not part of `make test`.
 bench: $(BENCH_STAMP)
@@ -123,4 +129,4 @@ test-deploy: $(STAMP)
 	$(BIN)/pytest deploy -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .tools .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .tools .mypy_cache .pytest_cache .ruff_cache .screenshots

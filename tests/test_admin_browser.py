@@ -61,7 +61,7 @@ def opened(browser: Browser) -> Iterator[Callable[[dict[str, int]], Page]]:
 
 
 def shot(page: Page, name: str, size: dict[str, int]) -> None:
-    """A full-page screenshot into docs/screenshots (the README shows it); never wider."""
+    """A full-page screenshot into ``SCREENSHOTS`` (the README shows it); never wider."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
     page.screenshot(path=path, full_page=True)

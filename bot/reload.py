@@ -187,8 +187,9 @@ class WorkerStart:
     by every child a worker starts) nor a file, for the text holds the secrets."""
 
     path: Path
-    started: str | None  # None: no config file (settings from the environment)
-    applied: str | None = None
+    # The texts hold the secrets: never in a repr (a log line, a traceback's locals).
+    started: str | None = dataclasses.field(repr=False)  # None: no config file
+    applied: str | None = dataclasses.field(default=None, repr=False)
 
     def settings(self) -> Settings:
         """What a reload cannot change as the supervisor started, the rest as its last applied

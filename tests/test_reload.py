@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.app import WorkerApp
 from bot.cli.running import note_server, pid_file, running_server
-from bot.config import load_settings
-from bot.reload import outcome_file, reloaded
+from bot.config import config_text, load_settings
+from bot.reload import WorkerStart, outcome_file, reloaded
 from tests.conftest import (
     AES_KEY,
     BIG_NAME,
@@ -31,7 +32,7 @@ from tests.conftest import (
 )
 from tests.helpers.botproc import BotProcess
 from tests.helpers.paths import ROOT
-from tests.helpers.processes import running
+from tests.helpers.processes import running, wait_started
 from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -414,16 +415,18 @@ def test_uvicorn_factory_reads_the_config_named_in_the_environment(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(url) or proc.poll() is not None, timeout=30)
-        assert proc.poll() is None, "uvicorn --factory exited"
+        wait_started(url, proc)
         assert "/d/" in ask(url, "fresh")  # a rule only this config has
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+def test_what_a_worker_is_handed_never_shows_the_config_text(tmp_path: Path) -> None:
+    """The config text the supervisor hands its workers holds the secrets: no repr shows it
+    (uvicorn's Config, a log line or a traceback's locals could print the app factory)."""
+    text = config_text(write_config(tmp_path))
+    assert text is not None and SECRET in text
+    start = WorkerStart(tmp_path / "config.toml", text, text)
+    for shown in (repr(start), repr(WorkerApp(start))):
+        assert SECRET not in shown and TOKEN not in shown and "[links]" not in shown

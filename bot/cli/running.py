@@ -145,17 +145,18 @@ class ReloadingSupervisor(Multiprocess):
         self, config: uvicorn.Config, sockets: Any, *, settings: Settings, start: WorkerStart
     ) -> None:
         super().__init__(config, sockets)
-        self.settings, self.start, self.path = settings, start, start.path
+        self.settings, self.start = settings, start
 
     def handle_hup(self) -> None:
         """Check, log and note the outcome, then pass SIGHUP on to every worker."""
+        path = self.start.path
         try:
-            text = config_text(self.path)
+            text = config_text(path)
         except ConfigError:
             text = None  # unreadable: reloaded() reads it again and names the problem
-        settings, outcome = reloaded(self.settings, self.path, text)
-        log_outcome(self.path, outcome)
-        write_outcome(self.path, outcome)
+        settings, outcome = reloaded(self.settings, path, text)
+        log_outcome(path, outcome)
+        write_outcome(path, outcome)
         if outcome.error or settings is None:
             return  # every worker would refuse it too
         self.settings = settings

@@ -327,21 +327,32 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def serve(clock: Clock) -> Iterator[Callable[..., RunningServer]]:
-    """Real uvicorn servers for given settings (the injected clock); edge=True: `bot serve`'s."""
-    # edge=True: bot.web.edge's uvicorn options (its protocol), not uvicorn's plain protocol.
+def serve_app() -> Iterator[Callable[..., str]]:
+    """Real uvicorn servers for any ASGI app (uvicorn options given), stopped after the test."""
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def _start(settings: Settings, *, edge: bool = False) -> RunningServer:
-        app = create_app(settings, clock=clock)
-        server, thread, url = start_server(app, **(uvicorn_options(settings) if edge else {}))
+    def _start(app: Any, **options: Any) -> str:
+        server, thread, url = start_server(app, **options)
         running.append((server, thread))
-        return RunningServer(url, settings, clock, app)
+        return url
 
     yield _start
     for server, thread in running:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def serve(clock: Clock, serve_app: Callable[..., str]) -> Callable[..., RunningServer]:
+    """Real uvicorn servers for given settings (the injected clock); edge=True: `bot serve`'s."""
+    # edge=True: bot.web.edge's uvicorn options (its protocol), not uvicorn's plain protocol.
+
+    def _start(settings: Settings, *, edge: bool = False) -> RunningServer:
+        app = create_app(settings, clock=clock)
+        url = serve_app(app, **(uvicorn_options(settings) if edge else {}))
+        return RunningServer(url, settings, clock, app)
+
+    return _start
 
 
 Start = Callable[..., RunningServer]

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
 from bot.web.deps import HealthCheck
-from tests.conftest import Clock, LogCapture, RunningServer, start_server, write_config
+from tests.conftest import Clock, LogCapture, RunningServer, write_config
 from tests.helpers.agents import ANDROID_CHROME, IPHONE_WECHAT
 from tests.helpers.messages import metric_samples
 from tests.helpers.webhook import link_path, reply_text, send
@@ -35,21 +33,17 @@ async def _hangs() -> bool:
 
 
 @pytest.fixture
-def serve_with_health(clock: Clock) -> Iterator[Callable[[Settings, HealthCheck], str]]:
+def serve_with_health(
+    clock: Clock, serve_app: Callable[..., str]
+) -> Callable[[Settings, HealthCheck], str]:
     """Start a server whose health check is replaced (as the store's ping will be)."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def _start(settings: Settings, health: HealthCheck) -> str:
         app = create_app(settings, clock=clock)
         app.state.services = dataclasses.replace(app.state.services, health=health)
-        server, thread, url = start_server(app)
-        running.append((server, thread))
-        return url
+        return serve_app(app)
 
-    yield _start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(10)
+    return _start
 
 
 def test_healthz_ok(server: RunningServer) -> None:

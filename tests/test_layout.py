@@ -13,6 +13,8 @@ LONG = {
     "state/base.py": "the store's protocols and records: one table of every store call",
     "state/sqlite.py": "one class that implements every protocol (schema, rows, codes apart)",
     "state/redis.py": "one class that implements every protocol (scripts, codes apart)",
+    "delivery/disk.py": "one response's three ways to send (one read, reads, zero-copy) around"
+    " one count of what the client acknowledged: apart they would share its private state",
 }
 EDGES = ("bot.web", "bot.cli", "bot.app")
 INNER = ("wechat", "keywords", "delivery", "state", "owner", "config", "logs")

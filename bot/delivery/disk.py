@@ -8,6 +8,10 @@ spent, and a whole span counts only once its last byte is acknowledged. Bytes th
 kernel acknowledged but its app never read cannot be told apart: they count (at most the
 client's receive buffer). Without ``Acks`` what passed flow control counts (at most one chunk
 and the kernel's send buffer ahead).
+
+Where the server offers ASGI's zero-copy send (``bot serve``'s protocol, ``bot.web.edge``), a
+span over ZEROCOPY_MIN goes from the page cache to the socket (sendfile), never read into Python
+(#20); only its last byte is read ahead, and goes out once the file is found unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 from bot.config import Settings
 from bot.delivery import Offer, Transfer
 from bot.delivery.catalog import FileInfo
-from bot.delivery.reading import ACKS, Acks, Reader
+from bot.delivery.reading import ACKS, ZEROCOPY, Acks, Reader
 from bot.delivery.slots import READ_MAX, READ_MIN, DownloadSlots, Pacer, ReadBudget, paced_chunk
 from bot.delivery.validators import last_modified, stream_etag
 from bot.errors import FileMissing, TransferAborted
@@ -33,6 +37,10 @@ from bot.state.base import Outcome
 
 _WAIT_FOR_CLIENT: Message = {"type": "http.response.body", "body": b"", "more_body": True}
 ACK_POLL = (0.001, 0.05)  # seconds between looks at the acknowledged bytes: first, at most
+# Spans longer than this go out zero-copy where the server offers it (its files are ever read
+# whole on the loop); shorter ones in one read and one write. A zero-copy span's last TAIL bytes
+# are read ahead and sent once the file is found unchanged.
+ZEROCOPY_MIN, TAIL = 64 * 1024, 1
 
 
 class DiskResponse(Response):
@@ -72,6 +80,11 @@ class DiskResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._acks = scope.get(ACKS)
+        zerocopy = (
+            ZEROCOPY in scope.get("extensions", {})
+            and not self._rate
+            and self.offer.span.length > ZEROCOPY_MIN
+        )
 
         async def timed(message: Message) -> None:
             # No progress for send_timeout: cut off. asyncio's timeout: anyio's fail_after (a
@@ -82,7 +95,7 @@ class DiskResponse(Response):
         out: Send = _paced(timed, self._rate) if self._rate else timed
         status, outcome = 0, Outcome.ABORTED
         try:
-            outcome = await self._send(receive, out)
+            outcome = await self._send(receive, out, zerocopy)
             status = self.status_code
         except TimeoutError:
             outcome = Outcome.STALLED
@@ -132,13 +145,18 @@ class DiskResponse(Response):
         if self._acks is not None:
             self._base = self._acks.written()
 
-    async def _send(self, receive: Receive, send: Send) -> Outcome:
+    async def _send(self, receive: Receive, send: Send, zerocopy: bool) -> Outcome:
         span, info = self.offer.span, self.offer.info
         reader = Reader(info.path, span, info.identity)
         if self.offer.method == "HEAD" or reader.done:
             await self._start(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return Outcome.SERVED
+        if zerocopy:
+            try:
+                return await self._send_aside(reader, send)
+            finally:
+                reader.close()
         budget, floor = self._budget, min(READ_MIN, self._want)
         # A span that fits in one read (``piece``) goes out in one piece, outside the budget: the
         # budget is for big files, whose slow clients would otherwise each hold a full read for
@@ -195,6 +213,41 @@ class DiskResponse(Response):
         if ended is Outcome.ABORTED and self._sent() >= span.length:
             return Outcome.SERVED  # gone after acknowledging every byte
         return ended
+
+    async def _send_aside(self, reader: Reader, send: Send) -> Outcome:
+        """The span with no copy in Python (the server's zero-copy send: page cache to socket),
+        all but its tail; then the tail, read first, once the file is found unchanged (#20)."""
+        try:  # the status line waits for the first read: a vanished file is still a 404
+            tail = reader.cached_tail(TAIL)  # on the loop; from the disk in a worker thread
+            if tail is None:
+                tail = await anyio.to_thread.run_sync(reader.tail, TAIL)
+        except (OSError, TransferAborted):
+            raise FileMissing(self.offer.info.key) from None
+        await self._start(send)
+        renewed = time.monotonic()
+        try:
+            while reader.left > TAIL:
+                count = min(self._want, reader.left - TAIL)
+                at = reader.offset
+                piece = {"type": ZEROCOPY, "file": reader.fileno(), "offset": at, "count": count}
+                await send({**piece, "more_body": True})
+                reader.passed(count)
+                self._taken += count
+                if time.monotonic() - renewed >= self._renew_every:
+                    renewed = time.monotonic()
+                    if not await self.transfer.progress(self._sent()):
+                        return Outcome.LAPSED
+        except TimeoutError:
+            raise  # stalled (an OSError too)
+        except TransferAborted:
+            return Outcome.CHANGED
+        except OSError as exc:  # the file ended, or the connection closed, during a piece
+            if reader.changed():
+                return Outcome.CHANGED
+            if isinstance(exc, ConnectionError) and self._acks is not None:
+                self._acks.abort()  # broken by the client: what it acknowledged is final
+            return Outcome.ABORTED
+        return await self._last(send, tail)
 
     async def _last(self, send: Send, chunk: bytes) -> Outcome:
         """The last chunk, once the whole span is noted in the store; never without that."""

@@ -1,9 +1,11 @@
-"""A connection under `bot serve`'s protocol: a lingering close, what the peer acknowledged."""
+"""A connection under `bot serve`'s protocol: a lingering close, what the peer acknowledged, and
+file bytes written straight from the page cache (sendfile)."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 import socket
 import struct
 import termios
@@ -17,6 +19,28 @@ LINGER_BYTES = 16 * 1024 * 1024
 # Offsets in Linux's struct tcp_info: tcpi_bytes_acked (u64, 4.1+), tcpi_notsent_bytes (u32, 4.6+)
 BYTES_ACKED, NOTSENT_BYTES = 120, 144
 RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, dropping the send queue
+
+
+class WrittenAside:
+    """A body the connection wrote itself (a zero-copy send), handed to uvicorn's ``send`` so it
+    counts its length against the Content-Length: the transport writes nothing for it."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def send_file(sock: int, file: int, offset: int, count: int) -> int | None:
+    """One non-blocking sendfile: bytes sent (0: the file ended), None if the socket is full.
+    It reads the disk where the span is not in the page cache (``in_page_cache``)."""
+    try:
+        return os.sendfile(sock, file, offset, count)
+    except BlockingIOError:
+        return None
 
 
 def tcp_info(sock: socket.socket) -> tuple[int, int] | None:
@@ -37,6 +61,18 @@ def send_queue(sock: socket.socket) -> int:
     raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ is TIOCOUTQ
     queued: int = struct.unpack("i", raw)[0]
     return queued
+
+
+def in_page_cache(file: int, offset: int, count: int) -> bool:
+    """The span's first and last bytes are in the page cache: reading them would not wait on
+    the disk. False where the kernel cannot tell (RWF_NOWAIT: Linux 4.14+, most filesystems)."""
+    probe = bytearray(1)
+    try:
+        return all(
+            os.preadv(file, [probe], at, os.RWF_NOWAIT) for at in (offset, offset + count - 1)
+        )
+    except (OSError, AttributeError):
+        return False
 
 
 class LingeringTransport(asyncio.Transport):
@@ -78,6 +114,8 @@ class LingeringTransport(asyncio.Transport):
         self.inner.abort()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if isinstance(data, WrittenAside):
+            return  # already on the socket
         self.inner.write(data)
 
     def writelines(self, list_of_data: Any) -> None:

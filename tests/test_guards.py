@@ -202,6 +202,30 @@ def test_catalogue_refuses_anything_leading_out(
         assert catalogue.open(key).path.read_text() == served
 
 
+@pytest.mark.parametrize("part", ["ok.txt", "sub"])
+def test_a_file_found_inside_once_is_checked_again_once_it_leads_elsewhere(
+    catalogue: Catalog, tmp_path: Path, part: str
+) -> None:
+    """The catalogue remembers the file it found inside (#20: no path walk per download), by
+    device and inode: a name that now leads out is walked again, and refused."""
+    key = "ok.txt" if part == "ok.txt" else "sub/deep.txt"
+    assert catalogue.open(key).path.read_text() in ("ok", "deep")
+    assert catalogue.open(key).path == (catalogue.root / key)  # the remembered answer
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "ok.txt").write_text("secret")
+    (elsewhere / "sub" / "deep.txt").write_text("secret")
+    swapped = catalogue.root / part
+    if swapped.is_dir():
+        (swapped / "deep.txt").unlink()
+        swapped.rmdir()
+    else:
+        swapped.unlink()
+    swapped.symlink_to(elsewhere / part)
+    with pytest.raises(FileMissing):
+        catalogue.open(key)
+
+
 def test_long_tokens_are_refused_before_decoding() -> None:
     signer = LinkSigner([SECRET], 600, files=[DEMO_NAME])
     token, _ = signer.issue(DEMO_NAME)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from bot.errors import FileMissing
 
@@ -37,11 +38,24 @@ class Catalog:
     def __init__(self, root: Path, keys: Iterable[str]) -> None:
         self.root = root.resolve()
         self.keys = frozenset(keys)
+        # key -> the file found inside the root at the last open: (device, inode), its path
+        self._inside: dict[str, tuple[tuple[int, int], Path]] = {}
 
     def open(self, key: str) -> FileInfo:
         """Stat a catalogue file; FileMissing if unknown, outside the root, or gone."""
         if key not in self.keys:
             raise FileMissing(key)
+        try:
+            stat = os.stat(self.root / key)
+        except OSError:
+            raise FileMissing(key) from None
+        if not S_ISREG(stat.st_mode):
+            raise FileMissing(key)
+        known = self._inside.get(key)
+        if known is not None and known[0] == (stat.st_dev, stat.st_ino):
+            return FileInfo.of(key, known[1], stat)  # the very file found inside before
+        # Where it leads, followed link by link (a path leading out is refused): only for a
+        # file not seen before; the same file (its device and inode) is the same answer.
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
             raise FileMissing(key)
@@ -49,6 +63,7 @@ class Catalog:
             stat = path.stat()
         except OSError:
             raise FileMissing(key) from None
-        if not path.is_file():
+        if not S_ISREG(stat.st_mode):
             raise FileMissing(key)
+        self._inside[key] = ((stat.st_dev, stat.st_ino), path)
         return FileInfo.of(key, path, stat)

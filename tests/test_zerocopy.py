@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+import bot.delivery.disk
 import bot.web.edge
 from bot.config import Settings, load_settings
 from bot.delivery.reading import ZEROCOPY, Reader
@@ -191,3 +192,17 @@ def test_the_protocol_offers_zero_copy_send_on_a_get(
     assert whole.status_code == 200 and whole.content == data
     assert posted.status_code == 204
     assert offered == [("GET", True), ("GET", True), ("POST", False)]
+
+
+def test_a_kept_alive_clients_next_request_ends_the_wait_for_its_acknowledgements(
+    edge_server: RunningServer, files_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A response ends once the client's kernel acknowledged its last byte, looked at in
+    growing pauses; the client's next request on the connection says it read the answer, so
+    the look comes then, not at the end of the pause (#20: a pause cost every request)."""
+    monkeypatch.setattr(bot.delivery.disk, "ACK_POLL", (60.0, 60.0))  # a look a minute
+    original = (files_dir / BIG_NAME).read_bytes()
+    path = big_path(edge_server)
+    with edge_server.client() as client:  # one connection, kept alive; 10 s at most a request
+        first, second = client.get(path), client.get(path)
+    assert first.content == original and second.content == original  # well within a minute

@@ -292,7 +292,7 @@ class DiskResponse(Response):
                 seen, since = sent, time.monotonic()
             elif time.monotonic() - since >= self._timeout:
                 return Outcome.STALLED
-            await anyio.sleep(pause)
+            await acks.pause(pause)
             pause = min(pause * 2, ACK_POLL[1])
         return Outcome.SERVED
 

@@ -32,6 +32,10 @@ class Acks(Protocol):
     def abort(self) -> None:
         """Reset the connection, dropping what the kernel has not sent; ``acked`` is final."""
 
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less: until the client sends anything (its next request on a
+        kept-alive connection says it has read this answer: worth a look at ``acked``)."""
+
 
 def same_file(path: str | os.PathLike[str], expected: tuple[int, ...]) -> IO[bytes]:
     """Open ``path`` for reading; FileNotFoundError if it is no longer the file ``expected``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import socket
@@ -65,6 +66,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._sock: socket.socket | None = None  # where the kernel counts acknowledgements
         self._acked_at_loss: int | None = None
         self._lost = asyncio.Event()
+        self._heard = asyncio.Event()  # the client sent something (see ``pause``)
         self._zerocopy = False  # a TCP socket without TLS (sendfile would bypass the TLS)
         self._app, self.app = self.app, self._serve
 
@@ -163,10 +165,12 @@ class GuardedHttpTools(HttpToolsProtocol):
             # still delivers it, so then it counts as acknowledged.
             self._acked_at_loss = self.acked() if exc is not None else self.written()
         self._lost.set()
+        self._heard.set()
         self._disarm()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._heard.set()
         if self.transport.lingering:
             self.transport.discard(data)
             return
@@ -241,6 +245,13 @@ class GuardedHttpTools(HttpToolsProtocol):
             return self._acked_at_loss
         info = tcp_info(self._sock) if self._sock is not None else None
         return info[0] if info else 0
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less: until the client sends anything, or the connection ends."""
+        self._heard.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._heard.wait()
 
     def gone(self) -> bool:
         """The connection is lost: ``acked`` is final."""

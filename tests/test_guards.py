@@ -226,6 +226,20 @@ def test_a_file_found_inside_once_is_checked_again_once_it_leads_elsewhere(
         catalogue.open(key)
 
 
+def test_a_remembered_file_moved_out_and_linked_back_is_refused(
+    catalogue: Catalog, tmp_path: Path
+) -> None:
+    """Device and inode alone would let it through (the same inode, now outside the root);
+    the rename moves its ctime: walked again, refused. A freed inode reused by a new file
+    outside is the same case."""
+    assert catalogue.open("ok.txt").path.read_text() == "ok"
+    outside = tmp_path / "moved-out.txt"
+    (catalogue.root / "ok.txt").rename(outside)
+    (catalogue.root / "ok.txt").symlink_to(outside)
+    with pytest.raises(FileMissing):
+        catalogue.open("ok.txt")
+
+
 def test_long_tokens_are_refused_before_decoding() -> None:
     signer = LinkSigner([SECRET], 600, files=[DEMO_NAME])
     token, _ = signer.issue(DEMO_NAME)

@@ -3,8 +3,8 @@ protocol a direct download's bytes go from the page cache to the socket, never t
 
 The protocol offers ASGI's zero-copy send extension (``http.response.zerocopysend``) on a GET;
 the disk delivery uses it for spans over 64 KiB, reading ahead only the span's last byte, which
-goes out once the file is found unchanged. A file not in the page cache is sent from a worker
-thread (the disk's wait is never the loop's). Real uvicorn servers, real sockets.
+goes out once the file is found unchanged. Bytes not in the page cache are sent from a worker
+thread (the disk's wait is not the loop's). Real uvicorn servers, real sockets.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import pytest
 
 import bot.delivery.disk
 import bot.web.edge
+import bot.web.zerocopy
 from bot.config import Settings, load_settings
 from bot.delivery.reading import ZEROCOPY, Reader
+from bot.web.transport import in_page_cache
 from tests.conftest import BIG_NAME, RunningServer, write_config
 from tests.helpers.webhook import link_path, reply_text, send
 
@@ -55,7 +57,7 @@ def _on_loop() -> bool:
 @pytest.fixture
 def sendfiles(monkeypatch: pytest.MonkeyPatch) -> Sendfiles:
     seen = Sendfiles()
-    real = bot.web.edge.send_file
+    real = bot.web.zerocopy.send_file
 
     def spy(sock: int, file: int, offset: int, count: int) -> int | None:
         sent = real(sock, file, offset, count)
@@ -64,7 +66,7 @@ def sendfiles(monkeypatch: pytest.MonkeyPatch) -> Sendfiles:
             seen.after_first()
         return sent
 
-    monkeypatch.setattr(bot.web.edge, "send_file", spy)
+    monkeypatch.setattr(bot.web.zerocopy, "send_file", spy)
     return seen
 
 
@@ -127,6 +129,7 @@ def test_a_cold_file_is_sent_from_a_worker_thread(
     with big.open("rb") as cold:  # out of the page cache (its pages are clean: written, synced)
         os.fsync(cold.fileno())
         os.posix_fadvise(cold.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        assert not in_page_cache(cold.fileno(), 0)  # the filesystem let them go
     with edge_server.client() as client:
         got = client.get(path)
     assert got.status_code == 200 and got.content == original
@@ -206,3 +209,32 @@ def test_a_kept_alive_clients_next_request_ends_the_wait_for_its_acknowledgement
     with edge_server.client() as client:  # one connection, kept alive; 10 s at most a request
         first, second = client.get(path), client.get(path)
     assert first.content == original and second.content == original  # well within a minute
+
+
+def test_a_zero_copy_send_outside_its_content_length_writes_nothing(
+    serve_app: Callable[..., str], settings: Settings, tmp_path: Path
+) -> None:
+    """File bytes never go out unframed (before the status line) nor past the Content-Length,
+    where a kept-alive client would read them as the next response."""
+    (tmp_path / "blob").write_bytes(b"SECRET-FILE-BYTES" * 100)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        with (tmp_path / "blob").open("rb") as file:
+            piece = {"type": ZEROCOPY, "file": file, "offset": 0, "count": 1700}
+            if scope["path"] == "/over":
+                headers = [(b"content-length", b"10")]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send(piece)
+
+    url = serve_app(app, **bot.web.edge.uvicorn_options(settings))
+    with httpx.Client(base_url=url, timeout=10) as client:
+        early = client.get("/early")
+        with client.stream("GET", "/over") as over:
+            got = b""
+            with pytest.raises(httpx.RemoteProtocolError):
+                for chunk in over.iter_bytes():
+                    got += chunk
+    assert early.status_code == 500 and b"SECRET" not in early.content
+    assert over.status_code == 200 and got == b""

@@ -38,8 +38,8 @@ class Catalog:
     def __init__(self, root: Path, keys: Iterable[str]) -> None:
         self.root = root.resolve()
         self.keys = frozenset(keys)
-        # key -> the file found inside the root at the last open: (device, inode), its path
-        self._inside: dict[str, tuple[tuple[int, int], Path]] = {}
+        # key -> the file found inside the root at the last open: (device, inode, ctime), path
+        self._inside: dict[str, tuple[tuple[int, int, int], Path]] = {}
 
     def open(self, key: str) -> FileInfo:
         """Stat a catalogue file; FileMissing if unknown, outside the root, or gone."""
@@ -52,10 +52,12 @@ class Catalog:
         if not S_ISREG(stat.st_mode):
             raise FileMissing(key)
         known = self._inside.get(key)
-        if known is not None and known[0] == (stat.st_dev, stat.st_ino):
+        if known is not None and known[0] == _seen(stat):
             return FileInfo.of(key, known[1], stat)  # the very file found inside before
         # Where it leads, followed link by link (a path leading out is refused): only for a
-        # file not seen before; the same file (its device and inode) is the same answer.
+        # file not seen before. The same file is the same answer: its device and inode, and
+        # its ctime, which a new file reusing a freed inode, a rename, a new link or a change
+        # all move on.
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
             raise FileMissing(key)
@@ -65,5 +67,9 @@ class Catalog:
             raise FileMissing(key) from None
         if not S_ISREG(stat.st_mode):
             raise FileMissing(key)
-        self._inside[key] = ((stat.st_dev, stat.st_ino), path)
+        self._inside[key] = (_seen(stat), path)
         return FileInfo.of(key, path, stat)
+
+
+def _seen(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_dev, stat.st_ino, stat.st_ctime_ns

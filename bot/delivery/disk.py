@@ -37,9 +37,9 @@ from bot.state.base import Outcome
 
 _WAIT_FOR_CLIENT: Message = {"type": "http.response.body", "body": b"", "more_body": True}
 ACK_POLL = (0.001, 0.05)  # seconds between looks at the acknowledged bytes: first, at most
-# Spans longer than this go out zero-copy where the server offers it (its files are ever read
-# whole on the loop); shorter ones in one read and one write. A zero-copy span's last TAIL bytes
-# are read ahead and sent once the file is found unchanged.
+# Spans longer than this go out zero-copy where the server offers it; shorter ones in one read
+# and one write. A zero-copy span's last TAIL bytes are read ahead (on the loop from the page
+# cache, else in a worker thread) and sent once the file is found unchanged.
 ZEROCOPY_MIN, TAIL = 64 * 1024, 1
 
 

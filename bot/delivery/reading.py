@@ -48,7 +48,8 @@ def same_file(path: str | os.PathLike[str], expected: tuple[int, ...]) -> IO[byt
 
 
 class Reader:
-    """Reads one span of one file from a worker thread; opens with the first read.
+    """Reads one span of one file: in a worker thread, or on the loop what ``cached_tail``
+    finds in the page cache; opens (and checks) the file at the first call.
 
     Every read (and every piece sent another way) checks the file is still the one that was
     stat'ed: a file replaced or changed in place (``cp new files/x``) raises TransferAborted,

@@ -5,25 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import socket
-from collections.abc import Callable
 from typing import Any, cast
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
 from bot.delivery.reading import ACKS, ZEROCOPY
-from bot.web.transport import (
-    RESET,
-    LingeringTransport,
-    WrittenAside,
-    in_page_cache,
-    send_file,
-    send_queue,
-    tcp_info,
-)
+from bot.web.transport import RESET, LingeringTransport, send_queue, tcp_info
+from bot.web.zerocopy import FileSender, ZeroCopySend
 
 LINGER = 1.0  # seconds a refused connection stays half-open, for the client to read the 431
 TOO_LARGE = (
@@ -45,8 +36,9 @@ class GuardedHttpTools(HttpToolsProtocol):
     # (LingeringTransport), never read on for as long as the client sends. On Linux each
     # request's scope holds the connection's bot.delivery.reading.Acks (``ACKS``: this protocol):
     # direct downloads count what the client's kernel acknowledged, not what the server's took.
-    # There a GET also has ASGI's zero-copy send (``ZEROCOPY``): file bytes go from the page
-    # cache to the socket (sendfile, in a worker thread), never through Python (#20).
+    # There a GET over plain TCP also has ASGI's zero-copy send (``ZEROCOPY``,
+    # ``bot.web.zerocopy``): file bytes go from the page cache to the socket, not through
+    # Python (#20).
 
     transport: LingeringTransport  # set by connection_made, as uvicorn's own
 
@@ -67,96 +59,23 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._acked_at_loss: int | None = None
         self._lost = asyncio.Event()
         self._heard = asyncio.Event()  # the client sent something (see ``pause``)
-        self._zerocopy = False  # a TCP socket without TLS (sendfile would bypass the TLS)
+        self._files: FileSender | None = None  # plain TCP only (sendfile would bypass TLS)
         self._app, self.app = self.app, self._serve
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app, with the zero-copy send on a GET where the kernel counts acknowledgements."""
-        if self._zerocopy and scope.get("method") == "GET":
+        if self._files is not None and scope.get("method") == "GET":
             scope["extensions"] = {**scope.get("extensions", {}), ZEROCOPY: {}}
-            send = functools.partial(self._send, send)
+            send = ZeroCopySend(self._files, send)
         await self._app(scope, receive, send)
-
-    async def _send(self, send: Send, message: Message) -> None:
-        if message["type"] == ZEROCOPY:
-            file = message["file"]
-            count = await self.sendfile(
-                file if isinstance(file, int) else file.fileno(),
-                message.get("offset"),
-                message.get("count"),
-            )
-            more = message.get("more_body", False)
-            message = {"type": "http.response.body", "body": WrittenAside(count), "more_body": more}
-        await send(message)
-
-    async def sendfile(self, file: int, offset: int | None, count: int | None) -> int:
-        """Write ``count`` bytes of ``file`` from ``offset`` (defaults: where it stands, to its
-        end) to this connection, once whatever was written before has gone to the kernel.
-
-        OSError (as ASGI's ``send`` on a closed connection) when the connection closes first
-        (ConnectionError: broken by the client) or the file ends first; some bytes may have gone.
-        """
-        if offset is None:
-            offset = os.lseek(file, 0, os.SEEK_CUR)
-        if count is None:
-            count = os.fstat(file).st_size - offset
-        if self._sock is None:  # only offered where there is one
-            raise OSError("no socket to send a file to")
-        # A number of our own for the socket: the transport may close its own meanwhile, and
-        # a number reused by the next connection must never receive these bytes.
-        sock, sent = os.dup(self._sock.fileno()), 0
-        try:
-            while sent < count:
-                if self.transport.is_closing():  # once lost, ``acked`` is final (see there)
-                    await self._lost.wait()
-                    raise OSError("the connection closed during a zero-copy send")
-                if self.transport.get_write_buffer_size():  # the head or an earlier body first
-                    await self._writable(sock)
-                    await asyncio.sleep(0)  # the transport's turn to write
-                    continue
-                at, left = offset + sent, count - sent
-                if in_page_cache(file, at, left):  # as nginx's sendfile: on the loop
-                    n = send_file(sock, file, at, left)
-                else:  # a cold file: the disk's wait in a worker thread, never the loop's
-                    n = await self._in_thread(send_file, sock, file, at, left)
-                if n is None:
-                    await self._writable(sock)
-                elif n == 0:
-                    raise OSError("the file ended before the zero-copy send did")
-                else:
-                    sent += n
-        finally:
-            os.close(sock)
-        return sent
-
-    async def _in_thread(self, call: Callable[..., Any], *args: Any) -> Any:
-        """``call`` in a worker thread; cancelled, it still waits for the thread to let go."""
-        done = self.loop.run_in_executor(None, call, *args)
-        try:
-            return await asyncio.shield(done)
-        except asyncio.CancelledError:
-            await asyncio.wait([done])
-            raise
-
-    async def _writable(self, sock: int) -> None:
-        ready = self.loop.create_future()
-
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        self.loop.add_writer(sock, wake)
-        try:
-            await ready
-        finally:
-            self.loop.remove_writer(sock)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
         if sock is not None and tcp_info(sock) is not None:
             self._sock = sock
-            self._zerocopy = transport.get_extra_info("ssl_object") is None
         super().connection_made(LingeringTransport(transport, lambda: self._in_body, self.loop))
+        if self._sock is not None and transport.get_extra_info("ssl_object") is None:
+            self._files = FileSender(self.transport, self._sock, self._lost)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -63,14 +63,11 @@ def send_queue(sock: socket.socket) -> int:
     return queued
 
 
-def in_page_cache(file: int, offset: int, count: int) -> bool:
-    """The span's first and last bytes are in the page cache: reading them would not wait on
-    the disk. False where the kernel cannot tell (RWF_NOWAIT: Linux 4.14+, most filesystems)."""
-    probe = bytearray(1)
+def in_page_cache(file: int, offset: int) -> bool:
+    """The byte at ``offset`` is in the page cache: reading it would not wait on the disk.
+    False where the kernel cannot tell (RWF_NOWAIT: Linux 4.14+, most filesystems)."""
     try:
-        return all(
-            os.preadv(file, [probe], at, os.RWF_NOWAIT) for at in (offset, offset + count - 1)
-        )
+        return os.preadv(file, [bytearray(1)], offset, os.RWF_NOWAIT) == 1
     except (OSError, AttributeError):
         return False
 

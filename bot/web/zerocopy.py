@@ -22,8 +22,8 @@ from starlette.types import Message, Send
 from bot.delivery.reading import ZEROCOPY
 from bot.web.transport import LingeringTransport, WrittenAside, in_page_cache, send_file
 
-WINDOW = 256 * 1024  # the most one send on the loop takes, once probed in the page cache
-PROBE_EVERY = 64 * 1024  # a page looked at this often across a window (RWF_NOWAIT)
+WINDOW = 512 * 1024  # the most one send on the loop takes, once probed in the page cache
+PROBE_EVERY = 128 * 1024  # a page looked at this often across a window (RWF_NOWAIT)
 _THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bot-sendfile")
 
 

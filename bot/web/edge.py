@@ -155,8 +155,14 @@ class GuardedHttpTools(HttpToolsProtocol):
         """Bytes written to this connection: acknowledged, in the kernel, or in the transport."""
         if self._sock is None or self._acked_at_loss is not None:
             return self.acked()
-        queued = send_queue(self._sock) + self.transport.get_write_buffer_size()
-        return self.acked() + queued
+        # Two calls, one snapshot: an ACK between them would count its bytes twice (queued
+        # before, acknowledged after), so the queue is read between two equal looks at acked.
+        for _ in range(3):
+            acked = self.acked()
+            queued = send_queue(self._sock) + self.transport.get_write_buffer_size()
+            if self.acked() == acked:
+                break
+        return acked + queued
 
     def acked(self) -> int:
         """Bytes written to this connection that the peer's kernel acknowledged (final if lost)."""
